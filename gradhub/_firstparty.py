@@ -1,0 +1,11 @@
+"""Method names shipped by first-party plugins (``plugins/<slug>`` -> ``gradhub-<slug>``).
+
+Used only to answer a lookup of a method whose plugin is not installed with the pip
+command that installs it. A test keeps this table equal to the entry points declared
+under ``plugins/``.
+"""
+
+FIRST_PARTY_METHODS: dict[str, str] = {
+    "adamp": "adamp",
+    "sgdp": "adamp",
+}

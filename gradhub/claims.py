@@ -1,0 +1,79 @@
+"""Claim checks: seeded, CPU-sized experiments that reproduce a paper's headline claim.
+
+A plugin lists its claim checks in ``MethodSpec.claims`` as import paths of functions
+that take no arguments and return a :class:`ClaimResult`. The plugin's tests assert
+``result.passed``; ``gradhub demo`` runs them and prints claim, figures and verdict.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+__all__ = ["ClaimResult", "claim_paths", "run_claims"]
+
+
+@dataclass
+class ClaimResult:
+    """What a claim check measured and whether the paper's claim held."""
+
+    claim: str
+    """The paper's claim, in one sentence."""
+    criterion: str
+    """What counts as reproducing it; a wrong implementation must fail this."""
+    measured: dict[str, float]
+    """The figures, by name."""
+    passed: bool
+    methods: tuple[str, ...] = ()
+    details: str = ""
+    """A small table or note for a person reading the demo's output."""
+    seconds: float = field(default=0.0, compare=False)
+    path: str = ""
+
+    def report(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        figures = "\n".join(f"    {name}: {value:.4g}" for name, value in self.measured.items())
+        text = (
+            f"[{verdict}] {', '.join(self.methods)}  ({self.path}, {self.seconds:.1f} s)\n"
+            f"  claim:     {self.claim}\n  criterion: {self.criterion}\n  measured:\n{figures}"
+        )
+        if self.details:
+            text += "\n" + "\n".join(f"    {line}" for line in self.details.splitlines())
+        return text
+
+
+def claim_paths(names: Iterable[str]) -> dict[str, list[str]]:
+    """Claim-check import paths of the named methods, each once, with the methods sharing it."""
+    import gradhub
+
+    paths: dict[str, list[str]] = {}
+    for name in names:
+        for path in gradhub.spec(name).claims:
+            paths.setdefault(path, []).append(name)
+    return paths
+
+
+def run_claims(names: Iterable[str]) -> list[ClaimResult]:
+    """Run every claim check of the named methods; a check that raises is a failed result."""
+    from gradhub.registry import import_target
+
+    results = []
+    for path, methods in claim_paths(names).items():
+        start = time.perf_counter()
+        try:
+            result = import_target(path)()
+        except Exception as error:
+            result = ClaimResult(
+                claim=f"(the claim check {path} raised)",
+                criterion="runs to completion",
+                measured={},
+                passed=False,
+                details="".join(traceback.format_exception(type(error), error, error.__traceback__)[-3:]),
+            )
+        result.seconds = time.perf_counter() - start
+        result.path = path
+        result.methods = tuple(methods)
+        results.append(result)
+    return results

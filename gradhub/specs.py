@@ -1,0 +1,273 @@
+"""The typed description of a method: :class:`MethodSpec`, :class:`Paper`, :class:`Kind`.
+
+These models are the single source of truth for the plugin protocol: the JSON Schema in
+``specs/`` is generated from them (``python -m gradhub.specs specs``) and a test fails
+when the two drift. Nothing here imports torch, so a plugin's entry module, which only
+builds specs, stays cheap to import.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from gradhub.hyperparameters import Hyperparameters
+
+__all__ = [
+    "AttackCapabilities",
+    "Capabilities",
+    "Kind",
+    "LayerCapabilities",
+    "LossCapabilities",
+    "MethodSpec",
+    "OptimizerCapabilities",
+    "Paper",
+    "ProbeCapabilities",
+    "SamplerCapabilities",
+    "ScheduleCapabilities",
+    "SolverCapabilities",
+]
+
+PROTOCOL_VERSION = "1.0"
+"""Version of the plugin protocol described in ``specs/plugin-protocol.md``."""
+
+
+class Kind(str, enum.Enum):
+    """The eight kinds of method; each has an interface in ``gradhub.kinds``."""
+
+    OPTIMIZER = "optimizer"
+    LAYER = "layer"
+    LOSS = "loss"
+    SOLVER = "solver"
+    ATTACK = "attack"
+    SAMPLER = "sampler"
+    SCHEDULE = "schedule"
+    PROBE = "probe"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def entry_point_group(self) -> str:
+        """The entry-point group plugins declare methods of this kind in."""
+        return f"gradhub.{self.value}"
+
+
+NAME_PATTERN = r"^[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=64)]
+ImportPath = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"),
+    Field(description='"package.module:attribute", imported only when needed'),
+]
+Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
+DType = Literal["float16", "bfloat16", "float32", "float64"]
+Line = Annotated[str, StringConstraints(min_length=1, max_length=160, pattern=r"^[^\n]+$")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Paper(_Frozen):
+    """The paper a method comes from."""
+
+    title: Line
+    authors: tuple[Line, ...] = Field(min_length=1)
+    year: int = Field(ge=1900, le=2100)
+    venue: Line | None = Field(None, description='where it was published, e.g. "ICLR 2021"')
+    arxiv: str | None = Field(None, pattern=r"^\d{4}\.\d{4,5}$", description="arXiv id")
+    url: Url | None = None
+    code: Url | None = Field(None, description="the official implementation")
+
+    def citation_key(self) -> str:
+        """``heo2021slowing``: first author's surname, year, first significant title word."""
+        surname = re.sub(r"[^a-z]", "", self.authors[0].split()[-1].lower()) or "anon"
+        stop = {"a", "an", "the", "on", "of", "for", "and", "to", "in", "with", "via"}
+        words = [w for w in re.findall(r"[a-z]+", self.title.lower()) if w not in stop]
+        return f"{surname}{self.year}{words[0] if words else ''}"
+
+    def bibtex(self) -> str:
+        """A BibTeX entry for the paper (``@inproceedings`` when a venue is known)."""
+        fields: list[tuple[str, str]] = [
+            ("title", "{" + self.title + "}"),
+            ("author", " and ".join(self.authors)),
+            ("year", str(self.year)),
+        ]
+        if self.venue:
+            entry = "inproceedings"
+            fields.append(("booktitle", self.venue))
+        else:
+            entry = "article"
+            fields.append(("journal", f"arXiv preprint arXiv:{self.arxiv}" if self.arxiv else "preprint"))
+        if self.arxiv:
+            fields += [("eprint", self.arxiv), ("archivePrefix", "arXiv")]
+        if self.url:
+            fields.append(("url", self.url))
+        body = ",\n".join(f"  {key} = {{{value}}}" for key, value in fields)
+        return f"@{entry}{{{self.citation_key()},\n{body}\n}}"
+
+
+class Capabilities(_Frozen):
+    """What a method supports; the conformance suite chooses its checks from these."""
+
+
+class OptimizerCapabilities(Capabilities):
+    kind: Literal["optimizer"] = "optimizer"
+    supports_foreach: bool = Field(False, description="has a multi-tensor path selected by foreach=True")
+    requires_closure: bool = Field(False, description="step() needs a closure that re-evaluates the loss")
+    param_groups: bool = Field(True, description="param groups behave like separate optimizers")
+    sparse_gradients: bool = Field(False, description="accepts sparse gradients")
+
+
+class LayerCapabilities(Capabilities):
+    kind: Literal["layer"] = "layer"
+    gradient: Literal["exact", "surrogate"] = Field(
+        "exact", description="exact: backward is the true gradient (gradcheck applies)"
+    )
+
+
+class LossCapabilities(Capabilities):
+    kind: Literal["loss"] = "loss"
+    gradient: Literal["exact", "surrogate"] = "exact"
+    reductions: tuple[Literal["none", "mean", "sum"], ...] = Field(
+        (), description="values its reduction= argument takes; empty if it has none"
+    )
+
+
+class SolverCapabilities(Capabilities):
+    kind: Literal["solver"] = "solver"
+
+
+class AttackCapabilities(Capabilities):
+    kind: Literal["attack"] = "attack"
+    perturbation_norm: Literal["linf", "l2"] | None = Field(
+        None, description="the norm bounding the perturbation by the eps hyperparameter, if any"
+    )
+
+
+class SamplerCapabilities(Capabilities):
+    kind: Literal["sampler"] = "sampler"
+
+
+class ScheduleCapabilities(Capabilities):
+    kind: Literal["schedule"] = "schedule"
+
+
+class ProbeCapabilities(Capabilities):
+    kind: Literal["probe"] = "probe"
+
+
+AnyCapabilities = Annotated[
+    OptimizerCapabilities
+    | LayerCapabilities
+    | LossCapabilities
+    | SolverCapabilities
+    | AttackCapabilities
+    | SamplerCapabilities
+    | ScheduleCapabilities
+    | ProbeCapabilities,
+    Field(discriminator="kind"),
+]
+
+CAPABILITIES: dict[Kind, type[Capabilities]] = {
+    Kind(model.model_fields["kind"].default): model for model in Capabilities.__subclasses__()
+}
+
+HyperparameterModel = Annotated[
+    type[Hyperparameters],
+    PlainSerializer(lambda model: model.model_json_schema(), return_type=dict, when_used="json"),
+    WithJsonSchema({"type": "object", "description": "JSON Schema of the hyperparameters"}),
+]
+
+
+class MethodSpec(_Frozen):
+    """Everything gradhub knows about one method without importing its implementation."""
+
+    name: Name = Field(description="unique lower-case name; the entry point's name")
+    kind: Kind
+    summary: Line = Field(description="one line: what the method does")
+    paper: Paper
+    target: ImportPath = Field(description="what gradhub.get returns, imported on first get")
+    params: HyperparameterModel = Field(Hyperparameters, description="hyperparameters with defaults and bounds")
+    example: ImportPath = Field(description="example(device, dtype, seed) -> the kind's example object (gradhub.kinds)")
+    claims: tuple[ImportPath, ...] = Field(
+        (), description="claim checks: functions returning gradhub.claims.ClaimResult"
+    )
+    aliases: tuple[Name, ...] = ()
+    tags: tuple[Name, ...] = ()
+    devices: tuple[Literal["cpu", "cuda", "mps", "xpu"], ...] = Field(("cpu", "cuda"), min_length=1)
+    dtypes: tuple[DType, ...] = Field(("float32", "float64"), min_length=1)
+    capabilities: AnyCapabilities
+    expected_failures: dict[str, Line] = Field(
+        default_factory=dict, description="conformance check id -> why it is expected to fail"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_capabilities(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "kind" in data:
+            kind = data["kind"]
+            kind = kind.value if isinstance(kind, Kind) else kind
+            capabilities = data.get("capabilities")
+            if capabilities is None:
+                data = {**data, "capabilities": {"kind": kind}}
+            elif isinstance(capabilities, dict) and "kind" not in capabilities:
+                data = {**data, "capabilities": {**capabilities, "kind": kind}}
+        return data
+
+    @model_validator(mode="after")
+    def _capabilities_match_kind(self) -> MethodSpec:
+        if self.capabilities.kind != self.kind.value:
+            raise ValueError(
+                f"capabilities are for kind {self.capabilities.kind!r} but the method is a {self.kind.value}"
+            )
+        if self.name in self.aliases:
+            raise ValueError(f"alias {self.name!r} repeats the method's own name")
+        return self
+
+    @field_validator("expected_failures")
+    @classmethod
+    def _known_checks(cls, value: dict[str, str]) -> dict[str, str]:
+        for check_id in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", check_id):
+                raise ValueError(f"expected_failures key {check_id!r} is not a check id")
+        return value
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schemas published in ``specs/``, by file name."""
+    return {
+        "method-spec.schema.json": MethodSpec.model_json_schema(mode="serialization"),
+        "paper.schema.json": Paper.model_json_schema(),
+    }
+
+
+def write_json_schemas(directory: Path) -> list[Path]:
+    """Write :func:`json_schemas` into ``directory``; returns the paths written."""
+    written = []
+    for filename, schema in json_schemas().items():
+        path = directory / filename
+        path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":  # python -m gradhub.specs specs/
+    for path in write_json_schemas(Path(sys.argv[1] if len(sys.argv) > 1 else "specs")):
+        print(f"wrote {path}")
