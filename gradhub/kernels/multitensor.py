@@ -1,0 +1,92 @@
+"""Multi-tensor helpers: group parallel tensor lists, batch same-shape tensors.
+
+``torch._foreach_*`` ops need lists whose tensors share a device and dtype; row-wise
+reductions over many small tensors are cheapest as one batched op over a stacked
+``(k, rows, row_length)`` tensor. Nothing here synchronises with the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["as_rows", "group_tensors", "row_blocks", "row_shape", "same_shape_batches", "write_back"]
+
+
+def group_tensors(
+    tensor_lists: Sequence[Sequence[Tensor]], extra_keys: Sequence[Hashable] | None = None
+) -> dict[tuple[Hashable, ...], list[list[Tensor]]]:
+    """Split parallel lists by the (device, dtype) of the first list's tensors.
+
+    ``extra_keys`` (one per tensor) splits further, e.g. by per-parameter step count so
+    that a group shares its bias corrections. Order within a group is preserved.
+    """
+    groups: dict[tuple[Hashable, ...], list[list[Tensor]]] = {}
+    first = tensor_lists[0]
+    for index, tensor in enumerate(first):
+        key: tuple[Hashable, ...] = (tensor.device, tensor.dtype)
+        if extra_keys is not None:
+            key += (extra_keys[index],)
+        lists = groups.get(key)
+        if lists is None:
+            lists = groups[key] = [[] for _ in tensor_lists]
+        for target, source in zip(lists, tensor_lists):
+            target.append(source[index])
+    return groups
+
+
+def same_shape_batches(tensors: Sequence[Tensor], max_batch_numel: int) -> list[list[int]]:
+    """Indices of ``tensors`` grouped by shape into batches of at most ``max_batch_numel`` elements.
+
+    A tensor larger than that stands alone (process it in blocks, see :func:`row_blocks`);
+    stacking would copy it, and one op per large tensor costs nothing next to its memory
+    traffic. Small same-shape tensors share batches, which :func:`as_rows` stacks.
+    """
+    alone: list[list[int]] = []
+    by_shape: dict[torch.Size, list[list[int]]] = {}
+    for index, tensor in enumerate(tensors):
+        numel = tensor.numel()
+        if numel > max_batch_numel:
+            alone.append([index])
+            continue
+        batches = by_shape.setdefault(tensor.shape, [[]])
+        if (len(batches[-1]) + 1) * numel > max_batch_numel:
+            batches.append([])
+        batches[-1].append(index)
+    return alone + [batch for batches in by_shape.values() for batch in batches]
+
+
+def row_shape(tensor: Tensor) -> tuple[int, int]:
+    """``(rows, row_length)`` of a tensor seen as its first dimension by the rest (0-d: 1 x 1)."""
+    rows = tensor.shape[0] if tensor.dim() > 0 else 1
+    return rows, (tensor.numel() // rows if rows else 0)
+
+
+def as_rows(tensors: Sequence[Tensor]) -> tuple[Tensor, bool]:
+    """Same-shape tensors as one ``(k, rows, row_length)`` tensor, and whether it is a copy.
+
+    One contiguous tensor is viewed; several, or a non-contiguous one (channels-last
+    weights, say), are copied, and results must then be written back, e.g. with
+    :func:`write_back`.
+    """
+    rows, row_length = row_shape(tensors[0])
+    if len(tensors) == 1 and tensors[0].is_contiguous():
+        return tensors[0].view(1, rows, row_length), False
+    return torch.stack([tensor.reshape(rows, row_length) for tensor in tensors]), True
+
+
+def write_back(originals: Sequence[Tensor], rows: Tensor) -> None:
+    """Copy a batch made by :func:`as_rows` back into the tensors it was made from."""
+    torch._foreach_copy_(list(originals), [row.view_as(original) for row, original in zip(rows.unbind(0), originals)])
+
+
+def row_blocks(rows: int, row_length: int, max_block_numel: int) -> list[slice]:
+    """Slices of whole rows with at most ``max_block_numel`` elements each (one row at least).
+
+    Walking a large tensor block by block keeps a step's intermediates in cache; the
+    loop is over blocks (a few per megabyte), never over rows or elements.
+    """
+    per_block = max(1, max_block_numel // max(row_length, 1))
+    return [slice(start, min(start + per_block, rows)) for start in range(0, rows, per_block)]

@@ -1,0 +1,148 @@
+"""The optimizer kind: ``gradhub.get(name)`` is a ``torch.optim.Optimizer`` subclass.
+
+Interface: ``cls(params, **hyperparameters)``; ``step(closure=None)`` returns the
+closure's loss; param groups; an exact ``state_dict`` round trip; parameters without a
+gradient are left alone. :class:`Optimizer` is an optional base class that brings the
+conventions every gradhub optimizer follows: hyperparameters validated against the
+spec's model (per param group, before anything changes), unknown keywords rejected
+with the accepted list, sparse gradients and complex parameters rejected by name.
+
+The example (``MethodSpec.example``) returns an :class:`OptimizerExample`; most
+optimizers use :func:`standard_problem`, a small conv + BatchNorm classifier.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from gradhub.errors import UnsupportedInputError
+from gradhub.hyperparameters import Hyperparameters, bind_arguments, validate_hyperparameters
+
+__all__ = ["Optimizer", "OptimizerExample", "default_foreach", "is_optimizer_target", "standard_problem"]
+
+
+@dataclass(kw_only=True)
+class OptimizerExample:
+    """A seeded problem to optimise: what the conformance suite and demos run."""
+
+    model: nn.Module
+    loss: Callable[[], torch.Tensor]
+    """Evaluates the objective on fixed data (no randomness); differentiable in the model."""
+    hparams: dict[str, Any] = field(default_factory=dict)
+    """Hyperparameters under which ``steps`` steps lower the loss."""
+    steps: int = 10
+
+
+def standard_problem(
+    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+) -> tuple[nn.Module, Callable[[], torch.Tensor]]:
+    """A conv-BatchNorm-ReLU ×2 + linear classifier on 32 synthetic 8x8 images, 4 classes.
+
+    It has scale-invariant weights (convolutions followed by BatchNorm), plain weights
+    (the linear layer) and 1-D parameters (BatchNorm affine, biases), so it exercises
+    what optimizers treat differently. The labels come from a fixed random teacher, so
+    the loss can go down.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1, bias=False),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1, bias=False),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32, 4),
+        )
+    inputs = torch.randn(32, 3, 8, 8, generator=generator)
+    teacher = torch.randn(3 * 8 * 8, 4, generator=generator)
+    labels = (inputs.flatten(1) @ teacher).argmax(1)
+    model = model.to(device=device, dtype=dtype)
+    inputs = inputs.to(device=device, dtype=dtype)
+    labels = labels.to(device)
+
+    def loss() -> torch.Tensor:
+        return nn.functional.cross_entropy(model(inputs), labels)
+
+    return model, loss
+
+
+def is_optimizer_target(target: Any) -> bool:
+    return isinstance(target, type) and issubclass(target, torch.optim.Optimizer)
+
+
+def default_foreach(params: Iterable[torch.Tensor]) -> bool:
+    """``foreach=None`` resolves to True when every tensor is on a CPU or CUDA device.
+
+    Unlike torch.optim (which picks the per-tensor loop on CPU), gradhub's multi-tensor
+    paths are measured faster on CPU too; other devices get the per-tensor path.
+    """
+    return all(p.device.type in ("cpu", "cuda") for p in params)
+
+
+class Optimizer(torch.optim.Optimizer):
+    """Base class for gradhub optimizers.
+
+    Subclasses set :attr:`method` (the registry name) and :attr:`hyperparameters` (the
+    spec's model), build ``defaults`` in ``__init__`` and call ``super().__init__``.
+    """
+
+    method: ClassVar[str]
+    hyperparameters: ClassVar[type[Hyperparameters]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None or getattr(init, "_gradhub_checked", False):
+            return
+        signature = inspect.signature(init)
+        accepted = [name for name in signature.parameters if name not in ("self", "params")]
+
+        @functools.wraps(init)
+        def checked_init(self: Optimizer, *args: Any, **kwargs: Any) -> None:
+            bind_arguments(getattr(cls, "method", cls.__name__), signature, (self, *args), kwargs, accepted)
+            init(self, *args, **kwargs)
+
+        checked_init._gradhub_checked = True  # type: ignore[attr-defined]
+        cls.__init__ = checked_init  # type: ignore[method-assign]
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Validate the group's hyperparameters and parameters, then add it (atomically)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"{self.method}: a param group is a dict, not {type(param_group).__name__}")
+        overrides = {key: value for key, value in param_group.items() if key != "params"}
+        known = self.hyperparameters.model_fields
+        merged = {**{k: v for k, v in self.defaults.items() if k in known}, **overrides}
+        validated = validate_hyperparameters(
+            self.method, self.hyperparameters, {k: v for k, v in merged.items() if k in known}
+        )
+        params = param_group["params"]
+        params = [params] if isinstance(params, torch.Tensor) else list(params)
+        for index, param in enumerate(params):
+            if isinstance(param, torch.Tensor) and not param.is_floating_point():
+                raise UnsupportedInputError(
+                    self.method,
+                    f"parameter {index} of param group {len(self.param_groups)}",
+                    f"dtype {param.dtype}",
+                    "parameters must be real floating point (float16, bfloat16, float32, float64)",
+                )
+        super().add_param_group({**param_group, "params": params, **{k: validated[k] for k in overrides if k in known}})
+
+    def _reject_sparse(self, grad: torch.Tensor, group_index: int, param_index: int) -> None:
+        if grad.is_sparse:
+            raise UnsupportedInputError(
+                self.method,
+                f"sparse gradient (parameter {param_index} of param group {group_index})",
+                f"layout {grad.layout}",
+                "use dense gradients (e.g. nn.Embedding(sparse=False))",
+            )
