@@ -1,0 +1,240 @@
+"""What the checks share: loading a method's pieces, comparing results, bad hyperparameters."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import typing
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, NoReturn
+
+import annotated_types
+import torch
+from pydantic import ValidationError
+from torch import nn
+
+from gradhub.errors import ConformanceError, HyperparameterError
+from gradhub.hyperparameters import Hyperparameters
+from gradhub.registry import import_target
+from gradhub.specs import MethodSpec
+
+Runner = Callable[[MethodSpec, torch.device, torch.dtype, int], list[torch.Tensor]]
+Invoker = Callable[[MethodSpec, Any, dict[str, Any]], Any]
+
+RUNNERS: dict[str, Runner] = {}
+"""Per kind: run the example from a seed and return the tensors that must be reproducible."""
+INVOKERS: dict[str, tuple[type, Invoker]] = {}
+"""Per kind: the example type, and how to build/call the method on an example with hyperparameters."""
+
+
+def fail(spec: MethodSpec, message: str) -> NoReturn:
+    raise ConformanceError(f"{spec.name}: {message}")
+
+
+def load_target(spec: MethodSpec) -> Any:
+    try:
+        return import_target(spec.target)
+    except Exception as error:
+        fail(spec, f"its target {spec.target!r} does not import: {type(error).__name__}: {error}")
+
+
+def default_device_and_dtype(spec: MethodSpec) -> tuple[torch.device, torch.dtype]:
+    device = "cpu" if "cpu" in spec.devices else spec.devices[0]
+    return torch.device(device), getattr(torch, "float32" if "float32" in spec.dtypes else spec.dtypes[0])
+
+
+def load_example(spec: MethodSpec, device: torch.device, dtype: torch.dtype, seed: int, expected: type) -> Any:
+    try:
+        builder = import_target(spec.example)
+    except Exception as error:
+        fail(spec, f"its example {spec.example!r} does not import: {type(error).__name__}: {error}")
+    example = builder(device=device, dtype=dtype, seed=seed)
+    if not isinstance(example, expected):
+        fail(
+            spec,
+            f"example {spec.example!r} returned {type(example).__name__}; a {spec.kind.value} example must be a "
+            f"{expected.__module__}.{expected.__name__}",
+        )
+    return example
+
+
+def tensors_of(result: Any, detach: bool = True) -> list[torch.Tensor]:
+    """Every tensor and number inside a result (tensor, number, dataclass, mapping, sequence)."""
+    if isinstance(result, torch.Tensor):
+        return [result.detach() if detach else result]
+    if isinstance(result, bool | int | float):
+        return [torch.tensor(float(result), dtype=torch.float64)]
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return [t for f in dataclasses.fields(result) for t in tensors_of(getattr(result, f.name), detach)]
+    if isinstance(result, dict):
+        return [t for key in sorted(result, key=str) for t in tensors_of(result[key], detach)]
+    if isinstance(result, list | tuple):
+        return [t for item in result for t in tensors_of(item, detach)]
+    return []
+
+
+def assert_close(
+    spec: MethodSpec,
+    expected: list[torch.Tensor],
+    actual: list[torch.Tensor],
+    what: str,
+    rtol: float = 0,
+    atol: float = 0,
+) -> None:
+    """Equal structure, and values equal within tolerance (bit-for-bit by default)."""
+    if len(expected) != len(actual):
+        fail(spec, f"{what}: {len(expected)} tensors the first time, {len(actual)} the second")
+    for index, (a, b) in enumerate(zip(expected, actual)):
+        if a.shape != b.shape or a.dtype != b.dtype:
+            fail(spec, f"{what}: tensor {index} is {tuple(a.shape)} {a.dtype} vs {tuple(b.shape)} {b.dtype}")
+        a, b = a.detach().cpu(), b.detach().cpu()
+        if rtol == 0 and atol == 0:
+            same = torch.equal(a, b) or (
+                a.is_floating_point()
+                and torch.equal(a.isnan(), b.isnan())
+                and torch.equal(torch.nan_to_num(a), torch.nan_to_num(b))
+            )
+            if not same:
+                difference = (a.double() - b.double()).abs().max().item() if a.numel() else 0.0
+                fail(spec, f"{what}: tensor {index} differs (max abs difference {difference:.3g}); expected identical")
+        elif not torch.allclose(a.double(), b.double(), rtol=rtol, atol=atol, equal_nan=True):
+            difference = (a.double() - b.double()).abs().max().item()
+            fail(spec, f"{what}: tensor {index} differs by up to {difference:.3g} (rtol={rtol}, atol={atol})")
+
+
+def assert_finite(spec: MethodSpec, tensors: list[torch.Tensor], what: str) -> None:
+    for index, tensor in enumerate(tensors):
+        if (tensor.is_floating_point() or tensor.is_complex()) and not torch.isfinite(tensor).all():
+            fail(spec, f"{what}: tensor {index} {tuple(tensor.shape)} has NaN or infinite values")
+
+
+@contextlib.contextmanager
+def deterministic_algorithms() -> Iterator[None]:
+    """cuDNN's deterministic kernels for the duration (CPU kernels already are)."""
+    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
+
+
+def scramble_global_rng(seed: int) -> None:
+    """Put the global RNGs in an arbitrary state: a method must not depend on it."""
+    torch.manual_seed(1_000_003 * seed + 12_345)
+
+
+def generator_for(device: torch.device, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+# --- model fingerprints (attacks and probes must leave the model as they found it) ---------
+
+
+def fingerprint(model: nn.Module) -> dict[str, Any]:
+    return {
+        "training": [(name, module.training) for name, module in model.named_modules()],
+        "parameters": {
+            name: (p.detach().clone(), p.requires_grad, None if p.grad is None else p.grad.detach().clone())
+            for name, p in model.named_parameters()
+        },
+        "buffers": {name: b.detach().clone() for name, b in model.named_buffers()},
+    }
+
+
+def assert_model_unchanged(spec: MethodSpec, before: dict[str, Any], model: nn.Module) -> None:
+    after = fingerprint(model)
+    if before["training"] != after["training"]:
+        changed = [name or "<root>" for (name, a), (_, b) in zip(before["training"], after["training"]) if a != b]
+        fail(spec, f"it changed the training mode of {changed}; restore model.train()/eval() as found")
+    if set(before["parameters"]) != set(after["parameters"]) or set(before["buffers"]) != set(after["buffers"]):
+        fail(spec, "it added or removed parameters or buffers of the model")
+    for name, (value, requires_grad, grad) in before["parameters"].items():
+        new_value, new_requires_grad, new_grad = after["parameters"][name]
+        if not torch.equal(value, new_value):
+            fail(spec, f"it changed the model's parameter {name!r}")
+        if requires_grad != new_requires_grad:
+            fail(spec, f"it changed requires_grad of parameter {name!r}")
+        if (grad is None) != (new_grad is None) or (grad is not None and not torch.equal(grad, new_grad)):
+            fail(spec, f"it changed the .grad of parameter {name!r}; use torch.autograd.grad instead of backward()")
+    for name, value in before["buffers"].items():
+        if not torch.equal(value, after["buffers"][name]):
+            fail(spec, f"it changed the model's buffer {name!r} (BatchNorm statistics? run it in eval mode)")
+
+
+# --- hyperparameters that the spec's model rejects ------------------------------------------
+
+
+def _constraint_values(annotation: Any, metadata: list[Any]) -> list[Any]:
+    while typing.get_origin(annotation) is Annotated:
+        annotation, *extra = typing.get_args(annotation)
+        for item in extra:
+            metadata = metadata + list(getattr(item, "metadata", [item]))
+    values: list[Any] = []
+    for item in metadata:
+        for kind, attribute, offset in (
+            (annotated_types.Ge, "ge", -1),
+            (annotated_types.Gt, "gt", 0),
+            (annotated_types.Le, "le", 1),
+            (annotated_types.Lt, "lt", 0),
+        ):
+            if isinstance(item, kind):
+                values.append(getattr(item, attribute) + offset)
+    if annotation in (float, int) or typing.get_origin(annotation) in (typing.Union,):
+        values += [math.nan, math.inf]
+    if annotation is bool:
+        values.append("yes")
+    return values
+
+
+def invalid_hyperparameters(model: type[Hyperparameters], valid: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Values the spec's own model rejects, a few per field: the method must reject them too."""
+    found: list[tuple[str, Any]] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        while typing.get_origin(annotation) is Annotated:
+            annotation = typing.get_args(annotation)[0]
+        candidates: list[Any]
+        if typing.get_origin(annotation) is tuple:
+            base = valid.get(name, field.default)
+            candidates = []
+            if isinstance(base, tuple):
+                for position, item in enumerate(typing.get_args(annotation)):
+                    for bad in _constraint_values(item, []):
+                        candidates.append(base[:position] + (bad,) + base[position + 1 :])
+        else:
+            candidates = _constraint_values(field.annotation, list(field.metadata))
+        kept = 0
+        for candidate in candidates:
+            try:
+                model.model_validate({**valid, name: candidate})
+            except ValidationError:
+                found.append((name, candidate))
+                kept += 1
+            if kept == 3:
+                break
+    return found
+
+
+def expect_hyperparameter_error(spec: MethodSpec, call: Callable[[], Any], name: str, value: Any) -> None:
+    target_name = getattr(load_target(spec), "__name__", spec.name)
+    try:
+        call()
+    except HyperparameterError as error:
+        message = str(error)
+        lowered = message.lower()
+        if spec.name not in lowered and target_name.lower() not in lowered:
+            fail(spec, f"the error for {name}={value!r} does not name the method: {message!r}")
+        if name not in message:
+            fail(spec, f"the error for {name}={value!r} does not name the parameter: {message!r}")
+        if repr(value) not in message and str(value) not in message:
+            fail(spec, f"the error for {name}={value!r} does not show the value: {message!r}")
+        return
+    except Exception as error:
+        fail(
+            spec,
+            f"{name}={value!r} raised {type(error).__name__}: {error}; bad hyperparameters must raise "
+            "gradhub.HyperparameterError (see gradhub.hyperparameters.validate_hyperparameters)",
+        )
+    fail(spec, f"{name}={value!r} was accepted, but the spec's hyperparameter model rejects it")

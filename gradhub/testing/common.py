@@ -1,0 +1,134 @@
+"""Checks every kind gets: the spec, the entry module, hyperparameters, determinism, devices."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import torch
+
+import gradhub
+from gradhub.kinds import attack, layer, loss, optimizer, probe, sampler, schedule, solver
+from gradhub.registry import import_target
+from gradhub.specs import MethodSpec
+from gradhub.testing._helpers import (
+    INVOKERS,
+    RUNNERS,
+    assert_close,
+    default_device_and_dtype,
+    deterministic_algorithms,
+    expect_hyperparameter_error,
+    fail,
+    invalid_hyperparameters,
+    load_example,
+    load_target,
+    scramble_global_rng,
+)
+from gradhub.testing._suite import available_devices, conformance_check, definitions
+
+TARGET_TESTS = {
+    "optimizer": (optimizer.is_optimizer_target, "a torch.optim.Optimizer subclass"),
+    "layer": (layer.is_layer_target, "an nn.Module subclass or a function"),
+    "loss": (loss.is_loss_target, "an nn.Module subclass or a function"),
+    "solver": (solver.is_solver_target, "a function returning gradhub.kinds.solver.SolverResult"),
+    "attack": (attack.is_attack_target, "a function returning gradhub.kinds.attack.AttackResult"),
+    "sampler": (sampler.is_sampler_target, "a function returning gradhub.kinds.sampler.SampleResult"),
+    "schedule": (schedule.is_schedule_target, "an LRScheduler subclass or a function of the step"),
+    "probe": (probe.is_probe_target, "a function"),
+}
+REQUIRED_HYPERPARAMETERS = {"solver": ("tol", "max_iter")}
+
+
+def _entry_module(spec: MethodSpec) -> str | None:
+    for entry in gradhub.list():
+        if entry.name == spec.name and entry.module:
+            return entry.module
+    return None
+
+
+@conformance_check(dtypes="none", per_device=False)
+def check_spec_valid(spec: MethodSpec, device: Any, dtype: Any) -> None:
+    """The spec validates, its target, example and claims import, and they have the right shape."""
+    again = type(spec).model_validate(spec.model_dump())
+    if again != spec:
+        fail(spec, "the spec does not survive a dump/validate round trip")
+    is_valid, wanted = TARGET_TESTS[spec.kind.value]
+    target = load_target(spec)
+    if not is_valid(target):
+        fail(spec, f"its target {spec.target!r} is {target!r}; a {spec.kind.value} target must be {wanted}")
+    for path in (spec.example, *spec.claims):
+        try:
+            function = import_target(path)
+        except Exception as error:
+            fail(spec, f"{path!r} does not import: {type(error).__name__}: {error}")
+        if not callable(function):
+            fail(spec, f"{path!r} is not callable")
+    for name in REQUIRED_HYPERPARAMETERS.get(spec.kind.value, ()):
+        if name not in spec.params.model_fields:
+            fail(spec, f"a {spec.kind.value} must take the hyperparameter {name!r}; its model lacks it")
+    known = {definition.id for definition in definitions(spec.kind.value)}
+    for check_id in spec.expected_failures:
+        if check_id not in known:
+            fail(spec, f"expected_failures names {check_id!r}, which is not a {spec.kind.value} check: {sorted(known)}")
+
+
+@conformance_check(dtypes="none", per_device=False, applies=lambda spec: _entry_module(spec) is not None)
+def check_entry_module_torch_free(spec: MethodSpec, device: Any, dtype: Any) -> None:
+    """Importing the plugin's entry module (and its specs) does not import torch."""
+    module = _entry_module(spec)
+    code = (
+        f"import sys, importlib; importlib.import_module({module!r}); "
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    if completed.returncode != 0:
+        fail(spec, f"importing its entry module {module!r} failed: {completed.stderr.strip()[-500:]}")
+    if completed.stdout.strip() != "[]":
+        fail(
+            spec,
+            f"importing its entry module {module!r} imports torch; keep specs torch-free and import the "
+            "implementation only from the spec's target",
+        )
+
+
+@conformance_check(dtypes="none", per_device=False)
+def check_hyperparameters_validated(spec: MethodSpec, device: Any, dtype: Any) -> None:
+    """Bad or unknown hyperparameters raise gradhub.HyperparameterError naming method, parameter, value."""
+    example_type, invoke = INVOKERS[spec.kind.value]
+    example = load_example(spec, *default_device_and_dtype(spec), 0, example_type)
+    cases = [*invalid_hyperparameters(spec.params, example.hparams), ("not_a_hyperparameter", 1)]
+    for name, value in cases:
+        hparams = {**example.hparams, name: value}
+        expect_hyperparameter_error(spec, lambda hparams=hparams: invoke(spec, example, hparams), name, value)
+
+
+@conformance_check()
+def check_deterministic(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
+    """Two runs from the same seed agree bit for bit, whatever state the global RNG is in."""
+    run = RUNNERS[spec.kind.value]
+    with deterministic_algorithms():
+        scramble_global_rng(1)
+        first = run(spec, device, dtype, 0)
+        scramble_global_rng(2)
+        second = run(spec, device, dtype, 0)
+    assert_close(spec, first, second, "two runs from the same seed (global RNG in different states)")
+
+
+def _several_devices(spec: MethodSpec) -> bool:
+    return len([device for device in available_devices() if device in spec.devices]) > 1
+
+
+@conformance_check(
+    "optimizer", "layer", "loss", "solver", "schedule", dtypes="precise", per_device=False, applies=_several_devices
+)
+def check_devices_agree(spec: MethodSpec, device: Any, dtype: torch.dtype) -> None:
+    """The example gives the same results (to round-off) on every available device."""
+    run = RUNNERS[spec.kind.value]
+    devices = [name for name in available_devices() if name in spec.devices]
+    tolerance = 1e-7 if dtype == torch.float64 else 1e-3
+    with deterministic_algorithms():
+        reference = run(spec, torch.device("cpu"), dtype, 0)
+        for name in devices[1:]:
+            other = [t.cpu() for t in run(spec, torch.device(name), dtype, 0)]
+            assert_close(spec, reference, other, f"cpu vs {name}", rtol=tolerance, atol=tolerance)

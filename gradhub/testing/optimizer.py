@@ -1,0 +1,281 @@
+"""Conformance checks for optimizers (after PyTorch's own optimizer tests)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import torch
+from torch import nn
+
+from gradhub.errors import GradhubError
+from gradhub.kinds.optimizer import OptimizerExample
+from gradhub.specs import MethodSpec
+from gradhub.testing._helpers import (
+    INVOKERS,
+    RUNNERS,
+    assert_close,
+    assert_finite,
+    fail,
+    load_example,
+    load_target,
+)
+from gradhub.testing._suite import conformance_check
+
+
+def _example(spec: MethodSpec, device: torch.device, dtype: torch.dtype, seed: int = 0) -> OptimizerExample:
+    return load_example(spec, device, dtype, seed, OptimizerExample)
+
+
+def _optimizer(spec: MethodSpec, params: Any, hparams: dict[str, Any], **overrides: Any) -> torch.optim.Optimizer:
+    return load_target(spec)(params, **{**hparams, **overrides})
+
+
+def _closure(example: OptimizerExample, optimizers: list[torch.optim.Optimizer]) -> Any:
+    def closure() -> torch.Tensor:
+        for optimizer in optimizers:
+            optimizer.zero_grad()
+        loss = example.loss()
+        loss.backward()
+        return loss
+
+    return closure
+
+
+def _train(spec: MethodSpec, example: OptimizerExample, optimizers: list[torch.optim.Optimizer], steps: int) -> None:
+    closure = _closure(example, optimizers)
+    for _ in range(steps):
+        if spec.capabilities.requires_closure:
+            for optimizer in optimizers:
+                optimizer.step(closure)
+        else:
+            closure()
+            for optimizer in optimizers:
+                optimizer.step()
+
+
+def _state_tensors(optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> list[torch.Tensor]:
+    tensors = []
+    for param in params:
+        state = optimizer.state.get(param, {})
+        for key in sorted(state):
+            value = state[key]
+            tensors.append(value.detach() if isinstance(value, torch.Tensor) else torch.tensor(float(value)))
+    return tensors
+
+
+def _run(spec: MethodSpec, device: torch.device, dtype: torch.dtype, seed: int) -> list[torch.Tensor]:
+    example = _example(spec, device, dtype, seed)
+    params = list(example.model.parameters())
+    optimizer = _optimizer(spec, params, example.hparams)
+    _train(spec, example, [optimizer], example.steps)
+    return [p.detach().clone() for p in params] + _state_tensors(optimizer, params)
+
+
+def _invoke(spec: MethodSpec, example: OptimizerExample, hparams: dict[str, Any]) -> Any:
+    return _optimizer(spec, example.model.parameters(), hparams)
+
+
+RUNNERS["optimizer"] = _run
+INVOKERS["optimizer"] = (OptimizerExample, _invoke)
+
+
+@conformance_check("optimizer")
+def check_loss_decreases(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
+    """The example's loss goes down over its steps, and nothing becomes NaN."""
+    example = _example(spec, device, dtype)
+    with torch.no_grad():
+        before = example.loss().item()
+    optimizer = _optimizer(spec, example.model.parameters(), example.hparams)
+    _train(spec, example, [optimizer], example.steps)
+    assert_finite(spec, [p.detach() for p in example.model.parameters()], "parameters after the example's steps")
+    with torch.no_grad():
+        after = example.loss().item()
+    if not after < before:
+        fail(
+            spec,
+            f"the example's loss did not go down: {before:.6g} -> {after:.6g} after {example.steps} steps with "
+            f"{example.hparams}",
+        )
+
+
+@conformance_check("optimizer")
+def check_step_with_closure(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
+    """step(closure) evaluates the closure and returns its loss, as torch.optim optimizers do."""
+    example = _example(spec, device, dtype)
+    optimizer = _optimizer(spec, example.model.parameters(), example.hparams)
+    calls = []
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = example.loss()
+        loss.backward()
+        calls.append(loss)
+        return loss
+
+    returned = optimizer.step(closure)
+    if not calls:
+        fail(spec, "step(closure) never called the closure")
+    if not isinstance(returned, torch.Tensor) or not any(returned is loss for loss in calls):
+        fail(spec, f"step(closure) returned {returned!r}, not the loss the closure returned")
+    if spec.capabilities.requires_closure:
+        try:
+            optimizer.step()
+        except GradhubError as error:
+            if "closure" not in str(error):
+                fail(spec, f"step() without a closure raised {error!r}, which does not say a closure is needed")
+        else:
+            fail(spec, "it declares requires_closure, but step() without a closure did not raise")
+
+
+@conformance_check("optimizer", dtypes="precise", applies=lambda spec: spec.capabilities.supports_foreach)
+def check_foreach_matches_single(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
+    """The multi-tensor path (foreach=True) gives the per-tensor path's parameters and state."""
+    results = []
+    for foreach in (False, True):
+        example = _example(spec, device, dtype)
+        params = list(example.model.parameters())
+        optimizer = _optimizer(spec, params, example.hparams, foreach=foreach)
+        _train(spec, example, [optimizer], example.steps)
+        results.append([p.detach().clone() for p in params] + _state_tensors(optimizer, params))
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+    assert_close(spec, results[0], results[1], "foreach=True vs foreach=False", rtol=tolerance, atol=tolerance)
+
+
+def _lr_override(spec: MethodSpec, hparams: dict[str, Any]) -> dict[str, Any]:
+    if "lr" not in spec.params.model_fields:
+        return {}
+    lr = hparams.get("lr", spec.params.model_fields["lr"].default)
+    return {"lr": lr * 0.5} if isinstance(lr, float | int) else {}
+
+
+@conformance_check("optimizer", dtypes="precise", applies=lambda spec: spec.capabilities.param_groups)
+def check_param_groups_independent(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
+    """Two param groups (the second with half the lr) behave like two separate optimizers."""
+    runs = []
+    for joint in (True, False):
+        example = _example(spec, device, dtype)
+        params = list(example.model.parameters())
+        first, second = params[: len(params) // 2], params[len(params) // 2 :]
+        override = _lr_override(spec, example.hparams)
+        if joint:
+            optimizers = [_optimizer(spec, [{"params": first}, {"params": second, **override}], example.hparams)]
+        else:
+            optimizers = [
+                _optimizer(spec, first, example.hparams),
+                _optimizer(spec, second, example.hparams, **override),
+            ]
+        _train(spec, example, optimizers, example.steps)
+        runs.append([p.detach().clone() for p in params])
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-6
+    assert_close(spec, runs[1], runs[0], "one optimizer with two param groups vs two optimizers", tolerance, tolerance)
+
+
+@conformance_check("optimizer", dtypes="declared")
+def check_none_gradients_skipped(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
+    """A parameter whose .grad is None is neither changed nor given state."""
+    example = _example(spec, device, dtype)
+    unused = nn.Parameter(torch.ones(3, 4, device=device, dtype=dtype))
+    optimizer = _optimizer(spec, [*example.model.parameters(), unused], example.hparams)
+    _train(spec, example, [optimizer], 3)
+    if not torch.equal(unused.detach(), torch.ones_like(unused)):
+        fail(spec, "it changed a parameter whose .grad is None (weight decay applied without a gradient?)")
+    if optimizer.state.get(unused):
+        fail(spec, f"it created state {sorted(optimizer.state[unused])} for a parameter whose .grad is None")
+
+
+def _round_trip(value: dict[str, Any]) -> dict[str, Any]:
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+@conformance_check("optimizer", dtypes="declared")
+def check_resume_exact(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
+    """n steps equal k steps, save, load into a fresh optimizer (torch.load, weights_only), n-k steps."""
+    total, first = 6, 3
+    straight = _example(spec, device, dtype)
+    params = list(straight.model.parameters())
+    _train(spec, straight, [_optimizer(spec, params, straight.hparams)], total)
+
+    interrupted = _example(spec, device, dtype)
+    optimizer = _optimizer(spec, interrupted.model.parameters(), interrupted.hparams)
+    _train(spec, interrupted, [optimizer], first)
+    model_state, optimizer_state = _round_trip(interrupted.model.state_dict()), _round_trip(optimizer.state_dict())
+
+    resumed = _example(spec, device, dtype)
+    resumed.model.load_state_dict(model_state)
+    fresh = _optimizer(spec, resumed.model.parameters(), resumed.hparams)
+    fresh.load_state_dict(optimizer_state)
+    _train(spec, resumed, [fresh], total - first)
+    assert_close(
+        spec,
+        [p.detach() for p in params],
+        [p.detach() for p in resumed.model.parameters()],
+        f"{total} steps vs {first} steps + state_dict save/load + {total - first} steps "
+        "(does state_dict() hold all the state?)",
+    )
+
+
+@conformance_check("optimizer", dtypes="declared")
+def check_state_on_parameter_device(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
+    """Every non-scalar state tensor lives on its parameter's device, in its parameter's dtype."""
+    example = _example(spec, device, dtype)
+    params = list(example.model.parameters())
+    optimizer = _optimizer(spec, params, example.hparams)
+    _train(spec, example, [optimizer], 2)
+    for index, param in enumerate(params):
+        for key, value in optimizer.state.get(param, {}).items():
+            if not isinstance(value, torch.Tensor) or value.dim() == 0:
+                continue
+            if value.device != param.device:
+                fail(spec, f"state {key!r} of parameter {index} is on {value.device}, the parameter on {param.device}")
+            if value.is_floating_point() and value.dtype != param.dtype:
+                fail(spec, f"state {key!r} of parameter {index} is {value.dtype}, the parameter {param.dtype}")
+
+
+@conformance_check("optimizer", dtypes="declared")
+def check_parameter_dtype_kept(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
+    """Steps keep each parameter's dtype, device and storage, and leave it finite."""
+    example = _example(spec, device, dtype)
+    params = list(example.model.parameters())
+    storages = [p.data_ptr() for p in params]
+    optimizer = _optimizer(spec, params, example.hparams)
+    _train(spec, example, [optimizer], 3)
+    for index, (param, storage) in enumerate(zip(params, storages)):
+        if param.dtype != dtype or param.device.type != device.type:
+            fail(spec, f"parameter {index} became {param.dtype} on {param.device} (was {dtype} on {device})")
+        if param.data_ptr() != storage:
+            fail(spec, f"parameter {index} was replaced instead of updated in place")
+    assert_finite(spec, [p.detach() for p in params], f"parameters after 3 steps in {dtype}")
+
+
+@conformance_check("optimizer", applies=lambda spec: not spec.capabilities.sparse_gradients)
+def check_sparse_gradients_rejected(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
+    """A sparse gradient raises a gradhub error naming the method, and nothing is changed."""
+    example = _example(spec, device, dtype)
+    embedding = nn.Parameter(torch.ones(5, 3, device=device, dtype=dtype))
+    params = [*example.model.parameters(), embedding]
+    optimizer = _optimizer(spec, params, example.hparams)
+    closure = _closure(example, [optimizer])
+    closure()
+    embedding.grad = torch.ones(5, 3, device=device, dtype=dtype).to_sparse()
+    before = [p.detach().clone() for p in params]
+    try:
+        if spec.capabilities.requires_closure:
+            optimizer.step(lambda: example.loss())
+        else:
+            optimizer.step()
+    except GradhubError as error:
+        if spec.name not in str(error).lower() and type(optimizer).__name__.lower() not in str(error).lower():
+            fail(spec, f"the sparse-gradient error does not name the method: {error}")
+    except Exception as error:
+        fail(spec, f"a sparse gradient raised {type(error).__name__}: {error}; raise gradhub.UnsupportedInputError")
+    else:
+        fail(spec, "a sparse gradient was accepted, but the spec does not declare sparse_gradients")
+    for index, (old, param) in enumerate(zip(before, params)):
+        if not torch.equal(old, param.detach()):
+            fail(spec, f"parameter {index} changed although the step raised (check inputs before updating)")
+    if any(optimizer.state.get(param) for param in params):
+        fail(spec, "state was created although the step raised")
