@@ -1,0 +1,251 @@
+"""AdamP: Adam without the radial component of updates to scale-invariant weights.
+
+Paper: Heo, Chun, Oh, Han, Yun, Kim, Uh, Ha, "AdamP: Slowing Down the Slowdown for
+Momentum Optimizers on Scale-invariant Weights", ICLR 2021, arXiv 2006.08217
+(Algorithm 2). Official code: https://github.com/clovaai/AdamP (PyPI ``adamp`` 0.3.0).
+
+Matches the official code (same signature, defaults, state keys ``step``,
+``exp_avg``, ``exp_avg_sq``, per-parameter step counts) to float64 round-off. Choices
+where the official code is silent or differs from peers:
+
+* ``eps`` is added after bias-correcting the second moment, as in the official code and
+  ``torch.optim.Adam`` (pytorch_optimizer adds it before).
+* Nesterov divides both momentum terms by the denominator, as the official code does
+  (pytorch_optimizer divides only the gradient term).
+* Weight decay is decoupled (``w *= 1 - lr * weight_decay * f``, ``f = wd_ratio`` for
+  projected weights), applied before the step with the undecayed weight's projection.
+* A weight whose gradient is exactly zero passes the scale-invariance test (its cosine
+  is 0), so it gets ``wd_ratio`` decay, as in the official code.
+
+Additions, both off by default: ``foreach`` (the multi-tensor path; ``None`` picks it on
+CPU and CUDA) and ``maximize``. Neither path synchronises with the device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gradhub.kernels import group_tensors
+from gradhub.kinds.optimizer import Optimizer, default_foreach
+from gradhub_adamp import AdamPHyperparameters
+from gradhub_adamp.multitensor import ProjectedStep, blocked_projected_step, foreach_projected_step
+from gradhub_adamp.projection import radial_projection_scales, weight_decay_factor
+
+__all__ = ["AdamP"]
+
+
+class AdamP(Optimizer):
+    """AdamP (Heo et al., ICLR 2021), a drop-in replacement for Adam/AdamW.
+
+    Args:
+        params: parameters or param groups to optimise.
+        lr: learning rate.
+        betas: decay rates of the first and second moment estimates.
+        eps: added to the denominator.
+        weight_decay: decoupled weight decay coefficient.
+        delta: scale-invariance threshold (projection when ``max |cos| < delta / sqrt(D)``).
+        wd_ratio: weight-decay multiplier for weights detected as scale-invariant.
+        nesterov: use Nesterov momentum.
+        foreach: use the multi-tensor path (``None``: on CPU and CUDA).
+        maximize: maximise the objective instead.
+    """
+
+    method = "adamp"
+    hyperparameters = AdamPHyperparameters
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        delta: float = 0.1,
+        wd_ratio: float = 0.1,
+        nesterov: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            delta=delta,
+            wd_ratio=wd_ratio,
+            nesterov=nesterov,
+            foreach=foreach,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimisation step; returns ``closure()``'s loss when given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        groups = [self._with_gradients(index, group) for index, group in enumerate(self.param_groups)]
+        for group, params in zip(self.param_groups, groups):
+            if not params:
+                continue
+            grads = [param.grad for param in params]
+            states = [self.state[param] for param in params]
+            for param, state in zip(params, states):
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                state["step"] += 1
+            foreach = group["foreach"]
+            implementation = (
+                _multi_tensor_adamp
+                if (default_foreach(params) if foreach is None else foreach)
+                else _single_tensor_adamp
+            )
+            beta1, beta2 = group["betas"]
+            implementation(
+                params,
+                grads,
+                [state["exp_avg"] for state in states],
+                [state["exp_avg_sq"] for state in states],
+                [state["step"] for state in states],
+                lr=group["lr"],
+                beta1=beta1,
+                beta2=beta2,
+                eps=group["eps"],
+                weight_decay=group["weight_decay"],
+                delta=group["delta"],
+                wd_ratio=group["wd_ratio"],
+                nesterov=group["nesterov"],
+                maximize=group["maximize"],
+            )
+        return loss
+
+    def _with_gradients(self, group_index: int, group: dict[str, Any]) -> list[Tensor]:
+        params = [param for param in group["params"] if param.grad is not None]
+        for param_index, param in enumerate(params):
+            self._reject_sparse(param.grad, group_index, param_index)
+        return params
+
+
+def _single_tensor_adamp(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[int],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    delta: float,
+    wd_ratio: float,
+    nesterov: bool,
+    maximize: bool,
+) -> None:
+    """The reference path: Algorithm 2, one tensor at a time."""
+    for param, grad, exp_avg, exp_avg_sq, step in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
+        if maximize:
+            grad = -grad
+        exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+        denom = (exp_avg_sq.sqrt() / math.sqrt(bias_correction2)).add_(eps)
+        if nesterov:
+            update = (beta1 * exp_avg + (1 - beta1) * grad) / denom
+        else:
+            update = exp_avg / denom
+        decay = lr * weight_decay
+        if param.dim() > 1:
+            rows = (1, param.shape[0], -1)
+            scale, channel, layer = radial_projection_scales(
+                grad.reshape(rows), param.reshape(rows), update.reshape(rows), delta, eps
+            )
+            update.sub_(param * scale.view(param.shape[0], *([1] * (param.dim() - 1))))
+            if decay:
+                param.mul_(1 - decay * weight_decay_factor(channel, layer, wd_ratio, scale.dtype))
+        elif decay:
+            param.mul_(1 - decay)
+        param.add_(update, alpha=-lr / bias_correction1)
+
+
+def _adam_rule(beta1: float, beta2: float, scaled_eps: float, nesterov: bool) -> tuple[Any, Any]:
+    """Adam's state update and (bias-corrected up to a constant) direction, on tensors."""
+
+    def update_state(grad: Tensor, state: list[Tensor]) -> None:
+        exp_avg, exp_avg_sq = state
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+
+    def direction(grad: Tensor, state: list[Tensor]) -> Tensor:
+        exp_avg, exp_avg_sq = state
+        denom = exp_avg_sq.sqrt().add_(scaled_eps)
+        numerator = torch.lerp(grad, exp_avg, beta1) if nesterov else exp_avg
+        return torch.div(numerator, denom, out=denom)
+
+    return update_state, direction
+
+
+def _multi_tensor_adamp(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[int],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    delta: float,
+    wd_ratio: float,
+    nesterov: bool,
+    maximize: bool,
+) -> None:
+    """The same step over lists grouped by device, dtype and step count (see multitensor)."""
+    grouped = group_tensors([params, grads, exp_avgs, exp_avg_sqs], extra_keys=steps)
+    for (device, _, step), (group_params, group_grads, group_exp_avgs, group_exp_avg_sqs) in grouped.items():
+        if maximize:
+            group_grads = torch._foreach_neg(group_grads)
+        bias_correction1 = 1 - beta1**step
+        bias_correction2_sqrt = math.sqrt(1 - beta2**step)
+        # m / (sqrt(v) / c + eps) == c * m / (sqrt(v) + c * eps): c moves into the step size.
+        scaled_eps = eps * bias_correction2_sqrt
+        projected = ProjectedStep(
+            step_size=lr / bias_correction1 * bias_correction2_sqrt,
+            decay=lr * weight_decay,
+            delta=delta,
+            wd_ratio=wd_ratio,
+            eps=eps,
+            project_in_place=False,
+        )
+        if device.type == "cpu":
+            update_state, direction = _adam_rule(beta1, beta2, scaled_eps, nesterov)
+            blocked_projected_step(
+                group_params, group_grads, [group_exp_avgs, group_exp_avg_sqs], update_state, direction, projected
+            )
+            continue
+        torch._foreach_lerp_(group_exp_avgs, group_grads, 1 - beta1)
+        torch._foreach_mul_(group_exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(group_exp_avg_sqs, group_grads, group_grads, 1 - beta2)
+        denoms = torch._foreach_sqrt(group_exp_avg_sqs)
+        torch._foreach_add_(denoms, scaled_eps)
+        if nesterov:
+            updates = torch._foreach_lerp(group_grads, group_exp_avgs, beta1)
+            torch._foreach_div_(updates, denoms)
+        else:
+            updates = torch._foreach_div(group_exp_avgs, denoms)
+        del denoms
+        foreach_projected_step(group_params, group_grads, updates, projected)
