@@ -1,0 +1,5 @@
+import sys
+
+from gradhub.cli import main
+
+sys.exit(main())
