@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from gradhub._firstparty import FIRST_PARTY_METHODS
+from gradhub._text import with_article
 from gradhub.errors import (
     GradhubError,
     InvalidSpecError,
@@ -98,7 +99,9 @@ class _Failure:
 class Registry:
     """Methods available in this process: discovered lazily, cached, thread-safe, refreshable."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: list[str] | None = None) -> None:
+        """``path``: read distributions from these folders only (tests); default: the environment."""
+        self._path = path
         self._lock = threading.RLock()
         self._local: dict[str, MethodSpec] = {}
         self._reset()
@@ -128,7 +131,7 @@ class Registry:
             return self._entries
         disabled = _disabled_distributions()
         claims: dict[str, list[MethodEntry]] = {}
-        all_entry_points = importlib.metadata.entry_points()
+        all_entry_points = self._entry_points()
         for kind in KINDS:
             for entry_point in all_entry_points.select(group=f"gradhub.{kind}"):
                 distribution = getattr(entry_point, "dist", None)
@@ -150,7 +153,7 @@ class Registry:
         for name, same in claims.items():
             entries[name] = same[0]
             if len(same) > 1:
-                providers = ", ".join(f"{e.distribution} {e.version} (as a {e.kind})" for e in same)
+                providers = ", ".join(f"{e.distribution} {e.version} (as {with_article(e.kind)})" for e in same)
                 self._fail(
                     [name],
                     NameConflictError(
@@ -176,6 +179,12 @@ class Registry:
             if self._failures:
                 next(iter(self._failures.values())).raise_()
         return entries
+
+    def _entry_points(self) -> importlib.metadata.EntryPoints:
+        if self._path is None:
+            return importlib.metadata.entry_points()
+        found = [ep for dist in importlib.metadata.distributions(path=self._path) for ep in dist.entry_points]
+        return importlib.metadata.EntryPoints(found)
 
     def _fail(self, names: list[str], error: GradhubError, cause: BaseException | None = None) -> None:
         for name in names:
@@ -247,11 +256,11 @@ class Registry:
         for name, entry in declared.items():
             spec = collected.get(name)
             if spec is None or spec.kind.value != entry.kind:
-                found = f"a {spec.kind.value}" if spec else "no such method"
+                found = with_article(spec.kind.value) if spec else "no such method"
                 self._fail(
                     [name],
                     InvalidSpecError(
-                        f"{where} declares {name!r} as a {entry.kind} (entry point group gradhub."
+                        f"{where} declares {name!r} as {with_article(entry.kind)} (entry point group gradhub."
                         f"{entry.kind}) but its entry module {module_name!r} registered {found}. "
                         f"Its register_methods hook must call register() with that spec. {remedy}"
                     ),

@@ -14,6 +14,7 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
+from gradhub._text import with_article
 from gradhub.errors import ConformanceError, HyperparameterError
 from gradhub.hyperparameters import Hyperparameters
 from gradhub.registry import import_target
@@ -53,7 +54,7 @@ def load_example(spec: MethodSpec, device: torch.device, dtype: torch.dtype, see
     if not isinstance(example, expected):
         fail(
             spec,
-            f"example {spec.example!r} returned {type(example).__name__}; a {spec.kind.value} example must be a "
+            f"example {spec.example!r} returned {type(example).__name__}; {with_article(spec.kind.value)} example must be a "
             f"{expected.__module__}.{expected.__name__}",
         )
     return example

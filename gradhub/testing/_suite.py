@@ -28,6 +28,8 @@ class CheckDefinition:
     dtypes: DtypePolicy
     per_device: bool
     applies: Callable[[MethodSpec], bool]
+    when: str
+    """The condition ``applies`` tests, in words, for the protocol document."""
 
     @property
     def summary(self) -> str:
@@ -42,6 +44,7 @@ def conformance_check(
     dtypes: DtypePolicy = "float32",
     per_device: bool = True,
     applies: Callable[[MethodSpec], bool] = lambda spec: True,
+    when: str = "",
 ) -> Callable[[CheckFunction], CheckFunction]:
     """Register ``check_<id>(spec, device, dtype)`` for ``kinds`` (all kinds when none given)."""
 
@@ -50,7 +53,9 @@ def conformance_check(
         for kind in kinds or KINDS:
             if any(existing.id == check_id for existing in _DEFINITIONS[kind]):
                 raise ValueError(f"check {check_id!r} is defined twice for kind {kind}")
-            _DEFINITIONS[kind].append(CheckDefinition(check_id, kinds or KINDS, function, dtypes, per_device, applies))
+            _DEFINITIONS[kind].append(
+                CheckDefinition(check_id, kinds or KINDS, function, dtypes, per_device, applies, when)
+            )
         return function
 
     return decorator
@@ -63,17 +68,32 @@ def definitions(kind: str) -> list[CheckDefinition]:
 
 
 def _load_check_modules() -> None:
-    from gradhub.testing import (  # noqa: F401  (importing registers the checks)
-        attack,
-        common,
-        layer,
-        loss,
-        optimizer,
-        probe,
-        sampler,
-        schedule,
-        solver,
-    )
+    import importlib
+
+    for module in ("common", *KINDS):  # importing registers the checks; common ones first
+        importlib.import_module(f"gradhub.testing.{module}")
+
+
+_POLICY_WORDS = {
+    "declared": "each declared dtype",
+    "float32": "float32",
+    "precise": "float64 (or the widest declared)",
+    "none": "-",
+}
+
+
+def checks_markdown() -> str:
+    """The per-kind tables of checks for ``specs/plugin-protocol.md`` (generated, kept current by a test)."""
+    lines = []
+    for kind in KINDS:
+        lines += [f"#### {kind}", "", "| check | runs | dtype | what it asserts |", "|---|---|---|---|"]
+        for definition in definitions(kind):
+            runs = ("per device" if definition.per_device else "once") + (
+                f"; when {definition.when}" if definition.when else ""
+            )
+            lines.append(f"| `{definition.id}` | {runs} | {_POLICY_WORDS[definition.dtypes]} | {definition.summary} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 import gradhub
+from gradhub._text import with_article
 from gradhub.kinds import attack, layer, loss, optimizer, probe, sampler, schedule, solver
 from gradhub.registry import import_target
 from gradhub.specs import MethodSpec
@@ -56,7 +57,7 @@ def check_spec_valid(spec: MethodSpec, device: Any, dtype: Any) -> None:
     is_valid, wanted = TARGET_TESTS[spec.kind.value]
     target = load_target(spec)
     if not is_valid(target):
-        fail(spec, f"its target {spec.target!r} is {target!r}; a {spec.kind.value} target must be {wanted}")
+        fail(spec, f"its target {spec.target!r} is {target!r}; {with_article(spec.kind.value)} target must be {wanted}")
     for path in (spec.example, *spec.claims):
         try:
             function = import_target(path)
@@ -66,14 +67,19 @@ def check_spec_valid(spec: MethodSpec, device: Any, dtype: Any) -> None:
             fail(spec, f"{path!r} is not callable")
     for name in REQUIRED_HYPERPARAMETERS.get(spec.kind.value, ()):
         if name not in spec.params.model_fields:
-            fail(spec, f"a {spec.kind.value} must take the hyperparameter {name!r}; its model lacks it")
+            fail(spec, f"{with_article(spec.kind.value)} must take the hyperparameter {name!r}; its model lacks it")
     known = {definition.id for definition in definitions(spec.kind.value)}
     for check_id in spec.expected_failures:
         if check_id not in known:
             fail(spec, f"expected_failures names {check_id!r}, which is not a {spec.kind.value} check: {sorted(known)}")
 
 
-@conformance_check(dtypes="none", per_device=False, applies=lambda spec: _entry_module(spec) is not None)
+@conformance_check(
+    dtypes="none",
+    per_device=False,
+    applies=lambda spec: _entry_module(spec) is not None,
+    when="installed through an entry point",
+)
 def check_entry_module_torch_free(spec: MethodSpec, device: Any, dtype: Any) -> None:
     """Importing the plugin's entry module (and its specs) does not import torch."""
     module = _entry_module(spec)
@@ -120,7 +126,15 @@ def _several_devices(spec: MethodSpec) -> bool:
 
 
 @conformance_check(
-    "optimizer", "layer", "loss", "solver", "schedule", dtypes="precise", per_device=False, applies=_several_devices
+    "optimizer",
+    "layer",
+    "loss",
+    "solver",
+    "schedule",
+    dtypes="precise",
+    per_device=False,
+    applies=_several_devices,
+    when="more than one device is available",
 )
 def check_devices_agree(spec: MethodSpec, device: Any, dtype: torch.dtype) -> None:
     """The example gives the same results (to round-off) on every available device."""

@@ -106,7 +106,7 @@ def _gradient_is(kind: str) -> Any:
     return lambda spec: getattr(spec.capabilities, "gradient", None) == kind
 
 
-@conformance_check("layer", "loss", dtypes="precise", applies=_gradient_is("exact"))
+@conformance_check("layer", "loss", dtypes="precise", applies=_gradient_is("exact"), when='gradient == "exact"')
 def check_gradient_exact(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
     """The backward is the true gradient (torch.autograd.gradcheck on inputs and parameters)."""
     example = load_example(spec, device, dtype, 0, INVOKERS[spec.kind.value][0])
@@ -145,7 +145,7 @@ def check_gradient_exact(spec: MethodSpec, device: torch.device, dtype: torch.dt
         )
 
 
-@conformance_check("layer", "loss", applies=_gradient_is("surrogate"))
+@conformance_check("layer", "loss", applies=_gradient_is("surrogate"), when='gradient == "surrogate"')
 def check_gradient_flows(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
     """A declared surrogate gradient is nonzero somewhere: it must carry a learning signal."""
     example = load_example(spec, device, dtype, 0, INVOKERS[spec.kind.value][0])
@@ -154,7 +154,7 @@ def check_gradient_flows(spec: MethodSpec, device: torch.device, dtype: torch.dt
         fail(spec, "its surrogate gradient is zero everywhere on the example")
 
 
-@conformance_check("layer", applies=lambda spec: isinstance(load_target(spec), type))
+@conformance_check("layer", applies=lambda spec: isinstance(load_target(spec), type), when="the target is a class")
 def check_state_dict_round_trip(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
     """A module built from another seed, loaded with a module's state_dict, computes the same outputs."""
     example = _example(spec, device, dtype)

@@ -128,7 +128,9 @@ def check_step_with_closure(spec: MethodSpec, device: torch.device, dtype: torch
             fail(spec, "it declares requires_closure, but step() without a closure did not raise")
 
 
-@conformance_check("optimizer", dtypes="precise", applies=lambda spec: spec.capabilities.supports_foreach)
+@conformance_check(
+    "optimizer", dtypes="precise", applies=lambda spec: spec.capabilities.supports_foreach, when="supports_foreach"
+)
 def check_foreach_matches_single(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
     """The multi-tensor path (foreach=True) gives the per-tensor path's parameters and state."""
     results = []
@@ -149,7 +151,9 @@ def _lr_override(spec: MethodSpec, hparams: dict[str, Any]) -> dict[str, Any]:
     return {"lr": lr * 0.5} if isinstance(lr, float | int) else {}
 
 
-@conformance_check("optimizer", dtypes="precise", applies=lambda spec: spec.capabilities.param_groups)
+@conformance_check(
+    "optimizer", dtypes="precise", applies=lambda spec: spec.capabilities.param_groups, when="param_groups"
+)
 def check_param_groups_independent(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
     """Two param groups (the second with half the lr) behave like two separate optimizers."""
     runs = []
@@ -251,7 +255,9 @@ def check_parameter_dtype_kept(spec: MethodSpec, device: torch.device, dtype: to
     assert_finite(spec, [p.detach() for p in params], f"parameters after 3 steps in {dtype}")
 
 
-@conformance_check("optimizer", applies=lambda spec: not spec.capabilities.sparse_gradients)
+@conformance_check(
+    "optimizer", applies=lambda spec: not spec.capabilities.sparse_gradients, when="not sparse_gradients"
+)
 def check_sparse_gradients_rejected(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
     """A sparse gradient raises a gradhub error naming the method, and nothing is changed."""
     example = _example(spec, device, dtype)

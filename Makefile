@@ -1,0 +1,41 @@
+# The two commands: `make demo` and `make test`. Both set everything up first:
+# a virtualenv in .venv, torch 2.13.0 (CPU wheel), the core and every plugin (editable),
+# the test dependencies.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
+STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip
+
+.PHONY: demo test setup lint specs benchmark clean
+
+$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) requirements-test.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=24" "setuptools>=70"
+	$(PIP) install --quiet -c constraints.txt torch==2.13.0
+	$(PIP) install --quiet -c constraints.txt --no-build-isolation -e . $(addprefix -e ,$(PLUGINS)) -r requirements-test.txt
+	touch $@
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/gradhub list
+	$(BIN)/gradhub demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check gradhub plugins benchmarks tests
+	$(BIN)/ruff format --check gradhub plugins benchmarks tests
+
+specs: $(STAMP)
+	$(BIN)/python -m gradhub.specs specs
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/optimizers.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info

@@ -1,0 +1,94 @@
+"""Fixtures for the core's tests: fake installed plugins built as real dist-info folders."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from gradhub.registry import Registry
+
+SPEC_MODULE = '''
+import gradhub
+from gradhub.specs import MethodSpec
+
+PAPER = dict(title="A Paper", authors=("A. Author",), year=2024)
+SPECS = [
+{specs}
+]
+
+@gradhub.hookimpl
+def register_methods(register):
+    for spec in SPECS:
+        register(spec)
+'''
+
+
+def spec_source(name: str, kind: str = "optimizer", target: str = "torch.optim:SGD", **extra: object) -> str:
+    """Source of one spec dict, for a fake entry module."""
+    fields = dict(
+        name=name, kind=kind, summary=f"{name} summary", target=target, example="builtins:print", **extra
+    )
+    return f"    dict(paper=PAPER, **{fields!r}),"
+
+
+class FakePlugins:
+    """Writes distributions (dist-info with entry points) and their modules into one folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.modules: list[str] = []
+
+    def module_name(self, stem: str) -> str:
+        name = f"{stem}_{uuid.uuid4().hex[:8]}"
+        self.modules.append(name)
+        return name
+
+    def distribution(
+        self, name: str, entry_points: dict[str, dict[str, str]], modules: dict[str, str], version: str = "1.0"
+    ) -> None:
+        info = self.root / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        lines = []
+        for group, points in entry_points.items():
+            lines.append(f"[{group}]")
+            lines += [f"{key} = {value}" for key, value in points.items()]
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+        for module, source in modules.items():
+            (self.root / f"{module}.py").write_text(textwrap.dedent(source))
+
+    def plugin(self, distribution: str, specs: dict[str, str], kind: str = "optimizer", version: str = "1.0") -> str:
+        """A working plugin whose entry module registers one spec per name; returns the module name."""
+        module = self.module_name(distribution.replace("-", "_"))
+        body = "\n".join(spec_source(name, kind, **({"target": target} if target else {})) for name, target in specs.items())
+        self.distribution(
+            distribution,
+            {f"gradhub.{kind}": dict.fromkeys(specs, module)},
+            {module: SPEC_MODULE.format(specs=body)},
+            version,
+        )
+        return module
+
+    def registry(self) -> Registry:
+        return Registry(path=[str(self.root)])
+
+
+@pytest.fixture
+def fake_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePlugins]:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("GRADHUB_STRICT", raising=False)
+    monkeypatch.delenv("GRADHUB_DISABLE_PLUGINS", raising=False)
+    plugins = FakePlugins(tmp_path)
+    yield plugins
+    for module in plugins.modules:
+        sys.modules.pop(module, None)
+
+
+@pytest.fixture
+def imported() -> Callable[[str], bool]:
+    return lambda module: module in sys.modules

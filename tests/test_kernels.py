@@ -1,0 +1,49 @@
+"""Multi-tensor helpers: grouping, batching, row blocks, write-back."""
+
+from __future__ import annotations
+
+import torch
+
+from gradhub.kernels import as_rows, group_tensors, row_blocks, row_shape, same_shape_batches, write_back
+
+
+def test_group_tensors_by_device_dtype_and_key() -> None:
+    a, b, c = torch.zeros(2), torch.zeros(3, dtype=torch.float64), torch.zeros(4)
+    groups = group_tensors([[a, b, c], [a + 1, b + 1, c + 1]], extra_keys=[1, 1, 2])
+    assert [(key[1], key[2], [t.shape[0] for t in lists[0]]) for key, lists in groups.items()] == [
+        (torch.float32, 1, [2]),
+        (torch.float64, 1, [3]),
+        (torch.float32, 2, [4]),
+    ]
+    assert torch.equal(groups[(a.device, torch.float32, 1)][1][0], a + 1)
+
+
+def test_same_shape_batches_cap_the_batch_size() -> None:
+    tensors = [torch.zeros(10, 10)] * 5 + [torch.zeros(1000)] + [torch.zeros(3)] * 2
+    assert same_shape_batches(tensors, max_batch_numel=250) == [[5], [0, 1], [2, 3], [4], [6, 7]]
+
+
+def test_as_rows_views_or_copies() -> None:
+    single = torch.arange(24.0).view(2, 3, 4)
+    rows, copied = as_rows([single])
+    assert rows.shape == (1, 2, 12) and not copied and rows.data_ptr() == single.data_ptr()
+    channels_last = torch.arange(24.0).view(1, 2, 3, 4).to(memory_format=torch.channels_last)
+    rows, copied = as_rows([channels_last])
+    assert copied and torch.equal(rows[0].view(1, 2, 3, 4), channels_last)
+    scalar_rows, _ = as_rows([torch.tensor(2.0)])
+    assert scalar_rows.shape == (1, 1, 1) and row_shape(torch.tensor(2.0)) == (1, 1)
+
+
+def test_write_back_reaches_the_originals() -> None:
+    tensors = [torch.zeros(2, 3), torch.ones(2, 3).to(memory_format=torch.contiguous_format)]
+    rows, copied = as_rows(tensors)
+    assert copied
+    rows.add_(5)
+    write_back(tensors, rows)
+    assert torch.equal(tensors[0], torch.full((2, 3), 5.0)) and torch.equal(tensors[1], torch.full((2, 3), 6.0))
+
+
+def test_row_blocks_cover_every_row_once() -> None:
+    blocks = row_blocks(rows=10, row_length=7, max_block_numel=20)
+    assert [(block.start, block.stop) for block in blocks] == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
+    assert [(b.start, b.stop) for b in row_blocks(3, 100, 10)] == [(0, 1), (1, 2), (2, 3)]

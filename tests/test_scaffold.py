@@ -1,0 +1,74 @@
+"""`gradhub new`: every kind's generated package installs, passes `gradhub check` and its own tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gradhub.errors import UnsupportedInputError
+from gradhub.registry import KINDS
+from gradhub.scaffold import create_plugin
+
+
+def test_generated_plugins_install_and_pass(tmp_path: Path) -> None:
+    packages = [create_plugin(f"new-{kind}", kind, tmp_path / "src") for kind in KINDS]
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site)]
+        + [str(package) for package in packages],
+        check=True,
+        capture_output=True,
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    names = [f"new-{kind}" for kind in KINDS]
+    listed = subprocess.run([sys.executable, "-m", "gradhub", "list"], env=env, capture_output=True, text=True)
+    for name, kind in zip(names, KINDS):
+        assert any(line.split()[:3] == [name, kind, f"gradhub-{name}"] for line in listed.stdout.splitlines()), name
+    checked = subprocess.run([sys.executable, "-m", "gradhub", "check", *names], env=env, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-2000:]
+    total, passed = re.fullmatch(r"(\d+) checks: (\d+) passed", checked.stdout.splitlines()[-1]).groups()
+    assert total == passed and int(total) > 60
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--import-mode=importlib"]
+        + [str(package / "tests") for package in packages],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert tests.returncode == 0, tests.stdout[-3000:]
+
+
+def test_generated_layout(tmp_path: Path) -> None:
+    root = create_plugin("my_method", "optimizer", tmp_path)
+    assert root.name == "gradhub-my-method"
+    assert sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()) == [
+        "CHANGELOG.md",
+        "README.md",
+        "gradhub_my_method/__init__.py",
+        "gradhub_my_method/method.py",
+        "pyproject.toml",
+        "tests/test_conformance.py",
+        "tests/test_method.py",
+    ]
+    pyproject = (root / "pyproject.toml").read_text()
+    assert '[project.entry-points."gradhub.optimizer"]\nmy_method = "gradhub_my_method"' in pyproject
+    assert 'name = "gradhub-my-method"' in pyproject and "gradhub>=0.1,<0.2" in pyproject
+    assert "class MyMethod(Optimizer):" in (root / "gradhub_my_method" / "method.py").read_text()
+
+
+@pytest.mark.parametrize(("slug", "kind"), [("Bad", "layer"), ("class", "layer"), ("ok", "regularizer")])
+def test_bad_arguments(tmp_path: Path, slug: str, kind: str) -> None:
+    with pytest.raises(UnsupportedInputError, match="gradhub new"):
+        create_plugin(slug, kind, tmp_path)
+
+
+def test_refuses_a_non_empty_folder(tmp_path: Path) -> None:
+    create_plugin("taken", "loss", tmp_path)
+    with pytest.raises(UnsupportedInputError, match="must not exist or be empty"):
+        create_plugin("taken", "loss", tmp_path)
