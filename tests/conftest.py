@@ -12,7 +12,7 @@ import pytest
 
 from gradhub.registry import Registry
 
-SPEC_MODULE = '''
+SPEC_MODULE = """
 import gradhub
 from gradhub.specs import MethodSpec
 
@@ -25,14 +25,12 @@ SPECS = [
 def register_methods(register):
     for spec in SPECS:
         register(spec)
-'''
+"""
 
 
 def spec_source(name: str, kind: str = "optimizer", target: str = "torch.optim:SGD", **extra: object) -> str:
     """Source of one spec dict, for a fake entry module."""
-    fields = dict(
-        name=name, kind=kind, summary=f"{name} summary", target=target, example="builtins:print", **extra
-    )
+    fields = dict(name=name, kind=kind, summary=f"{name} summary", target=target, example="builtins:print", **extra)
     return f"    dict(paper=PAPER, **{fields!r}),"
 
 
@@ -65,7 +63,9 @@ class FakePlugins:
     def plugin(self, distribution: str, specs: dict[str, str], kind: str = "optimizer", version: str = "1.0") -> str:
         """A working plugin whose entry module registers one spec per name; returns the module name."""
         module = self.module_name(distribution.replace("-", "_"))
-        body = "\n".join(spec_source(name, kind, **({"target": target} if target else {})) for name, target in specs.items())
+        body = "\n".join(
+            spec_source(name, kind, **({"target": target} if target else {})) for name, target in specs.items()
+        )
         self.distribution(
             distribution,
             {f"gradhub.{kind}": dict.fromkeys(specs, module)},

@@ -29,13 +29,16 @@ def test_listing_and_specs_do_not_import_torch() -> None:
 
 
 def test_import_gradhub_imports_neither_torch_nor_pydantic() -> None:
-    code = "import sys, gradhub; gradhub.list(); print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'pydantic'}))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    code = (
+        "import sys, gradhub; gradhub.list(); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'pydantic'}))"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "[]"
 
 
 def test_get_returns_the_optimizer_classes() -> None:
     import torch
-
     from gradhub_adamp.adamp import AdamP
     from gradhub_adamp.sgdp import SGDP
 

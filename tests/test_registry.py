@@ -20,7 +20,9 @@ RAISES_ON_IMPORT = "raise ImportError('boom: a dependency is missing')\n"
 
 def test_listing_reads_metadata_only(fake_plugins: FakePlugins, imported: Callable[[str], bool]) -> None:
     module = fake_plugins.module_name("explodes")
-    fake_plugins.distribution("gradhub-explodes", {"gradhub.optimizer": {"explodes": module}}, {module: RAISES_ON_IMPORT})
+    fake_plugins.distribution(
+        "gradhub-explodes", {"gradhub.optimizer": {"explodes": module}}, {module: RAISES_ON_IMPORT}
+    )
     good = fake_plugins.plugin("gradhub-good", {"goodopt": None})
     entries = fake_plugins.registry().entries()
     assert [(e.name, e.kind, e.distribution, e.version, e.error) for e in entries] == [
@@ -85,7 +87,7 @@ def test_spec_of_the_wrong_kind_is_invalid(fake_plugins: FakePlugins) -> None:
     fake_plugins.distribution(
         "gradhub-wrongkind", {"gradhub.optimizer": {"wrongkind": module}}, {module: SPEC_MODULE.format(specs=body)}
     )
-    with pytest.raises(InvalidSpecError, match="declares 'wrongkind' as an optimizer .* registered a layer"):
+    with pytest.raises(InvalidSpecError, match=r"declares 'wrongkind' as an optimizer .* registered a layer"):
         fake_plugins.registry().spec("wrongkind")
 
 
@@ -124,7 +126,9 @@ def test_name_conflict_is_seen_from_metadata(fake_plugins: FakePlugins, imported
 
 def test_strict_mode_raises_at_discovery(fake_plugins: FakePlugins, monkeypatch: pytest.MonkeyPatch) -> None:
     module = fake_plugins.module_name("strict")
-    fake_plugins.distribution("gradhub-strict", {"gradhub.optimizer": {"strictopt": module}}, {module: RAISES_ON_IMPORT})
+    fake_plugins.distribution(
+        "gradhub-strict", {"gradhub.optimizer": {"strictopt": module}}, {module: RAISES_ON_IMPORT}
+    )
     monkeypatch.setenv("GRADHUB_STRICT", "1")
     with pytest.raises(PluginLoadError, match="boom"):
         fake_plugins.registry().entries()
@@ -217,7 +221,8 @@ def test_in_process_registration(fake_plugins: FakePlugins) -> None:
     fake_plugins.plugin("gradhub-installed", {"taken": None})
     registry = fake_plugins.registry()
     paper = {"title": "T", "authors": ["A"], "year": 2024}
-    local = {"name": "mine", "kind": "loss", "summary": "s", "paper": paper, "target": "torch.nn:MSELoss", "example": "m:f"}
+    local = {"name": "mine", "kind": "loss", "summary": "s", "paper": paper, "target": "torch.nn:MSELoss"}
+    local["example"] = "m:f"
     spec = registry.register(local)
     assert isinstance(spec, MethodSpec)
     assert registry.spec("mine") is spec

@@ -29,7 +29,8 @@ def test_generated_plugins_install_and_pass(tmp_path: Path) -> None:
     listed = subprocess.run([sys.executable, "-m", "gradhub", "list"], env=env, capture_output=True, text=True)
     for name, kind in zip(names, KINDS):
         assert any(line.split()[:3] == [name, kind, f"gradhub-{name}"] for line in listed.stdout.splitlines()), name
-    checked = subprocess.run([sys.executable, "-m", "gradhub", "check", *names], env=env, capture_output=True, text=True)
+    command = [sys.executable, "-m", "gradhub", "check", *names]
+    checked = subprocess.run(command, env=env, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-2000:]
     total, passed = re.fullmatch(r"(\d+) checks: (\d+) passed", checked.stdout.splitlines()[-1]).groups()
     assert total == passed and int(total) > 60

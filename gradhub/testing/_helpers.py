@@ -54,8 +54,8 @@ def load_example(spec: MethodSpec, device: torch.device, dtype: torch.dtype, see
     if not isinstance(example, expected):
         fail(
             spec,
-            f"example {spec.example!r} returned {type(example).__name__}; {with_article(spec.kind.value)} example must be a "
-            f"{expected.__module__}.{expected.__name__}",
+            f"example {spec.example!r} returned {type(example).__name__}; "
+            f"{with_article(spec.kind.value)} example must be a {expected.__module__}.{expected.__name__}",
         )
     return example
 
