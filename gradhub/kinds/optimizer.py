@@ -138,11 +138,35 @@ class Optimizer(torch.optim.Optimizer):
                 )
         super().add_param_group({**param_group, "params": params, **{k: validated[k] for k in overrides if k in known}})
 
-    def _reject_sparse(self, grad: torch.Tensor, group_index: int, param_index: int) -> None:
-        if grad.is_sparse:
-            raise UnsupportedInputError(
-                self.method,
-                f"sparse gradient (parameter {param_index} of param group {group_index})",
-                f"layout {grad.layout}",
-                "use dense gradients (e.g. nn.Embedding(sparse=False))",
-            )
+    @staticmethod
+    def _evaluate(closure: Callable[[], Any] | None) -> Any:
+        """The closure's loss, computed with gradients enabled (``step`` runs under no_grad)."""
+        if closure is None:
+            return None
+        with torch.enable_grad():
+            return closure()
+
+    def _parameters_with_gradients(self) -> list[list[torch.Tensor]]:
+        """Per param group, the parameters that have a gradient.
+
+        Every group is checked before any is returned, so a sparse gradient raises
+        :class:`~gradhub.errors.UnsupportedInputError` before the step changes anything.
+        """
+        groups = []
+        for group_index, group in enumerate(self.param_groups):
+            for param_index, param in enumerate(group["params"]):
+                if param.grad is not None and param.grad.is_sparse:
+                    raise UnsupportedInputError(
+                        self.method,
+                        f"sparse gradient (parameter {param_index} of param group {group_index})",
+                        f"layout {param.grad.layout}",
+                        "use dense gradients (e.g. nn.Embedding(sparse=False))",
+                    )
+            groups.append([param for param in group["params"] if param.grad is not None])
+        return groups
+
+    @staticmethod
+    def _use_foreach(group: dict[str, Any], params: list[torch.Tensor]) -> bool:
+        """The group's ``foreach`` setting, with ``None`` resolved by :func:`default_foreach`."""
+        foreach = group.get("foreach")
+        return default_foreach(params) if foreach is None else bool(foreach)

@@ -29,6 +29,10 @@ INVOKERS: dict[str, tuple[type, Invoker]] = {}
 """Per kind: the example type, and how to build/call the method on an example with hyperparameters."""
 
 
+RESULT_TYPES: dict[str, type | None] = {}
+"""Per kind whose target takes a model: the type its result must have (None: anything)."""
+
+
 def fail(spec: MethodSpec, message: str) -> NoReturn:
     raise ConformanceError(f"{spec.name}: {message}")
 
@@ -128,6 +132,34 @@ def scramble_global_rng(seed: int) -> None:
 
 def generator_for(device: torch.device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
+
+
+# --- kinds whose target is called with a model: attack, sampler, probe ---------------------
+
+
+def call_with_model(spec: MethodSpec, example: Any, hparams: dict[str, Any], generator: Any = None) -> Any:
+    """``target(example.model, *example.args, generator=generator, **hparams)``, result type checked."""
+    result = load_target(spec)(example.model, *example.args, generator=generator, **hparams)
+    expected = RESULT_TYPES.get(spec.kind.value)
+    if expected is not None and not isinstance(result, expected):
+        fail(
+            spec,
+            f"it returned {type(result).__name__}; {with_article(spec.kind.value)} returns "
+            f"{expected.__module__}.{expected.__name__}",
+        )
+    return result
+
+
+def register_model_kind(kind: str, example_type: type, result_type: type | None) -> None:
+    """Runner and invoker for a kind whose target is called with a model and a generator."""
+
+    def run(spec: MethodSpec, device: torch.device, dtype: torch.dtype, seed: int) -> list[torch.Tensor]:
+        example = load_example(spec, device, dtype, seed, example_type)
+        return tensors_of(call_with_model(spec, example, example.hparams, generator_for(device, seed)))
+
+    RESULT_TYPES[kind] = result_type
+    RUNNERS[kind] = run
+    INVOKERS[kind] = (example_type, call_with_model)
 
 
 # --- model fingerprints (attacks and probes must leave the model as they found it) ---------
@@ -236,6 +268,6 @@ def expect_hyperparameter_error(spec: MethodSpec, call: Callable[[], Any], name:
         fail(
             spec,
             f"{name}={value!r} raised {type(error).__name__}: {error}; bad hyperparameters must raise "
-            "gradhub.HyperparameterError (see gradhub.hyperparameters.validate_hyperparameters)",
+            "gradhub.HyperparameterError (use gradhub.hyperparameters.validated or validate_hyperparameters)",
         )
     fail(spec, f"{name}={value!r} was accepted, but the spec's hyperparameter model rejects it")

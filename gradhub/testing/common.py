@@ -17,14 +17,20 @@ from gradhub.testing._helpers import (
     INVOKERS,
     RUNNERS,
     assert_close,
+    assert_finite,
+    assert_model_unchanged,
+    call_with_model,
     default_device_and_dtype,
     deterministic_algorithms,
     expect_hyperparameter_error,
     fail,
+    fingerprint,
+    generator_for,
     invalid_hyperparameters,
     load_example,
     load_target,
     scramble_global_rng,
+    tensors_of,
 )
 from gradhub.testing._suite import available_devices, conformance_check, definitions
 
@@ -146,3 +152,17 @@ def check_devices_agree(spec: MethodSpec, device: Any, dtype: torch.dtype) -> No
         for name in devices[1:]:
             other = [t.cpu() for t in run(spec, torch.device(name), dtype, 0)]
             assert_close(spec, reference, other, f"cpu vs {name}", rtol=tolerance, atol=tolerance)
+
+
+@conformance_check("attack", "probe", dtypes="declared")
+def check_model_unchanged(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
+    """Weights, buffers, gradients, requires_grad and training mode are as they were; results are finite."""
+    example_type, _ = INVOKERS[spec.kind.value]
+    example = load_example(spec, device, dtype, 0, example_type)
+    before = fingerprint(example.model)
+    result = call_with_model(spec, example, example.hparams, generator_for(device, 0))
+    assert_model_unchanged(spec, before, example.model)
+    values = tensors_of(result)
+    if not values:
+        fail(spec, f"it returned {type(result).__name__} with no tensor or number in it")
+    assert_finite(spec, values, "its result")

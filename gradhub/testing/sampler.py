@@ -10,13 +10,12 @@ from torch import nn
 from gradhub.kinds.sampler import SampleResult, SamplerExample
 from gradhub.specs import MethodSpec
 from gradhub.testing._helpers import (
-    INVOKERS,
-    RUNNERS,
     assert_finite,
+    call_with_model,
     fail,
     generator_for,
     load_example,
-    load_target,
+    register_model_kind,
 )
 from gradhub.testing._suite import conformance_check
 
@@ -25,28 +24,15 @@ def _example(spec: MethodSpec, device: torch.device, dtype: torch.dtype, seed: i
     return load_example(spec, device, dtype, seed, SamplerExample)
 
 
-def _sample(spec: MethodSpec, example: SamplerExample, hparams: dict[str, Any], generator: Any = None) -> SampleResult:
-    result = load_target(spec)(example.model, *example.args, generator=generator, **hparams)
-    if not isinstance(result, SampleResult):
-        fail(spec, f"it returned {type(result).__name__}; a sampler returns gradhub.kinds.sampler.SampleResult")
-    return result
-
-
-def _run(spec: MethodSpec, device: torch.device, dtype: torch.dtype, seed: int) -> list[torch.Tensor]:
-    example = _example(spec, device, dtype, seed)
-    return [_sample(spec, example, example.hparams, generator_for(device, seed)).samples.detach()]
-
-
-RUNNERS["sampler"] = _run
-INVOKERS["sampler"] = (SamplerExample, _sample)
+register_model_kind("sampler", SamplerExample, SampleResult)
 
 
 @conformance_check("sampler")
 def check_generator_matters(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
     """Different generator seeds give different samples (the generator is actually used)."""
     example = _example(spec, device, dtype)
-    first = _sample(spec, example, example.hparams, generator_for(device, 0)).samples
-    second = _sample(spec, example, example.hparams, generator_for(device, 1)).samples
+    first = call_with_model(spec, example, example.hparams, generator_for(device, 0)).samples
+    second = call_with_model(spec, example, example.hparams, generator_for(device, 1)).samples
     if torch.equal(first, second):
         fail(spec, "generators seeded 0 and 1 gave identical samples: it does not draw from its generator")
 
@@ -60,7 +46,7 @@ def check_evaluations_counted(spec: MethodSpec, device: torch.device, dtype: tor
     if isinstance(model, nn.Module):
         handle = model.register_forward_pre_hook(lambda module, args: calls.__setitem__(0, calls[0] + 1))
         try:
-            result = _sample(spec, example, example.hparams, generator_for(device, 0))
+            result = call_with_model(spec, example, example.hparams, generator_for(device, 0))
         finally:
             handle.remove()
     else:
@@ -70,7 +56,7 @@ def check_evaluations_counted(spec: MethodSpec, device: torch.device, dtype: tor
             return model(*args, **kwargs)
 
         example.model = counted
-        result = _sample(spec, example, example.hparams, generator_for(device, 0))
+        result = call_with_model(spec, example, example.hparams, generator_for(device, 0))
     if result.evaluations != calls[0]:
         fail(spec, f"it reports {result.evaluations} model evaluations but called the model {calls[0]} times")
     assert_finite(spec, [result.samples.detach()], "samples")

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from gradhub.kernels import group_tensors
-from gradhub.kinds.optimizer import Optimizer, default_foreach
+from gradhub.kinds.optimizer import Optimizer
 from gradhub_adamp import AdamPHyperparameters
 from gradhub_adamp.multitensor import ProjectedStep, blocked_projected_step, foreach_projected_step
 from gradhub_adamp.projection import radial_projection_scales, weight_decay_factor
@@ -88,15 +88,10 @@ class AdamP(Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform one optimisation step; returns ``closure()``'s loss when given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        groups = [self._with_gradients(index, group) for index, group in enumerate(self.param_groups)]
-        for group, params in zip(self.param_groups, groups):
+        loss = self._evaluate(closure)
+        for group, params in zip(self.param_groups, self._parameters_with_gradients()):
             if not params:
                 continue
-            grads = [param.grad for param in params]
             states = [self.state[param] for param in params]
             for param, state in zip(params, states):
                 if not state:
@@ -104,16 +99,11 @@ class AdamP(Optimizer):
                     state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
                 state["step"] += 1
-            foreach = group["foreach"]
-            implementation = (
-                _multi_tensor_adamp
-                if (default_foreach(params) if foreach is None else foreach)
-                else _single_tensor_adamp
-            )
+            implementation = _multi_tensor_adamp if self._use_foreach(group, params) else _single_tensor_adamp
             beta1, beta2 = group["betas"]
             implementation(
                 params,
-                grads,
+                [param.grad for param in params],
                 [state["exp_avg"] for state in states],
                 [state["exp_avg_sq"] for state in states],
                 [state["step"] for state in states],
@@ -128,12 +118,6 @@ class AdamP(Optimizer):
                 maximize=group["maximize"],
             )
         return loss
-
-    def _with_gradients(self, group_index: int, group: dict[str, Any]) -> list[Tensor]:
-        params = [param for param in group["params"] if param.grad is not None]
-        for param_index, param in enumerate(params):
-            self._reject_sparse(param.grad, group_index, param_index)
-        return params
 
 
 def _single_tensor_adamp(

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from gradhub.kernels import group_tensors
-from gradhub.kinds.optimizer import Optimizer, default_foreach
+from gradhub.kinds.optimizer import Optimizer
 from gradhub_adamp import SGDPHyperparameters
 from gradhub_adamp.multitensor import ProjectedStep, blocked_projected_step, foreach_projected_step
 from gradhub_adamp.projection import radial_projection_scales, weight_decay_factor
@@ -89,17 +89,8 @@ class SGDP(Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform one optimisation step; returns ``closure()``'s loss when given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        groups = []
-        for group_index, group in enumerate(self.param_groups):
-            params = [param for param in group["params"] if param.grad is not None]
-            for param_index, param in enumerate(params):
-                self._reject_sparse(param.grad, group_index, param_index)
-            groups.append(params)
-        for group, params in zip(self.param_groups, groups):
+        loss = self._evaluate(closure)
+        for group, params in zip(self.param_groups, self._parameters_with_gradients()):
             if not params:
                 continue
             buffers = []
@@ -108,10 +99,7 @@ class SGDP(Optimizer):
                 if not state:
                     state["momentum"] = torch.zeros_like(param, memory_format=torch.preserve_format)
                 buffers.append(state["momentum"])
-            foreach = group["foreach"]
-            implementation = (
-                _multi_tensor_sgdp if (default_foreach(params) if foreach is None else foreach) else _single_tensor_sgdp
-            )
+            implementation = _multi_tensor_sgdp if self._use_foreach(group, params) else _single_tensor_sgdp
             implementation(
                 params,
                 [param.grad for param in params],
