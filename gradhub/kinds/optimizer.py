@@ -110,7 +110,8 @@ class Optimizer(torch.optim.Optimizer):
 
         @functools.wraps(init)
         def checked_init(self: Optimizer, *args: Any, **kwargs: Any) -> None:
-            bind_arguments(getattr(cls, "method", cls.__name__), signature, (self, *args), kwargs, accepted)
+            method = getattr(type(self), "method", type(self).__name__)
+            bind_arguments(method, signature, (self, *args), kwargs, accepted)
             init(self, *args, **kwargs)
 
         checked_init._gradhub_checked = True  # type: ignore[attr-defined]

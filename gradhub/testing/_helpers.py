@@ -49,6 +49,14 @@ def default_device_and_dtype(spec: MethodSpec) -> tuple[torch.device, torch.dtyp
     return torch.device(device), getattr(torch, "float32" if "float32" in spec.dtypes else spec.dtypes[0])
 
 
+def target_is_class(spec: MethodSpec) -> bool:
+    """For ``applies``: True for a class target, and for one that does not import (spec_valid reports it)."""
+    try:
+        return isinstance(import_target(spec.target), type)
+    except Exception:
+        return True
+
+
 def load_example(spec: MethodSpec, device: torch.device, dtype: torch.dtype, seed: int, expected: type) -> Any:
     try:
         builder = import_target(spec.example)
@@ -218,6 +226,8 @@ def _constraint_values(annotation: Any, metadata: list[Any]) -> list[Any]:
         values += [math.nan, math.inf]
     if annotation is bool:
         values.append("yes")
+    if typing.get_origin(annotation) is typing.Literal:
+        values.append("not-one-of-" + "-".join(map(str, typing.get_args(annotation))))
     return values
 
 

@@ -30,6 +30,8 @@ class CheckDefinition:
     applies: Callable[[MethodSpec], bool]
     when: str
     """The condition ``applies`` tests, in words, for the protocol document."""
+    compares_devices: bool = False
+    """Runs once over all usable devices (at least two), which it receives as a tuple."""
 
     @property
     def summary(self) -> str:
@@ -45,6 +47,7 @@ def conformance_check(
     per_device: bool = True,
     applies: Callable[[MethodSpec], bool] = lambda spec: True,
     when: str = "",
+    compares_devices: bool = False,
 ) -> Callable[[CheckFunction], CheckFunction]:
     """Register ``check_<id>(spec, device, dtype)`` for ``kinds`` (all kinds when none given)."""
 
@@ -54,7 +57,7 @@ def conformance_check(
             if any(existing.id == check_id for existing in _DEFINITIONS[kind]):
                 raise ValueError(f"check {check_id!r} is defined twice for kind {kind}")
             _DEFINITIONS[kind].append(
-                CheckDefinition(check_id, kinds or KINDS, function, dtypes, per_device, applies, when)
+                CheckDefinition(check_id, kinds or KINDS, function, dtypes, per_device, applies, when, compares_devices)
             )
         return function
 
@@ -88,8 +91,10 @@ def checks_markdown() -> str:
     for kind in KINDS:
         lines += [f"#### {kind}", "", "| check | runs | dtype | what it asserts |", "|---|---|---|---|"]
         for definition in definitions(kind):
-            runs = ("per device" if definition.per_device else "once") + (
-                f"; when {definition.when}" if definition.when else ""
+            runs = (
+                ("per device" if definition.per_device else "once")
+                + ("; when two or more devices are available" if definition.compares_devices else "")
+                + (f"; when {definition.when}" if definition.when else "")
             )
             lines.append(f"| `{definition.id}` | {runs} | {_POLICY_WORDS[definition.dtypes]} | {definition.summary} |")
         lines.append("")
@@ -122,7 +127,9 @@ class Check:
     def __call__(self) -> None:
         import torch
 
-        device = torch.device(self.device) if self.device else None
+        device: Any = torch.device(self.device) if self.device else None
+        if self.definition.compares_devices:
+            device = tuple(torch.device(name) for name in self.device.split("+"))
         dtype = getattr(torch, self.dtype) if self.dtype else None
         self.definition.function(self.spec, device, dtype)
 
@@ -159,7 +166,13 @@ def expand(spec: MethodSpec, devices: Iterable[str] | None = None) -> list[Check
     for definition in definitions(spec.kind.value):
         if not definition.applies(spec):
             continue
-        for device in usable if definition.per_device else [None]:
+        if definition.compares_devices:
+            if len(usable) < 2:
+                continue
+            device_options: list[str | None] = ["+".join(usable)]
+        else:
+            device_options = list(usable) if definition.per_device else [None]
+        for device in device_options:
             for dtype in _dtypes(definition.dtypes, spec):
                 reason = spec.expected_failures.get(definition.id)
                 result.append(Check(definition, spec, device, dtype, reason))

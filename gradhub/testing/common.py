@@ -32,7 +32,7 @@ from gradhub.testing._helpers import (
     scramble_global_rng,
     tensors_of,
 )
-from gradhub.testing._suite import available_devices, conformance_check, definitions
+from gradhub.testing._suite import conformance_check, definitions
 
 TARGET_TESTS = {
     "optimizer": (optimizer.is_optimizer_target, "a torch.optim.Optimizer subclass"),
@@ -71,9 +71,15 @@ def check_spec_valid(spec: MethodSpec, device: Any, dtype: Any) -> None:
             fail(spec, f"{path!r} does not import: {type(error).__name__}: {error}")
         if not callable(function):
             fail(spec, f"{path!r} is not callable")
-    for name in REQUIRED_HYPERPARAMETERS.get(spec.kind.value, ()):
+    required = list(REQUIRED_HYPERPARAMETERS.get(spec.kind.value, ()))
+    if getattr(spec.capabilities, "perturbation_norm", None) is not None:
+        required.append("eps")  # the norm bound it declares is eps
+    for name in required:
         if name not in spec.params.model_fields:
             fail(spec, f"{with_article(spec.kind.value)} must take the hyperparameter {name!r}; its model lacks it")
+    reductions = getattr(spec.capabilities, "reductions", ())
+    if reductions and "none" not in reductions:
+        fail(spec, f"it declares reductions {reductions} without 'none'; the others are checked against 'none'")
     known = {definition.id for definition in definitions(spec.kind.value)}
     for check_id in spec.expected_failures:
         if check_id not in known:
@@ -127,31 +133,18 @@ def check_deterministic(spec: MethodSpec, device: torch.device, dtype: torch.dty
     assert_close(spec, first, second, "two runs from the same seed (global RNG in different states)")
 
 
-def _several_devices(spec: MethodSpec) -> bool:
-    return len([device for device in available_devices() if device in spec.devices]) > 1
-
-
 @conformance_check(
-    "optimizer",
-    "layer",
-    "loss",
-    "solver",
-    "schedule",
-    dtypes="precise",
-    per_device=False,
-    applies=_several_devices,
-    when="more than one device is available",
+    "optimizer", "layer", "loss", "solver", "schedule", dtypes="precise", per_device=False, compares_devices=True
 )
-def check_devices_agree(spec: MethodSpec, device: Any, dtype: torch.dtype) -> None:
-    """The example gives the same results (to round-off) on every available device."""
+def check_devices_agree(spec: MethodSpec, devices: tuple[torch.device, ...], dtype: torch.dtype) -> None:
+    """The example gives the same results (to round-off) on every usable device as on the first."""
     run = RUNNERS[spec.kind.value]
-    devices = [name for name in available_devices() if name in spec.devices]
     tolerance = 1e-7 if dtype == torch.float64 else 1e-3
     with deterministic_algorithms():
-        reference = run(spec, torch.device("cpu"), dtype, 0)
-        for name in devices[1:]:
-            other = [t.cpu() for t in run(spec, torch.device(name), dtype, 0)]
-            assert_close(spec, reference, other, f"cpu vs {name}", rtol=tolerance, atol=tolerance)
+        reference = [t.cpu() for t in run(spec, devices[0], dtype, 0)]
+        for device in devices[1:]:
+            other = [t.cpu() for t in run(spec, device, dtype, 0)]
+            assert_close(spec, reference, other, f"{devices[0]} vs {device}", rtol=tolerance, atol=tolerance)
 
 
 @conformance_check("attack", "probe", dtypes="declared")

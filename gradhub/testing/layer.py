@@ -18,6 +18,7 @@ from gradhub.testing._helpers import (
     fail,
     load_example,
     load_target,
+    target_is_class,
     tensors_of,
 )
 from gradhub.testing._suite import conformance_check
@@ -154,7 +155,7 @@ def check_gradient_flows(spec: MethodSpec, device: torch.device, dtype: torch.dt
         fail(spec, "its surrogate gradient is zero everywhere on the example")
 
 
-@conformance_check("layer", applies=lambda spec: isinstance(load_target(spec), type), when="the target is a class")
+@conformance_check("layer", applies=target_is_class, when="the target is a class")
 def check_state_dict_round_trip(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
     """A module built from another seed, loaded with a module's state_dict, computes the same outputs."""
     example = _example(spec, device, dtype)

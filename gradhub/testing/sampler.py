@@ -29,7 +29,7 @@ register_model_kind("sampler", SamplerExample, SampleResult)
 
 @conformance_check("sampler")
 def check_generator_matters(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
-    """Different generator seeds give different samples (the generator is actually used)."""
+    """Different generator seeds give different samples (with ``deterministic``: it draws from its generator)."""
     example = _example(spec, device, dtype)
     first = call_with_model(spec, example, example.hparams, generator_for(device, 0)).samples
     second = call_with_model(spec, example, example.hparams, generator_for(device, 1)).samples

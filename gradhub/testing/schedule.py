@@ -10,16 +10,12 @@ from torch import nn
 
 from gradhub.kinds.schedule import ScheduleExample
 from gradhub.specs import MethodSpec
-from gradhub.testing._helpers import INVOKERS, RUNNERS, fail, load_example, load_target
+from gradhub.testing._helpers import INVOKERS, RUNNERS, fail, load_example, load_target, target_is_class
 from gradhub.testing._suite import conformance_check
 
 
 def _example(spec: MethodSpec, device: torch.device, dtype: torch.dtype, seed: int = 0) -> ScheduleExample:
     return load_example(spec, device, dtype, seed, ScheduleExample)
-
-
-def _is_class(spec: MethodSpec) -> bool:
-    return isinstance(load_target(spec), type)
 
 
 def _scheduler(spec: MethodSpec, example: ScheduleExample, hparams: dict[str, Any], device: Any = "cpu") -> Any:
@@ -65,7 +61,7 @@ def check_rates_nonnegative(spec: MethodSpec, device: torch.device, dtype: Any) 
             fail(spec, f"the rate at step {step} is {rate}; rates must be finite and non-negative")
 
 
-@conformance_check("schedule", dtypes="none", applies=_is_class, when="the target is a class")
+@conformance_check("schedule", dtypes="none", applies=target_is_class, when="the target is a class")
 def check_state_dict_round_trip(spec: MethodSpec, device: torch.device, dtype: Any) -> None:
     """k steps, state_dict into a fresh scheduler, n-k steps: the same rates as n straight steps."""
     example = _example(spec, device, torch.float32)

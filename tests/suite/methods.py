@@ -1,0 +1,633 @@
+"""Small, correct methods of every kind: the fixtures the conformance suite's own tests run.
+
+Each method here passes every conformance check of its kind on CPU, quickly, so that a
+failing check in ``broken.py`` (a copy of one of these with one convention broken) can
+only be blamed on that convention. ``conftest.py`` loads this file as the module
+``gradhub_suite_methods``, the name the specs' import paths use.
+
+Hyperparameters are validated the way real plugins do it: ``@validated`` on functions,
+:func:`~gradhub.hyperparameters.validate_hyperparameters` in constructors (under the
+class's ``method`` name, so a subclass in ``broken.py`` names itself in its errors), and
+the :class:`gradhub.kinds.optimizer.Optimizer` base class for the optimizer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, Literal
+
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+
+from gradhub.errors import UnsupportedInputError
+from gradhub.hyperparameters import (
+    Flag,
+    Hyperparameters,
+    LearningRate,
+    Momentum,
+    NonNegative,
+    Probability,
+    WeightDecay,
+    validate_hyperparameters,
+    validated,
+)
+from gradhub.kernels import group_tensors
+from gradhub.kinds.attack import AttackExample, AttackResult
+from gradhub.kinds.layer import LayerExample
+from gradhub.kinds.loss import LossExample, reduce
+from gradhub.kinds.optimizer import Optimizer, OptimizerExample
+from gradhub.kinds.probe import ProbeExample
+from gradhub.kinds.sampler import SampleResult, SamplerExample
+from gradhub.kinds.schedule import ScheduleExample
+from gradhub.kinds.solver import SolverExample, SolverResult
+from gradhub.specs import MethodSpec, Paper
+
+MODULE = "gradhub_suite_methods"
+"""The name ``conftest.py`` imports this file under; spec import paths start with it."""
+
+PAPER = Paper(
+    title="Fixtures for the gradhub conformance suite's own tests",
+    authors=("gradhub contributors",),
+    year=2025,
+)
+
+
+def method_spec(
+    name: str, kind: str, target: str, params: type[Hyperparameters], example: str, **extra: Any
+) -> MethodSpec:
+    """A spec whose target and example live in this module."""
+    return MethodSpec(
+        name=name,
+        kind=kind,
+        summary=f"conformance-suite fixture: {name}",
+        paper=PAPER,
+        target=f"{MODULE}:{target}",
+        params=params,
+        example=f"{MODULE}:{example}",
+        **extra,
+    )
+
+
+def seeded_module(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
+    """Build a module from ``seed`` without touching the global RNG the suite scrambles."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+@contextlib.contextmanager
+def evaluation_mode(model: nn.Module) -> Iterator[None]:
+    """Run in eval mode (BatchNorm statistics frozen), then restore every submodule's mode."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def classifier(seed: int, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """A user's model mid-training: train mode, BatchNorm whose statistics a careless method would move."""
+    model = seeded_module(seed, lambda: nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 3)))
+    return model.to(device=device, dtype=dtype)
+
+
+# --- optimizer: SGD with heavy-ball momentum and decoupled weight decay ----------------------
+
+
+class MomentumHyperparameters(Hyperparameters):
+    lr: LearningRate = 0.1
+    momentum: Momentum = 0.9
+    weight_decay: WeightDecay = 0.0
+    foreach: Flag | None = Field(None, description="multi-tensor path; None picks it on CPU and CUDA")
+
+
+def single_tensor_momentum(
+    params: list[Tensor], grads: list[Tensor], buffers: list[Tensor], *, lr: float, momentum: float, weight_decay: float
+) -> None:
+    """The reference path, one tensor at a time: b = m b + g; w *= 1 - lr wd; w -= lr b."""
+    for param, grad, buffer in zip(params, grads, buffers):
+        buffer.mul_(momentum).add_(grad)
+        if weight_decay:
+            param.mul_(1 - lr * weight_decay)
+        param.add_(buffer, alpha=-lr)
+
+
+def multi_tensor_momentum(
+    params: list[Tensor], grads: list[Tensor], buffers: list[Tensor], *, lr: float, momentum: float, weight_decay: float
+) -> None:
+    """The same step with ``torch._foreach_*`` ops over tensors grouped by device and dtype."""
+    for group_params, group_grads, group_buffers in group_tensors([params, grads, buffers]).values():
+        torch._foreach_mul_(group_buffers, momentum)
+        torch._foreach_add_(group_buffers, group_grads)
+        if weight_decay:
+            torch._foreach_mul_(group_params, 1 - lr * weight_decay)
+        torch._foreach_add_(group_params, group_buffers, alpha=-lr)
+
+
+class MomentumSGD(Optimizer):
+    """SGD with momentum; its pieces are class attributes so ``broken.py`` can break one at a time."""
+
+    method = "suite-momentum"
+    hyperparameters = MomentumHyperparameters
+    single_tensor_update: ClassVar[Callable[..., None]] = staticmethod(single_tensor_momentum)
+    multi_tensor_update: ClassVar[Callable[..., None]] = staticmethod(multi_tensor_momentum)
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 0.1,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        *,
+        foreach: bool | None = None,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=foreach))
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = self._evaluate(closure)
+        # _parameters_with_gradients rejects sparse gradients before any group changes.
+        for group, params in zip(self.param_groups, self._parameters_with_gradients()):
+            if params:
+                self.update_group(group, params)
+        return loss
+
+    def momentum_buffer(self, param: Tensor) -> Tensor:
+        state = self.state[param]
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        return state["momentum_buffer"]
+
+    def update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        update = type(self).multi_tensor_update if self._use_foreach(group, params) else type(self).single_tensor_update
+        update(
+            params,
+            [param.grad for param in params],
+            [self.momentum_buffer(param) for param in params],
+            lr=group["lr"],
+            momentum=group["momentum"],
+            weight_decay=group["weight_decay"],
+        )
+
+
+def momentum_example(device: torch.device, dtype: torch.dtype, seed: int) -> OptimizerExample:
+    """A two-layer regression network on 16 fixed points (four parameters, so two param groups split evenly)."""
+    generator = torch.Generator().manual_seed(seed)
+    model = seeded_module(seed, lambda: nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1)))
+    model = model.to(device=device, dtype=dtype)
+    inputs = torch.randn(16, 4, generator=generator).to(device=device, dtype=dtype)
+    targets = torch.sin(inputs.sum(1, keepdim=True))
+
+    def loss() -> Tensor:
+        return nn.functional.mse_loss(model(inputs), targets)
+
+    return OptimizerExample(model=model, loss=loss, hparams={"lr": 0.05, "weight_decay": 0.01}, steps=10)
+
+
+# --- layer (exact gradient): scale * tanh(linear(x)) ----------------------------------------
+
+
+class ScaledTanhHyperparameters(Hyperparameters):
+    in_features: int = Field(4, ge=1)
+    out_features: int = Field(3, ge=1)
+    scale: NonNegative = 1.0
+
+
+class ScaledTanh(nn.Module):
+    """``scale * tanh(W x + b)``; accepts the fields of :class:`ScaledTanhHyperparameters`."""
+
+    method: ClassVar[str] = "suite-scaled-tanh"
+    hyperparameters: ClassVar[type[Hyperparameters]] = ScaledTanhHyperparameters
+
+    def __init__(self, **hyperparameters: Any) -> None:
+        super().__init__()
+        values = validate_hyperparameters(self.method, self.hyperparameters, hyperparameters)
+        self.linear = nn.Linear(values["in_features"], values["out_features"])
+        self.scale = values["scale"]
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.scale * torch.tanh(self.linear(inputs))
+
+
+def scaled_tanh_example(device: torch.device, dtype: torch.dtype, seed: int) -> LayerExample:
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(5, 4, generator=generator).to(device=device, dtype=dtype)
+    return LayerExample(inputs=(inputs,), hparams={"in_features": 4, "out_features": 3, "scale": 2.0})
+
+
+# --- layer (surrogate gradient): straight-through quantisation ------------------------------
+
+
+class QuantizeHyperparameters(Hyperparameters):
+    levels: int = Field(4, ge=1, description="quantisation steps per unit")
+
+
+@validated("suite-ste-quantize", QuantizeHyperparameters)
+def straight_through_quantize(inputs: Tensor, levels: int = 4) -> Tensor:
+    """Round to ``1 / levels`` in the forward pass; pass the gradient straight through (the surrogate)."""
+    quantized = torch.round(inputs * levels) / levels
+    return inputs + (quantized - inputs).detach()
+
+
+def quantize_example(device: torch.device, dtype: torch.dtype, seed: int) -> LayerExample:
+    generator = torch.Generator().manual_seed(seed)
+    return LayerExample(inputs=(torch.randn(6, 3, generator=generator).to(device=device, dtype=dtype),))
+
+
+# --- loss (exact gradient): weighted squared error -------------------------------------------
+
+Reduction = Literal["none", "mean", "sum"]
+
+
+class SquaredErrorHyperparameters(Hyperparameters):
+    weight: NonNegative = 1.0
+    reduction: Reduction = "mean"
+
+
+@validated("suite-squared-error", SquaredErrorHyperparameters)
+def weighted_squared_error(prediction: Tensor, target: Tensor, weight: float = 1.0, reduction: str = "mean") -> Tensor:
+    return reduce(weight * (prediction - target) ** 2, reduction, "suite-squared-error")
+
+
+def regression_example(device: torch.device, dtype: torch.dtype, seed: int) -> LossExample:
+    generator = torch.Generator().manual_seed(seed)
+    prediction, target = torch.randn(2, 6, 3, generator=generator).to(device=device, dtype=dtype)
+    return LossExample(inputs=(prediction, target), hparams={"weight": 0.5})
+
+
+# --- loss (surrogate gradient): 0-1 loss with a sigmoid surrogate ----------------------------
+
+
+class ZeroOneHyperparameters(Hyperparameters):
+    temperature: float = Field(0.5, gt=0, description="width of the sigmoid surrogate")
+    reduction: Reduction = "mean"
+
+
+@validated("suite-zero-one", ZeroOneHyperparameters)
+def smoothed_zero_one(scores: Tensor, labels: Tensor, temperature: float = 0.5, reduction: str = "mean") -> Tensor:
+    """Misclassification (labels are +-1) in the forward pass; the sigmoid's gradient in the backward."""
+    margins = scores * labels
+    surrogate = torch.sigmoid(-margins / temperature)
+    errors = (margins <= 0).to(scores.dtype) + (surrogate - surrogate.detach())
+    return reduce(errors, reduction, "suite-zero-one")
+
+
+def classification_example(device: torch.device, dtype: torch.dtype, seed: int) -> LossExample:
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.randn(8, generator=generator).to(device=device, dtype=dtype)
+    labels = (torch.randint(0, 2, (8,), generator=generator) * 2 - 1).to(device=device, dtype=dtype)
+    return LossExample(inputs=(scores, labels))
+
+
+# --- solver: conjugate gradient ----------------------------------------------------------------
+
+
+class ConjugateGradientHyperparameters(Hyperparameters):
+    tol: NonNegative = 1e-8
+    max_iter: int = Field(100, ge=1)
+
+
+def conjugate_gradient_iterations(
+    matrix: Tensor, rhs: Tensor, tol: float, max_iter: int, start: Tensor | None = None
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """(iterate, residual norm) before the first iteration and after each (Hestenes-Stiefel CG)."""
+    solution = torch.zeros_like(rhs) if start is None else start
+    residual = rhs - matrix @ solution
+    direction = residual.clone()
+    squared_norm = residual @ residual
+    yield solution, squared_norm.sqrt()
+    for _ in range(max_iter):
+        if squared_norm.sqrt() <= tol:  # the algorithm's stopping test needs the value on the host
+            return
+        product = matrix @ direction
+        step = squared_norm / (direction @ product)
+        solution = solution + step * direction
+        residual = residual - step * product
+        new_squared_norm = residual @ residual
+        direction = residual + (new_squared_norm / squared_norm) * direction
+        squared_norm = new_squared_norm
+        yield solution, squared_norm.sqrt()
+
+
+@validated("suite-cg", ConjugateGradientHyperparameters)
+def conjugate_gradient(matrix: Tensor, rhs: Tensor, tol: float = 1e-8, max_iter: int = 100) -> SolverResult:
+    """Solve ``matrix @ x = rhs`` for a symmetric positive definite matrix."""
+    history = list(conjugate_gradient_iterations(matrix, rhs, tol, max_iter))
+    residuals = torch.stack([norm for _, norm in history])
+    return SolverResult(
+        solution=history[-1][0],
+        converged=bool(residuals[-1] <= tol),
+        iterations=len(history) - 1,
+        residuals=residuals,
+    )
+
+
+def linear_system_example(device: torch.device, dtype: torch.dtype, seed: int) -> SolverExample:
+    generator = torch.Generator().manual_seed(seed)
+    factor = torch.randn(8, 8, generator=generator, dtype=torch.float64)
+    matrix = (factor @ factor.T / 8 + torch.eye(8, dtype=torch.float64)).to(device=device, dtype=dtype)
+    rhs = torch.randn(8, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
+
+    def residual(solution: Tensor) -> float:
+        return torch.linalg.vector_norm(rhs - matrix @ solution).item()
+
+    return SolverExample(args=(matrix, rhs), hparams={"tol": tol}, residual=residual)
+
+
+# --- attack: projected gradient descent in the L-infinity ball -------------------------------
+
+
+class ProjectedGradientHyperparameters(Hyperparameters):
+    eps: NonNegative = 0.1
+    step_size: NonNegative = 0.05
+    max_iter: int = Field(3, ge=1)
+
+
+def random_start(inputs: Tensor, eps: float, generator: torch.Generator | None) -> Tensor:
+    noise = torch.rand(inputs.shape, generator=generator, device=inputs.device, dtype=inputs.dtype)
+    return (2 * noise - 1) * eps
+
+
+@validated("suite-pgd", ProjectedGradientHyperparameters)
+def projected_gradient_descent(
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    generator: torch.Generator | None = None,
+    eps: float = 0.1,
+    step_size: float = 0.05,
+    max_iter: int = 3,
+) -> AttackResult:
+    """Maximise the cross-entropy within ``eps`` of ``inputs`` (Madry et al.'s PGD with a random start)."""
+    perturbation = random_start(inputs, eps, generator)
+    losses = []
+    with evaluation_mode(model):
+        for _ in range(max_iter):
+            perturbation.requires_grad_(True)
+            loss = nn.functional.cross_entropy(model(inputs + perturbation), labels)
+            # autograd.grad, not backward(): the model's .grad must stay as the user left it.
+            (gradient,) = torch.autograd.grad(loss, perturbation)
+            perturbation = (perturbation.detach() + step_size * gradient.sign()).clamp(-eps, eps)
+            losses.append(loss.detach())
+    return AttackResult(output=(inputs + perturbation).detach(), iterations=max_iter, history=torch.stack(losses))
+
+
+def attack_example(device: torch.device, dtype: torch.dtype, seed: int) -> AttackExample:
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(6, 4, generator=generator).to(device=device, dtype=dtype)
+    labels = torch.randint(0, 3, (6,), generator=generator).to(device)
+    return AttackExample(
+        model=classifier(seed, device, dtype),
+        args=(inputs, labels),
+        hparams={"eps": 0.1, "step_size": 0.05, "max_iter": 3},
+        reference=inputs,
+    )
+
+
+# --- sampler: unadjusted Langevin dynamics -----------------------------------------------------
+
+
+class LangevinHyperparameters(Hyperparameters):
+    steps: int = Field(8, ge=1)
+    step_size: NonNegative = 0.1
+
+
+class GaussianScore(nn.Module):
+    """The score of a standard normal shifted to ``mean``: what the sampler evaluates."""
+
+    def __init__(self, mean: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean)
+
+    def forward(self, samples: Tensor) -> Tensor:
+        return self.mean - samples
+
+
+def langevin_noise(samples: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.randn(samples.shape, generator=generator, device=samples.device, dtype=samples.dtype)
+
+
+@validated("suite-langevin", LangevinHyperparameters)
+def langevin_dynamics(
+    score: Callable[[Tensor], Tensor],
+    start: Tensor,
+    generator: torch.Generator | None = None,
+    steps: int = 8,
+    step_size: float = 0.1,
+) -> SampleResult:
+    """``x <- x + h score(x) + sqrt(2h) z`` from ``start``: one model evaluation per step."""
+    samples = start.clone()
+    noise_scale = math.sqrt(2 * step_size)
+    with torch.no_grad():
+        for _ in range(steps):
+            samples = samples + step_size * score(samples) + noise_scale * langevin_noise(samples, generator)
+    return SampleResult(samples=samples, evaluations=steps)
+
+
+def langevin_example(device: torch.device, dtype: torch.dtype, seed: int) -> SamplerExample:
+    mean = torch.tensor([1.0, -2.0], device=device, dtype=dtype)
+    return SamplerExample(
+        model=GaussianScore(mean), args=(torch.zeros(16, 2, device=device, dtype=dtype),), hparams={"steps": 6}
+    )
+
+
+# --- schedule: linear warm-up, then linear decay to a floor ----------------------------------
+
+
+class WarmupDecayHyperparameters(Hyperparameters):
+    warmup_steps: int = Field(5, ge=0)
+    total_steps: int = Field(40, ge=1)
+    final_ratio: Probability = Field(0.0, description="the rate after total_steps, relative to the base rate")
+
+
+class WarmupLinearDecay(torch.optim.lr_scheduler.LRScheduler):
+    """Rates rise linearly for ``warmup_steps``, then fall linearly to ``final_ratio`` at ``total_steps``."""
+
+    method: ClassVar[str] = "suite-warmup-decay"
+    hyperparameters: ClassVar[type[Hyperparameters]] = WarmupDecayHyperparameters
+
+    def __init__(self, optimizer: torch.optim.Optimizer, last_epoch: int = -1, **hyperparameters: Any) -> None:
+        values = validate_hyperparameters(self.method, self.hyperparameters, hyperparameters)
+        self.warmup_steps: int = values["warmup_steps"]
+        self.total_steps: int = values["total_steps"]
+        self.final_ratio: float = values["final_ratio"]
+        super().__init__(optimizer, last_epoch)
+
+    def factor(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / (self.warmup_steps + 1)
+        progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
+        return 1 - (1 - self.final_ratio) * progress
+
+    def get_lr(self) -> list[float]:
+        return [base_lr * self.factor(self.last_epoch) for base_lr in self.base_lrs]
+
+
+def warmup_decay_example(device: torch.device, dtype: torch.dtype, seed: int) -> ScheduleExample:
+    """More steps than total_steps, so the floor after the decay is part of the example."""
+    return ScheduleExample(hparams={"warmup_steps": 5, "total_steps": 30, "final_ratio": 0.1}, steps=40)
+
+
+# --- probe: loss increase along random weight directions (sharpness) -------------------------
+
+
+class SharpnessHyperparameters(Hyperparameters):
+    radius: NonNegative = 0.05
+    directions: int = Field(4, ge=1)
+
+
+def random_direction(
+    parameters: dict[str, Tensor], radius: float, generator: torch.Generator | None
+) -> dict[str, Tensor]:
+    """A direction of norm ``radius`` over all parameters together."""
+    noise = {
+        name: torch.randn(value.shape, generator=generator, device=value.device, dtype=value.dtype)
+        for name, value in parameters.items()
+    }
+    norm = torch.sqrt(sum((value**2).sum() for value in noise.values()))
+    return {name: value * (radius / norm) for name, value in noise.items()}
+
+
+@validated("suite-sharpness", SharpnessHyperparameters)
+def random_direction_sharpness(
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    generator: torch.Generator | None = None,
+    radius: float = 0.05,
+    directions: int = 4,
+) -> dict[str, Tensor]:
+    """Mean loss increase when the weights move ``radius`` along random directions.
+
+    The perturbed weights go through ``torch.func.functional_call``, so the model's own
+    parameters are never written to; eval mode keeps BatchNorm's statistics still.
+    """
+    parameters = {name: value.detach() for name, value in model.named_parameters()}
+    with evaluation_mode(model), torch.no_grad():
+        base = nn.functional.cross_entropy(model(inputs), labels)
+        increases = []
+        for _ in range(directions):
+            direction = random_direction(parameters, radius, generator)
+            moved = {name: value + direction[name] for name, value in parameters.items()}
+            loss = nn.functional.cross_entropy(torch.func.functional_call(model, moved, (inputs,)), labels)
+            increases.append(loss - base)
+    return {"loss": base, "sharpness": torch.stack(increases).mean()}
+
+
+def sharpness_example(device: torch.device, dtype: torch.dtype, seed: int) -> ProbeExample:
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(6, 4, generator=generator).to(device=device, dtype=dtype)
+    labels = torch.randint(0, 3, (6,), generator=generator).to(device)
+    return ProbeExample(model=classifier(seed, device, dtype), args=(inputs, labels), hparams={"directions": 3})
+
+
+# --- a correct method the suite mis-judges (test_problems.py) ---------------------------------
+
+
+class ClosureMomentumSGD(MomentumSGD):
+    """MomentumSGD that insists on a closure, as line-search or SAM-style optimizers do."""
+
+    method = "suite-closure-momentum"
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 0.1,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        *,
+        foreach: bool | None = None,
+    ) -> None:
+        super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=foreach)
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        if closure is None:
+            raise UnsupportedInputError(
+                self.method, "step() without a closure", None, "pass a closure that re-evaluates the loss"
+            )
+        return super().step(closure)
+
+
+# --- the specs ---------------------------------------------------------------------------------
+
+MOMENTUM = method_spec(
+    "suite-momentum",
+    "optimizer",
+    "MomentumSGD",
+    MomentumHyperparameters,
+    "momentum_example",
+    capabilities={"supports_foreach": True},
+)
+SCALED_TANH = method_spec("suite-scaled-tanh", "layer", "ScaledTanh", ScaledTanhHyperparameters, "scaled_tanh_example")
+STE_QUANTIZE = method_spec(
+    "suite-ste-quantize",
+    "layer",
+    "straight_through_quantize",
+    QuantizeHyperparameters,
+    "quantize_example",
+    capabilities={"gradient": "surrogate"},
+)
+SQUARED_ERROR = method_spec(
+    "suite-squared-error",
+    "loss",
+    "weighted_squared_error",
+    SquaredErrorHyperparameters,
+    "regression_example",
+    capabilities={"reductions": ("none", "mean", "sum")},
+)
+ZERO_ONE = method_spec(
+    "suite-zero-one",
+    "loss",
+    "smoothed_zero_one",
+    ZeroOneHyperparameters,
+    "classification_example",
+    capabilities={"gradient": "surrogate", "reductions": ("none", "mean", "sum")},
+)
+CONJUGATE_GRADIENT = method_spec(
+    "suite-cg", "solver", "conjugate_gradient", ConjugateGradientHyperparameters, "linear_system_example"
+)
+PGD = method_spec(
+    "suite-pgd",
+    "attack",
+    "projected_gradient_descent",
+    ProjectedGradientHyperparameters,
+    "attack_example",
+    capabilities={"perturbation_norm": "linf"},
+)
+LANGEVIN = method_spec("suite-langevin", "sampler", "langevin_dynamics", LangevinHyperparameters, "langevin_example")
+WARMUP_DECAY = method_spec(
+    "suite-warmup-decay", "schedule", "WarmupLinearDecay", WarmupDecayHyperparameters, "warmup_decay_example"
+)
+SHARPNESS = method_spec(
+    "suite-sharpness", "probe", "random_direction_sharpness", SharpnessHyperparameters, "sharpness_example"
+)
+
+GOOD_METHODS: tuple[MethodSpec, ...] = (
+    MOMENTUM,
+    SCALED_TANH,
+    STE_QUANTIZE,
+    SQUARED_ERROR,
+    ZERO_ONE,
+    CONJUGATE_GRADIENT,
+    PGD,
+    LANGEVIN,
+    WARMUP_DECAY,
+    SHARPNESS,
+)
+"""One correct method per kind, plus a surrogate-gradient layer and loss (gradient_flows applies only to those)."""
+
+CLOSURE_MOMENTUM = method_spec(
+    "suite-closure-momentum",
+    "optimizer",
+    "ClosureMomentumSGD",
+    MomentumHyperparameters,
+    "momentum_example",
+    capabilities={"supports_foreach": True, "requires_closure": True},
+)
+"""Correct, but param_groups_independent fails it: see test_problems.py."""

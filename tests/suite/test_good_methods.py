@@ -1,0 +1,54 @@
+"""The good methods pass every check of their kind: the baseline every broken variant departs from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from gradhub_suite_methods import GOOD_METHODS
+
+import gradhub.testing
+from gradhub.kinds import KINDS
+from gradhub.specs import MethodSpec
+from gradhub.testing._suite import available_devices, definitions
+
+NEEDS_TWO_DEVICES = "devices_agree"
+NEEDS_AN_INSTALLED_DISTRIBUTION = "entry_module_torch_free"  # proven in test_entry_module.py
+
+
+@pytest.mark.parametrize("spec", GOOD_METHODS, ids=lambda spec: spec.name)
+def test_good_method_passes_every_check(spec: MethodSpec, register: Callable[[MethodSpec], str]) -> None:
+    """Registered in-process and checked by name, the way a notebook user would."""
+    name = register(spec)
+    report = gradhub.testing.check(name, raise_on_failure=False)
+    assert report.results, f"no check applies to {name}"
+    assert report.ok, f"{name} should pass every check:\n{report.summary()}"
+    assert {result.outcome for result in report.results} == {"passed"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_check_runs_on_some_good_method(kind: str) -> None:
+    """A check no good method reaches (a capability nobody declares) would pass vacuously here."""
+    reached = {check.id for spec in GOOD_METHODS if spec.kind.value == kind for check in gradhub.testing.checks(spec)}
+    expected = {definition.id for definition in definitions(kind)} - {NEEDS_AN_INSTALLED_DISTRIBUTION}
+    if len(available_devices()) == 1:
+        expected.discard(NEEDS_TWO_DEVICES)
+    assert reached == expected
+
+
+def test_devices_agree_is_generated_only_with_two_devices() -> None:
+    """On a CPU-only machine there is nothing to compare, and the check must not pretend to run."""
+    several = len(available_devices()) > 1
+    for spec in GOOD_METHODS:
+        defined = any(definition.id == NEEDS_TWO_DEVICES for definition in definitions(spec.kind.value))
+        generated = any(check.id == NEEDS_TWO_DEVICES for check in gradhub.testing.checks(spec))
+        assert generated == (defined and several), f"{spec.name}: devices_agree on {available_devices()}"
+
+
+def test_check_ids_are_stable_names() -> None:
+    """Checks are named as the pytest plugin shows them: id[method-device-dtype], or id[method]."""
+    names = {check.name for check in gradhub.testing.checks(GOOD_METHODS[0])}
+    assert "resume_exact[suite-momentum-cpu-float32]" in names
+    assert "resume_exact[suite-momentum-cpu-float64]" in names
+    assert "foreach_matches_single[suite-momentum-cpu-float64]" in names
+    assert "spec_valid[suite-momentum]" in names
