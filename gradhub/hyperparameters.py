@@ -163,9 +163,17 @@ def validate_hyperparameters(method: str, model: type[Hyperparameters], values: 
 
 
 def bind_arguments(
-    method: str, signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any], accepted: list[str]
+    method: str,
+    signature: inspect.Signature,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    accepted: list[str],
+    model: type[BaseModel] | None = None,
 ) -> inspect.BoundArguments:
-    """``signature.bind`` with gradhub errors: an unknown keyword or a missing argument named."""
+    """``signature.bind`` with gradhub errors: an unknown keyword or a missing argument named.
+
+    With ``model``, a missing hyperparameter's error also says what it accepts.
+    """
     try:
         return signature.bind(*args, **kwargs)
     except TypeError as error:
@@ -179,7 +187,8 @@ def bind_arguments(
         for name, parameter in signature.parameters.items() if bound is not None else ():
             missing = name not in bound.arguments and parameter.default is inspect.Parameter.empty
             if missing and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-                raise MissingHyperparameterError(method, name) from None
+                allowed = describe_field(model, name) if model is not None and name in model.model_fields else ""
+                raise MissingHyperparameterError(method, name, allowed) from None
         shown = str(signature).replace("(self, ", "(", 1)
         raise TypeError(f"{method}: {error}; the signature is {shown}") from None
 
@@ -201,7 +210,7 @@ def validated(method: str, model: type[Hyperparameters]) -> Callable[[Function],
 
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            bound = bind_arguments(method, signature, args, kwargs, accepted)
+            bound = bind_arguments(method, signature, args, kwargs, accepted, model)
             bound.apply_defaults()
             values = {name: bound.arguments[name] for name in model.model_fields if name in bound.arguments}
             bound.arguments.update(validate_hyperparameters(method, model, values))

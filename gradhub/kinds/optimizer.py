@@ -111,7 +111,7 @@ class Optimizer(torch.optim.Optimizer):
         @functools.wraps(init)
         def checked_init(self: Optimizer, *args: Any, **kwargs: Any) -> None:
             method = getattr(type(self), "method", type(self).__name__)
-            bind_arguments(method, signature, (self, *args), kwargs, accepted)
+            bind_arguments(method, signature, (self, *args), kwargs, accepted, getattr(cls, "hyperparameters", None))
             init(self, *args, **kwargs)
 
         checked_init._gradhub_checked = True  # type: ignore[attr-defined]
@@ -138,6 +138,17 @@ class Optimizer(torch.optim.Optimizer):
                     "parameters must be real floating point (float16, bfloat16, float32, float64)",
                 )
         super().add_param_group({**param_group, "params": params, **{k: validated[k] for k in overrides if k in known}})
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Fill hyperparameters missing from loaded param groups with this optimizer's defaults.
+
+        ``load_state_dict`` ends here; a state dict saved by another implementation of the
+        method (the official one, say) lacks the options gradhub adds, like ``foreach``.
+        """
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for name, value in self.defaults.items():
+                group.setdefault(name, value)
 
     @staticmethod
     def _evaluate(closure: Callable[[], Any] | None) -> Any:

@@ -15,7 +15,8 @@ where the official code is silent or differs from peers:
 * Weight decay is decoupled (``w *= 1 - lr * weight_decay * f``, ``f = wd_ratio`` for
   projected weights), applied before the step with the undecayed weight's projection.
 * A weight whose gradient is exactly zero passes the scale-invariance test (its cosine
-  is 0), so it gets ``wd_ratio`` decay, as in the official code.
+  is 0), so it gets ``wd_ratio`` decay, as in the official code; a warning says so when a
+  weight starts with an all-zero gradient (checked once, when its state is created).
 
 Additions, both off by default: ``foreach`` (the multi-tensor path; ``None`` picks it on
 CPU and CUDA) and ``maximize``. Neither path synchronises with the device.
@@ -34,7 +35,7 @@ from gradhub.kernels import group_tensors
 from gradhub.kinds.optimizer import Optimizer
 from gradhub_adamp import AdamPHyperparameters
 from gradhub_adamp.multitensor import ProjectedStep, blocked_projected_step, foreach_projected_step
-from gradhub_adamp.projection import radial_projection_scales, weight_decay_factor
+from gradhub_adamp.projection import radial_projection_scales, warn_if_zero_gradients, weight_decay_factor
 
 __all__ = ["AdamP"]
 
@@ -93,12 +94,15 @@ class AdamP(Optimizer):
             if not params:
                 continue
             states = [self.state[param] for param in params]
+            fresh = [param for param, state in zip(params, states) if not state]
             for param, state in zip(params, states):
                 if not state:
                     state["step"] = 0
                     state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
                 state["step"] += 1
+            if fresh and group["weight_decay"] > 0:
+                warn_if_zero_gradients(self.method, fresh, [param.grad for param in fresh])
             implementation = _multi_tensor_adamp if self._use_foreach(group, params) else _single_tensor_adamp
             beta1, beta2 = group["betas"]
             implementation(

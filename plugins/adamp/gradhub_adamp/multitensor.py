@@ -14,7 +14,8 @@ Two strategies, chosen by device, over tensors that share a device and dtype:
 Both apply, per weight, ``w <- w * (1 - decay * f) - step_size * (u - w * s)`` where ``s``
 is the per-row projection scale (zero where no view fires) and ``f`` is ``wd_ratio`` for
 projected weights, 1 otherwise; folded into one per-row rescaling of ``w`` and one
-``add`` unless the update must itself be projected in place (SGDP without Nesterov).
+``add``, unless the update must itself be projected in place (SGDP without Nesterov, whose
+update is its momentum buffer) or the weights are bfloat16/float16 (see ``_folds``).
 The CUDA strategy never synchronises with the device; the CPU one reads back one small
 tensor per step.
 """
@@ -67,11 +68,22 @@ def _decay_factor(channel: Tensor, layer: Tensor, step: ProjectedStep, dtype: to
     return (1 - step.decay * weight_decay_factor(channel, layer, step.wd_ratio, dtype)).unsqueeze(-1)
 
 
+def _folds(step: ProjectedStep, dtype: torch.dtype) -> bool:
+    """Whether the projection can ride on the weight's rescaling.
+
+    Folding computes ``w * (1 + step_size * s)``; in bfloat16 or float16 ``step_size * s`` is
+    below the weight's resolution and the rescaling rounds back to ``w`` while the radial
+    part of ``u`` is still added. For those the update is projected explicitly, where the
+    radial part cancels at the update's own scale.
+    """
+    return not step.project_in_place and dtype not in (torch.float16, torch.bfloat16)
+
+
 def _apply_projected(
     weights: Tensor, update: Tensor, scale: Tensor, decay_factor: Tensor | None, step: ProjectedStep
 ) -> None:
     """``w <- w * decay_factor - step_size * (u - w * scale)`` on ``(k, r, D)`` weights."""
-    if step.project_in_place:
+    if not _folds(step, weights.dtype):
         update.addcmul_(weights, scale.unsqueeze(-1), value=-1)
         if decay_factor is not None:
             weights.mul_(decay_factor.unsqueeze(-1))
@@ -300,7 +312,7 @@ def foreach_projected_step(
         )
         decay_factor = _decay_factor(channel, layer, step, scale.dtype)
         rows_shape = (len(members), weights[0].shape[0]) + (1,) * (weights[0].dim() - 1)
-        if step.project_in_place:
+        if not _folds(step, weights[0].dtype):
             projected += [updates[index] for index in members]
             projected_params += weights
             negated_scales += scale.neg().view(rows_shape).unbind(0)

@@ -26,6 +26,7 @@ selected with ``torch.where``, so a step never waits on the device.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Literal
 
 import torch
@@ -38,6 +39,7 @@ __all__ = [
     "projection_scales",
     "radial_projection_scales",
     "scale_invariance",
+    "warn_if_zero_gradients",
     "weight_decay_factor",
 ]
 
@@ -134,8 +136,8 @@ def project_radial(
     scale, channel, layer = radial_projection_scales(
         grad.reshape(shape), param.reshape(shape), update.reshape(shape), delta, eps
     )
-    scale = scale.to(update.dtype).view(param.shape[0], *([1] * (param.dim() - 1)))
-    projected = update - param * scale
+    scale = scale.view(param.shape[0], *([1] * (param.dim() - 1)))  # float32 for half-precision weights
+    projected = (update - param * scale).to(update.dtype)
     if bool(channel):
         return projected, wd_ratio, "channel"
     if bool(layer):
@@ -146,3 +148,24 @@ def project_radial(
 def weight_decay_factor(channel: Tensor, layer: Tensor, wd_ratio: float, dtype: torch.dtype) -> Tensor:
     """``wd_ratio`` where either view fired, else 1 (computed in ``dtype``, without a sync)."""
     return 1 - (1 - wd_ratio) * (channel | layer).to(dtype)
+
+
+def warn_if_zero_gradients(method: str, params: list[Tensor], grads: list[Tensor]) -> None:
+    """Warn once when weights start with an all-zero gradient: they will get ``wd_ratio`` decay.
+
+    A zero gradient has cosine 0 with its weight, so the official code treats the weight as
+    scale-invariant and multiplies its weight decay by ``wd_ratio`` (typically frozen weights
+    whose gradients were zeroed rather than set to None). Called when state is created,
+    so it costs one read-back per new set of parameters, never one per step.
+    """
+    matrices = [grad for param, grad in zip(params, grads) if param.dim() > 1]
+    if not matrices:
+        return
+    zero = int((torch.stack(torch._foreach_norm(matrices, float("inf"))) == 0).sum())
+    if zero:
+        warnings.warn(
+            f"{method}: {zero} weight(s) have an all-zero gradient at their first step; as in the official code "
+            "they count as scale-invariant and their weight decay is multiplied by wd_ratio. Leave frozen "
+            "weights out of the optimizer, or set their .grad to None, to keep them unchanged.",
+            stacklevel=5,  # step -> torch.no_grad wrapper -> torch step hook -> the caller
+        )

@@ -32,7 +32,7 @@ from gradhub.kernels import group_tensors
 from gradhub.kinds.optimizer import Optimizer
 from gradhub_adamp import SGDPHyperparameters
 from gradhub_adamp.multitensor import ProjectedStep, blocked_projected_step, foreach_projected_step
-from gradhub_adamp.projection import radial_projection_scales, weight_decay_factor
+from gradhub_adamp.projection import radial_projection_scales, warn_if_zero_gradients, weight_decay_factor
 
 __all__ = ["SGDP"]
 
@@ -94,11 +94,14 @@ class SGDP(Optimizer):
             if not params:
                 continue
             buffers = []
+            fresh = [param for param in params if not self.state[param]]
             for param in params:
                 state = self.state[param]
                 if not state:
                     state["momentum"] = torch.zeros_like(param, memory_format=torch.preserve_format)
                 buffers.append(state["momentum"])
+            if fresh and group["weight_decay"] > 0:
+                warn_if_zero_gradients(self.method, fresh, [param.grad for param in fresh])
             implementation = _multi_tensor_sgdp if self._use_foreach(group, params) else _single_tensor_sgdp
             implementation(
                 params,

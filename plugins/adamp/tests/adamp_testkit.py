@@ -1,0 +1,276 @@
+"""Helpers shared by gradhub-adamp's tests: a seeded test network, training loops, strategy switches.
+
+Nothing here asserts; the tests do. The network mixes every kind of parameter the
+projection treats differently:
+
+* convolutions followed by BatchNorm: scale-invariant row by row (channel view fires);
+  two of them share a shape, so the CPU multi-tensor strategy stacks them;
+* a linear layer followed by LayerNorm: scale-invariant only as a whole (layer view);
+* a final linear layer: not scale-invariant (no view fires);
+* one-dimensional parameters (BatchNorm/LayerNorm affine, a bias): never projected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import gradhub_adamp.adamp as ours_adamp
+import gradhub_adamp.multitensor as multitensor
+import gradhub_adamp.sgdp as ours_sgdp
+import pytest
+import torch
+from gradhub_adamp.projection import project_radial
+from torch import Tensor, nn
+
+Params = Iterable[Tensor] | Iterable[dict[str, Any]]
+OptimizerFactory = Callable[[Params], torch.optim.Optimizer]
+Loss = Callable[[], Tensor]
+
+STRATEGIES = ("per-tensor", "blocked", "row-blocked", "foreach")
+"""Every CPU code path: ``foreach=False``; the CPU multi-tensor strategy with stacked small
+weights; the same with ``BLOCK_BYTES`` shrunk so that every weight is walked in row
+blocks; and the branch-free foreach strategy that normally runs only off the CPU."""
+
+ROW_BLOCK_BYTES = 512
+"""With float64 this is 64 elements per block: conv1 (8 x 27) walks 2 rows per block, the
+other convolutions (8 x 72) and the final linear layer (10 x 80) one row per block, the
+LayerNorm-ed linear layer (80 x 32) 2 rows per block, LayerNorm's 80-element affine
+parameters (one-dimensional) in blocks too; the BatchNorm parameters stay stacked."""
+
+
+def parity_net(seed: int = 0, dtype: torch.dtype = torch.float64, conv_bias: bool = False) -> nn.Sequential:
+    """The test network (see the module docstring); ``conv_bias`` puts a bias on each conv before BN."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1, bias=conv_bias),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1, bias=conv_bias),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1, bias=conv_bias),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32, 80, bias=False),
+            nn.LayerNorm(80),
+            nn.ReLU(),
+            nn.Linear(80, 10),
+        )
+    return model.to(dtype)
+
+
+CONV_WEIGHTS = ("0.weight", "3.weight", "6.weight")
+LAYER_WEIGHT = "11.weight"
+PLAIN_WEIGHT = "14.weight"
+
+
+def classification_loss(model: nn.Module, seed: int = 0, batch: int = 16) -> Loss:
+    """Cross-entropy of ``model`` on fixed random 8x8 images with random labels out of 10."""
+    generator = torch.Generator().manual_seed(seed + 1000)
+    parameter = next(model.parameters())
+    inputs = torch.randn(batch, 3, 8, 8, generator=generator, dtype=torch.float64).to(parameter.dtype)
+    labels = torch.randint(10, (batch,), generator=generator)
+
+    def loss() -> Tensor:
+        return nn.functional.cross_entropy(model(inputs), labels)
+
+    return loss
+
+
+def train(
+    model: nn.Module,
+    loss: Loss,
+    optimizer: torch.optim.Optimizer,
+    steps: int,
+    frozen_until: dict[str, int] | None = None,
+    before_step: Callable[[], None] | None = None,
+) -> None:
+    """``steps`` steps of ``optimizer`` on ``loss``.
+
+    ``frozen_until`` maps parameter names to the step (0-based) from which they get a
+    gradient; before it their ``grad`` is ``None``, so per-parameter step counts differ.
+    ``before_step`` runs after the backward pass, before each step (to observe gradients).
+    """
+    named = dict(model.named_parameters())
+    for step in range(steps):
+        optimizer.zero_grad()
+        loss().backward()
+        for name, start in (frozen_until or {}).items():
+            if step < start:
+                named[name].grad = None
+        if before_step is not None:
+            before_step()
+        optimizer.step()
+
+
+def trained(
+    make_optimizer: OptimizerFactory,
+    steps: int,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    conv_bias: bool = False,
+    frozen_until: dict[str, int] | None = None,
+    param_groups: Callable[[nn.Module], Params] | None = None,
+    channels_last: bool = False,
+) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """A fresh :func:`parity_net` trained ``steps`` steps by ``make_optimizer``, and the optimizer."""
+    model = parity_net(seed, dtype, conv_bias)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    params = param_groups(model) if param_groups is not None else model.parameters()
+    optimizer = make_optimizer(params)
+    train(model, classification_loss(model, seed), optimizer, steps, frozen_until)
+    return model, optimizer
+
+
+def state_difference(
+    first: tuple[nn.Module, torch.optim.Optimizer], second: tuple[nn.Module, torch.optim.Optimizer]
+) -> float:
+    """Largest absolute difference between the optimizers' per-parameter states (matched by parameter name).
+
+    Raises if the two hold different state keys or step counts for a parameter.
+    """
+    (model, optimizer), (other_model, other_optimizer) = first, second
+    others = dict(other_model.named_parameters())
+    worst = 0.0
+    for name, param in model.named_parameters():
+        state, other = optimizer.state[param], other_optimizer.state[others[name]]
+        if set(state) != set(other):
+            raise AssertionError(f"{name}: state keys {sorted(state)} != {sorted(other)}")
+        for key, value in state.items():
+            if isinstance(value, Tensor):
+                worst = max(worst, (value - other[key]).abs().max().item())
+            elif value != other[key]:
+                raise AssertionError(f"{name}: state[{key!r}] {value!r} != {other[key]!r}")
+    return worst
+
+
+def decision_modes(model: nn.Module) -> dict[str, str | None]:
+    """The projection's decision (``"channel"``, ``"layer"`` or None) for each weight's current gradient."""
+    return {
+        name: project_radial(param.detach(), param.grad, param.grad)[2]
+        for name, param in model.named_parameters()
+        if param.grad is not None
+    }
+
+
+def clone(model: nn.Module) -> nn.Module:
+    return copy.deepcopy(model)
+
+
+def max_difference(first: nn.Module, second: nn.Module, skip: Iterable[str] = ()) -> float:
+    """Largest absolute difference between same-named parameters (those in ``skip`` left out)."""
+    others = dict(second.named_parameters())
+    skipped = set(skip)
+    return max(
+        (param.detach() - others[name].detach()).abs().max().item()
+        for name, param in first.named_parameters()
+        if name not in skipped
+    )
+
+
+def differences(first: nn.Module, second: nn.Module) -> dict[str, float]:
+    """Per-parameter largest absolute difference, for failure messages."""
+    others = dict(second.named_parameters())
+    return {
+        name: (param.detach() - others[name].detach()).abs().max().item() for name, param in first.named_parameters()
+    }
+
+
+class _OffCPU:
+    """Stands in for a device in ``group_tensors``' keys: its ``type`` is not ``"cpu"``."""
+
+    type = "not-cpu"
+
+
+@dataclass
+class StrategyLog:
+    """What ran during a test: calls per multi-tensor strategy and the row-blocked finishing modes."""
+
+    blocked_calls: int = 0
+    foreach_calls: int = 0
+    large_weight_modes: list[tuple[tuple[int, int], int]] = field(default_factory=list)
+    """One entry per finished row-blocked weight: its (rows, row length) and its mode,
+    0 not projected, 1 channel view, 2 layer view."""
+    large_vector_blocks: int = 0
+    """Row-blocked one-dimensional tensors walked (the plain path of large tensors)."""
+
+
+@contextlib.contextmanager
+def strategy(monkeypatch: pytest.MonkeyPatch, name: str) -> Iterator[tuple[dict[str, Any], StrategyLog]]:
+    """Select a CPU code path; yields the optimizer keyword (``foreach``) and a log of what ran.
+
+    ``foreach`` replaces the device in ``group_tensors``' keys (the modules' only device
+    check) by a stand-in that is not the CPU, so the branch-free accelerator strategy runs
+    on CPU tensors. ``row-blocked`` shrinks ``BLOCK_BYTES`` (read at every call).
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}")
+    log = StrategyLog()
+    with monkeypatch.context() as patch:
+        original_blocked = multitensor.blocked_projected_step
+        original_foreach = multitensor.foreach_projected_step
+
+        def blocked(*args: Any, **kwargs: Any) -> None:
+            log.blocked_calls += 1
+            original_blocked(*args, **kwargs)
+
+        def foreach(*args: Any, **kwargs: Any) -> None:
+            log.foreach_calls += 1
+            original_foreach(*args, **kwargs)
+
+        for module in (ours_adamp, ours_sgdp):
+            patch.setattr(module, "blocked_projected_step", blocked)
+            patch.setattr(module, "foreach_projected_step", foreach)
+
+        original_finish = multitensor._LargeWeight.finish
+
+        def finish(self: Any, modes: list[int], *args: Any, **kwargs: Any) -> None:
+            log.large_weight_modes.extend((tuple(self.weights.shape[1:]), mode) for mode in modes)
+            original_finish(self, modes, *args, **kwargs)
+
+        patch.setattr(multitensor._LargeWeight, "finish", finish)
+        original_row_blocks = multitensor.row_blocks
+
+        def row_blocks(rows: int, row_length: int, max_block_numel: int) -> list[slice]:
+            blocks = original_row_blocks(rows, row_length, max_block_numel)
+            if row_length == 1:
+                log.large_vector_blocks += 1
+            return blocks
+
+        patch.setattr(multitensor, "row_blocks", row_blocks)
+
+        if name == "row-blocked":
+            patch.setattr(multitensor, "BLOCK_BYTES", ROW_BLOCK_BYTES)
+        if name == "foreach":
+            for module in (ours_adamp, ours_sgdp):
+                original_group = module.group_tensors
+
+                def group_tensors(*args: Any, _original: Any = original_group, **kwargs: Any) -> Any:
+                    grouped = _original(*args, **kwargs)
+                    return {(_OffCPU(), *key[1:]): lists for key, lists in grouped.items()}
+
+                patch.setattr(module, "group_tensors", group_tensors)
+        yield {"foreach": name != "per-tensor"}, log
+
+
+def check_strategy_ran(name: str, log: StrategyLog) -> None:
+    """Raise if the selected strategy did not actually run (the patches took no effect)."""
+    if name == "per-tensor" and (log.blocked_calls or log.foreach_calls):
+        raise AssertionError(f"per-tensor path ran a multi-tensor strategy: {log}")
+    if name in ("blocked", "row-blocked") and (not log.blocked_calls or log.foreach_calls):
+        raise AssertionError(f"{name}: the CPU blocked strategy did not run alone: {log}")
+    if name == "blocked" and log.large_weight_modes:
+        raise AssertionError(f"blocked: weights were row-blocked although all are small: {log}")
+    if name == "row-blocked" and not log.large_weight_modes:
+        raise AssertionError(f"row-blocked: no weight was walked in row blocks: {log}")
+    if name == "foreach" and (not log.foreach_calls or log.blocked_calls):
+        raise AssertionError(f"foreach: the foreach strategy did not run alone: {log}")
