@@ -19,7 +19,9 @@ where the official code is silent or differs from peers:
   weight starts with an all-zero gradient (checked once, when its state is created).
 
 Additions, both off by default: ``foreach`` (the multi-tensor path; ``None`` picks it on
-CPU and CUDA) and ``maximize``. Neither path synchronises with the device.
+CPU and CUDA) and ``maximize``. On CUDA a step never synchronises with the device; the
+CPU multi-tensor path reads one small tensor of decisions back per step, which costs
+nothing there.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from gradhub.kernels import group_tensors
 from gradhub.kinds.optimizer import Optimizer
 from gradhub_adamp import AdamPHyperparameters
 from gradhub_adamp.multitensor import ProjectedStep, blocked_projected_step, foreach_projected_step
-from gradhub_adamp.projection import radial_projection_scales, warn_if_zero_gradients, weight_decay_factor
+from gradhub_adamp.projection import project_and_step, warn_if_zero_gradients
 
 __all__ = ["AdamP"]
 
@@ -154,18 +156,16 @@ def _single_tensor_adamp(
             update = (beta1 * exp_avg + (1 - beta1) * grad) / denom
         else:
             update = exp_avg / denom
-        decay = lr * weight_decay
-        if param.dim() > 1:
-            rows = (1, param.shape[0], -1)
-            scale, channel, layer = radial_projection_scales(
-                grad.reshape(rows), param.reshape(rows), update.reshape(rows), delta, eps
-            )
-            update.sub_(param * scale.view(param.shape[0], *([1] * (param.dim() - 1))))
-            if decay:
-                param.mul_(1 - decay * weight_decay_factor(channel, layer, wd_ratio, scale.dtype))
-        elif decay:
-            param.mul_(1 - decay)
-        param.add_(update, alpha=-lr / bias_correction1)
+        project_and_step(
+            param,
+            grad,
+            update,
+            step_size=lr / bias_correction1,
+            decay=lr * weight_decay,
+            delta=delta,
+            wd_ratio=wd_ratio,
+            eps=eps,
+        )
 
 
 def _adam_rule(beta1: float, beta2: float, scaled_eps: float, nesterov: bool) -> tuple[Any, Any]:

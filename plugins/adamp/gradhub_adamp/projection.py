@@ -35,6 +35,7 @@ from torch import Tensor
 __all__ = [
     "decision_statistics",
     "param_dot_update",
+    "project_and_step",
     "project_radial",
     "projection_scales",
     "radial_projection_scales",
@@ -148,6 +149,34 @@ def project_radial(
 def weight_decay_factor(channel: Tensor, layer: Tensor, wd_ratio: float, dtype: torch.dtype) -> Tensor:
     """``wd_ratio`` where either view fired, else 1 (computed in ``dtype``, without a sync)."""
     return 1 - (1 - wd_ratio) * (channel | layer).to(dtype)
+
+
+def project_and_step(
+    param: Tensor,
+    grad: Tensor,
+    update: Tensor,
+    *,
+    step_size: float,
+    decay: float,
+    delta: float,
+    wd_ratio: float,
+    eps: float,
+) -> None:
+    """The end of Algorithms 1 and 2 for one tensor: project ``update`` (in place), decay, step.
+
+    ``w <- w * (1 - decay * f) - step_size * project(u)``, ``f = wd_ratio`` where a view fired.
+    """
+    if param.dim() > 1:
+        rows = (1, param.shape[0], -1)
+        scale, channel, layer = radial_projection_scales(
+            grad.reshape(rows), param.reshape(rows), update.reshape(rows), delta, eps
+        )
+        update.sub_(param * scale.view(param.shape[0], *([1] * (param.dim() - 1))))
+        if decay:
+            param.mul_(1 - decay * weight_decay_factor(channel, layer, wd_ratio, scale.dtype))
+    elif decay:
+        param.mul_(1 - decay)
+    param.add_(update, alpha=-step_size)
 
 
 def warn_if_zero_gradients(method: str, params: list[Tensor], grads: list[Tensor]) -> None:

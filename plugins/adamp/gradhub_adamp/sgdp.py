@@ -17,7 +17,9 @@ Matches the official code (signature with a required ``lr``, defaults, state key
   steady-state amplification that coupled L2 decay gets from momentum.
 
 Additions, both off by default: ``foreach`` (the multi-tensor path; ``None`` picks it on
-CPU and CUDA) and ``maximize``. Neither path synchronises with the device.
+CPU and CUDA) and ``maximize``. On CUDA a step never synchronises with the device; the
+CPU multi-tensor path reads one small tensor of decisions back per step, which costs
+nothing there.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from gradhub.kernels import group_tensors
 from gradhub.kinds.optimizer import Optimizer
 from gradhub_adamp import SGDPHyperparameters
 from gradhub_adamp.multitensor import ProjectedStep, blocked_projected_step, foreach_projected_step
-from gradhub_adamp.projection import radial_projection_scales, warn_if_zero_gradients, weight_decay_factor
+from gradhub_adamp.projection import project_and_step, warn_if_zero_gradients
 
 __all__ = ["SGDP"]
 
@@ -143,17 +145,7 @@ def _single_tensor_sgdp(
         buffer.mul_(momentum).add_(grad, alpha=1 - dampening)
         # Without Nesterov the update is the buffer itself, projected in place below.
         update = grad + momentum * buffer if nesterov else buffer
-        if param.dim() > 1:
-            rows = (1, param.shape[0], -1)
-            scale, channel, layer = radial_projection_scales(
-                grad.reshape(rows), param.reshape(rows), update.reshape(rows), delta, eps
-            )
-            update.sub_(param * scale.view(param.shape[0], *([1] * (param.dim() - 1))))
-            if decay:
-                param.mul_(1 - decay * weight_decay_factor(channel, layer, wd_ratio, scale.dtype))
-        elif decay:
-            param.mul_(1 - decay)
-        param.add_(update, alpha=-lr)
+        project_and_step(param, grad, update, step_size=lr, decay=decay, delta=delta, wd_ratio=wd_ratio, eps=eps)
 
 
 def _momentum_rule(momentum: float, dampening: float, nesterov: bool) -> tuple[Any, Any]:

@@ -274,3 +274,23 @@ def check_strategy_ran(name: str, log: StrategyLog) -> None:
         raise AssertionError(f"row-blocked: no weight was walked in row blocks: {log}")
     if name == "foreach" and (not log.foreach_calls or log.blocked_calls):
         raise AssertionError(f"foreach: the foreach strategy did not run alone: {log}")
+
+
+def random_steps(
+    make: Callable[[list[Tensor]], torch.optim.Optimizer],
+    shapes: list[tuple[int, ...]],
+    steps: int = 10,
+    seed: int = 99,
+) -> list[Tensor]:
+    """``steps`` steps on float64 parameters of ``shapes`` with seeded random gradients."""
+    params = [
+        nn.Parameter(torch.randn(shape, generator=torch.Generator().manual_seed(index), dtype=torch.float64))
+        for index, shape in enumerate(shapes)
+    ]
+    optimizer = make(params)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        for param in params:
+            param.grad = torch.randn(param.shape, generator=generator, dtype=torch.float64)
+        optimizer.step()
+    return [param.detach() for param in params]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import adamp as official
 import pytest
 import torch
+from adamp_testkit import random_steps
 from gradhub_adamp.adamp import AdamP
 from torch import Tensor, nn
 
@@ -48,21 +49,6 @@ def test_closed_form_first_step(foreach: bool, weight_decay: float, expected: li
     torch.testing.assert_close(state["exp_avg_sq"], 0.001 * grad.square())
 
 
-def _random_steps(make: MakeOptimizer, shapes: list[tuple[int, ...]], steps: int = 10) -> list[Tensor]:
-    """``steps`` steps on float64 parameters of ``shapes`` with seeded random gradients."""
-    params = [
-        nn.Parameter(torch.randn(shape, generator=torch.Generator().manual_seed(index), dtype=F64))
-        for index, shape in enumerate(shapes)
-    ]
-    optimizer = make(params)
-    generator = torch.Generator().manual_seed(99)
-    for _ in range(steps):
-        for param in params:
-            param.grad = torch.randn(param.shape, generator=generator, dtype=F64)
-        optimizer.step()
-    return [param.detach() for param in params]
-
-
 SHAPES = [(4, 3, 3, 3), (4, 3, 3, 3), (5, 7), (6,), ()]
 
 
@@ -76,8 +62,8 @@ def test_delta_zero_is_adamw(foreach: bool, weight_decay: float) -> None:
     differently (one ulp, measured 1.1e-16 per step on values ~1); hence atol 1e-14.
     """
     hparams = dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=weight_decay)
-    ours = _random_steps(lambda ps: AdamP(ps, delta=0.0, foreach=foreach, **hparams), SHAPES)
-    adamw = _random_steps(lambda ps: torch.optim.AdamW(ps, foreach=False, **hparams), SHAPES)
+    ours = random_steps(lambda ps: AdamP(ps, delta=0.0, foreach=foreach, **hparams), SHAPES)
+    adamw = random_steps(lambda ps: torch.optim.AdamW(ps, foreach=False, **hparams), SHAPES)
     for mine, theirs in zip(ours, adamw):
         torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-14)
 
@@ -92,8 +78,8 @@ def test_one_dimensional_params_follow_adamw_whatever_delta(foreach: bool, delta
     """
     shapes = [(6,), (6,), (11,), ()]
     hparams = dict(lr=0.01, weight_decay=0.1)
-    ours = _random_steps(lambda ps: AdamP(ps, delta=delta, foreach=foreach, **hparams), shapes)
-    adamw = _random_steps(lambda ps: torch.optim.AdamW(ps, foreach=False, **hparams), shapes)
+    ours = random_steps(lambda ps: AdamP(ps, delta=delta, foreach=foreach, **hparams), shapes)
+    adamw = random_steps(lambda ps: torch.optim.AdamW(ps, foreach=False, **hparams), shapes)
     for mine, theirs in zip(ours, adamw):
         torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-14)
 
@@ -103,8 +89,8 @@ def test_projection_changes_matrices_when_delta_is_huge(foreach: bool) -> None:
     """The counterpart of the two tests above: with delta = 1e6 every matrix is projected, so
     AdamP is NOT AdamW on matrices (proves the equivalences are not vacuous)."""
     hparams = dict(lr=0.01, weight_decay=0.1)
-    ours = _random_steps(lambda ps: AdamP(ps, delta=1e6, foreach=foreach, **hparams), SHAPES)
-    adamw = _random_steps(lambda ps: torch.optim.AdamW(ps, foreach=False, **hparams), SHAPES)
+    ours = random_steps(lambda ps: AdamP(ps, delta=1e6, foreach=foreach, **hparams), SHAPES)
+    adamw = random_steps(lambda ps: torch.optim.AdamW(ps, foreach=False, **hparams), SHAPES)
     for mine, theirs in zip(ours[:3], adamw[:3]):
         assert (mine - theirs).abs().max().item() > 1e-3
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import adamp as official
 import pytest
 import torch
+from adamp_testkit import random_steps
 from gradhub_adamp.sgdp import SGDP
 from torch import Tensor, nn
 
@@ -58,20 +59,6 @@ def test_closed_form_two_steps(foreach: bool, nesterov: bool) -> None:
         assert (stored - buffer).abs().max().item() > 0.3, "the buffer must hold the projected direction"
 
 
-def _random_steps(make: MakeOptimizer, shapes: list[tuple[int, ...]], steps: int = 10) -> list[Tensor]:
-    params = [
-        nn.Parameter(torch.randn(shape, generator=torch.Generator().manual_seed(index), dtype=F64))
-        for index, shape in enumerate(shapes)
-    ]
-    optimizer = make(params)
-    generator = torch.Generator().manual_seed(7)
-    for _ in range(steps):
-        for param in params:
-            param.grad = torch.randn(param.shape, generator=generator, dtype=F64)
-        optimizer.step()
-    return [param.detach() for param in params]
-
-
 SHAPES = [(4, 3, 3, 3), (4, 3, 3, 3), (5, 7), (6,), ()]
 
 
@@ -86,11 +73,11 @@ def test_delta_zero_is_sgd(foreach: bool, nesterov: bool) -> None:
     rounds the product first (one ulp, 4e-16 measured); hence atol 1e-14.
     """
     hparams = dict(lr=0.05, momentum=0.8, nesterov=nesterov)
-    ours = _random_steps(lambda ps: SGDP(ps, delta=0.0, foreach=foreach, **hparams), SHAPES)
-    sgd = _random_steps(lambda ps: torch.optim.SGD(ps, foreach=False, **hparams), SHAPES)
+    ours = random_steps(lambda ps: SGDP(ps, delta=0.0, foreach=foreach, **hparams), SHAPES, seed=7)
+    sgd = random_steps(lambda ps: torch.optim.SGD(ps, foreach=False, **hparams), SHAPES, seed=7)
     for mine, theirs in zip(ours, sgd):
         torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-14)
-    projected = _random_steps(lambda ps: SGDP(ps, delta=1e6, foreach=foreach, **hparams), SHAPES)
+    projected = random_steps(lambda ps: SGDP(ps, delta=1e6, foreach=foreach, **hparams), SHAPES, seed=7)
     for mine, theirs in zip(projected[:3], sgd[:3]):
         assert (mine - theirs).abs().max().item() > 1e-3, "with every matrix projected SGDP must differ"
 
