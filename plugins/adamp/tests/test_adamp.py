@@ -227,6 +227,7 @@ def test_update_direction_on_the_sphere_matches_adam(foreach: bool) -> None:
 
 
 @PATHS
+@pytest.mark.filterwarnings("ignore:.*all-zero gradient:UserWarning")  # zero gradients on purpose
 def test_zero_gradient_weight_gets_wd_ratio_decay(foreach: bool) -> None:
     """Official edge case: a matrix with an all-zero gradient passes the test (cos 0), so it decays by
     1 - lr * wd * wd_ratio (and does not move otherwise); a vector decays by 1 - lr * wd."""

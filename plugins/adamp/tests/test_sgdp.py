@@ -106,6 +106,7 @@ def test_first_step_buffer_convention_with_dampening(foreach: bool) -> None:
 
 
 @PATHS
+@pytest.mark.filterwarnings("ignore:.*all-zero gradient:UserWarning")  # zero gradients on purpose
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_decoupled_decay_scaled_by_one_over_one_minus_momentum(foreach: bool, momentum: float) -> None:
     """Decay w <- w (1 - lr wd f / (1 - momentum)) before the step, f = wd_ratio for projected weights.
