@@ -31,6 +31,7 @@ __all__ = [
     "Momentum",
     "NonNegative",
     "Probability",
+    "Real",
     "WeightDecay",
     "bind_arguments",
     "describe_field",
@@ -39,7 +40,9 @@ __all__ = [
 ]
 
 Real = Annotated[float, Strict()]
-"""A real number: ints and floats (and numpy or 0-d tensor scalars); not strings or bools."""
+"""A real number: ints and floats (and numpy or 0-d tensor scalars), never strings or bools.
+
+Use it (with ``Field(...)`` bounds) instead of plain ``float``, which accepts ``"0.1"``."""
 
 NonNegative = Annotated[float, Strict(), Field(ge=0)]
 LearningRate = Annotated[float, Strict(), Field(ge=0, description="learning rate")]

@@ -62,11 +62,6 @@ class Kind(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
-    @property
-    def entry_point_group(self) -> str:
-        """The entry-point group plugins declare methods of this kind in."""
-        return f"gradhub.{self.value}"
-
 
 NAME_PATTERN = r"^[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=64)]

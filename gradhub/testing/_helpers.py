@@ -223,7 +223,7 @@ def _constraint_values(annotation: Any, metadata: list[Any]) -> list[Any]:
             if isinstance(item, kind):
                 values.append(getattr(item, attribute) + offset)
     if annotation in (float, int) or typing.get_origin(annotation) in (typing.Union,):
-        values += [math.nan, math.inf]
+        values += [math.nan, math.inf, "1"]  # a string is tried only where the spec's model rejects it
     if annotation is bool:
         values.append("yes")
     if typing.get_origin(annotation) is typing.Literal:
