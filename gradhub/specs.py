@@ -162,6 +162,15 @@ class SamplerCapabilities(Capabilities):
 
 class ScheduleCapabilities(Capabilities):
     kind: Literal["schedule"] = "schedule"
+    form: Literal["scheduler", "factory", "step", "progress", "noise"] | None = Field(
+        None,
+        description=(
+            "scheduler: an LRScheduler subclass, cls(optimizer, **hparams); factory: fn(optimizer, **hparams) "
+            "returns an LRScheduler; step: fn(step, **hparams) -> rate; progress: fn(p, **hparams) -> value "
+            "for p in [0, 1]; noise: target(**hparams) is a noise schedule with t_min, t_max, alpha(t), "
+            "sigma(t). None: scheduler for a class target, step for a function"
+        ),
+    )
 
 
 class ProbeCapabilities(Capabilities):

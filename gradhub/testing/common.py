@@ -41,7 +41,10 @@ TARGET_TESTS = {
     "solver": (solver.is_solver_target, "a function returning gradhub.kinds.solver.SolverResult"),
     "attack": (attack.is_attack_target, "a function returning gradhub.kinds.attack.AttackResult"),
     "sampler": (sampler.is_sampler_target, "a function returning gradhub.kinds.sampler.SampleResult"),
-    "schedule": (schedule.is_schedule_target, "an LRScheduler subclass or a function of the step"),
+    "schedule": (
+        schedule.is_schedule_target,
+        "an LRScheduler (or factory), a function of step or progress, or a noise schedule",
+    ),
     "probe": (probe.is_probe_target, "a function"),
 }
 REQUIRED_HYPERPARAMETERS = {"solver": ("tol", "max_iter")}

@@ -19,20 +19,26 @@ from typing import Any
 import torch
 from gradhub_suite_methods import (
     CONJUGATE_GRADIENT,
+    COSINE_FACTORY,
+    COSINE_PATH,
     LANGEVIN,
     MOMENTUM,
     PGD,
     SCALED_TANH,
     SHARPNESS,
+    SIGMOID_RAMP,
     SQUARED_ERROR,
     STE_QUANTIZE,
     WARMUP_DECAY,
     ZERO_ONE,
     ConjugateGradientHyperparameters,
+    CosineDecayHyperparameters,
+    CosinePath,
     LangevinHyperparameters,
     MomentumSGD,
     ProjectedGradientHyperparameters,
     QuantizeHyperparameters,
+    RampHyperparameters,
     ScaledTanh,
     SharpnessHyperparameters,
     SquaredErrorHyperparameters,
@@ -51,7 +57,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from gradhub.errors import UnsupportedInputError
-from gradhub.hyperparameters import Hyperparameters, validated
+from gradhub.hyperparameters import Hyperparameters, validate_hyperparameters, validated
 from gradhub.kinds import KINDS
 from gradhub.kinds.attack import AttackResult
 from gradhub.kinds.loss import reduce
@@ -1273,12 +1279,55 @@ class DeviceDependentWarmupLinearDecay(WarmupLinearDecay):
         return [rate * factor for rate in super().get_lr()]
 
 
+class ReversedCosinePath(CosinePath):
+    """Noise at t_min and data at t_max: the time convention backwards."""
+
+    method = "suite-cosine-path-reversed"
+
+    def angle(self, t: Tensor) -> Tensor:
+        return super().angle(1 - t)
+
+
+@validated("suite-sigmoid-ramp-negative", RampHyperparameters)
+def negative_ramp(p: float, *, gamma: float = 10.0) -> float:
+    """A function of progress whose values dip below zero."""
+    return math.sin(2 * math.pi * p)
+
+
+def cosine_not_scheduler(optimizer: torch.optim.Optimizer, **hyperparameters: Any) -> Any:
+    """A factory that returns the multiplier function instead of the scheduler."""
+    validate_hyperparameters("suite-cosine-factory-function", CosineDecayHyperparameters, hyperparameters)
+    return lambda step: 1.0
+
+
 SCHEDULE_VARIANTS = [
+    variant(
+        COSINE_PATH,
+        "suite-cosine-path-reversed",
+        "noise_monotone",
+        "the signal-to-noise ratio must strictly decrease",
+        target="ReversedCosinePath",
+    ),
+    variant(
+        SIGMOID_RAMP,
+        "suite-sigmoid-ramp-negative",
+        "rates_nonnegative",
+        "its value at p=",
+        target="negative_ramp",
+    ),
+    variant(
+        COSINE_FACTORY,
+        "suite-cosine-factory-function",
+        "rates_nonnegative",
+        "as a factory it must give a torch LRScheduler",
+        target="cosine_not_scheduler",
+        collateral=None,
+    ),
     variant(
         WARMUP_DECAY,
         "suite-warmup-decay-model-target",
         "spec_valid",
-        "target must be an LRScheduler subclass or a function of the step",
+        "a schedule target must be an LRScheduler (or factory)",
         target=f"{METHODS}:WarmupDecayHyperparameters",
         collateral=None,
     ),

@@ -474,6 +474,67 @@ def warmup_decay_example(device: torch.device, dtype: torch.dtype, seed: int) ->
     return ScheduleExample(hparams={"warmup_steps": 5, "total_steps": 30, "final_ratio": 0.1}, steps=40)
 
 
+# --- schedule, other forms: a factory, a function of progress, a noise schedule --------------
+
+
+class CosineDecayHyperparameters(Hyperparameters):
+    total_steps: int = Field(40, ge=1)
+
+
+@validated("suite-cosine-factory", CosineDecayHyperparameters)
+def cosine_decay(optimizer: torch.optim.Optimizer, *, total_steps: int = 40) -> torch.optim.lr_scheduler.LambdaLR:
+    """A factory: half a cosine from the base rate to zero over ``total_steps``, then zero."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    )
+
+
+def cosine_factory_example(device: torch.device, dtype: torch.dtype, seed: int) -> ScheduleExample:
+    return ScheduleExample(hparams={"total_steps": 30}, steps=40)
+
+
+class RampHyperparameters(Hyperparameters):
+    gamma: float = Field(10.0, gt=0, allow_inf_nan=False)
+
+
+@validated("suite-sigmoid-ramp", RampHyperparameters)
+def sigmoid_ramp(p: float, *, gamma: float = 10.0) -> float:
+    """A function of progress p in [0, 1]: 2 / (1 + exp(-gamma p)) - 1, rising from 0 towards 1."""
+    return 2.0 / (1.0 + math.exp(-gamma * p)) - 1.0
+
+
+def ramp_example(device: torch.device, dtype: torch.dtype, seed: int) -> ScheduleExample:
+    return ScheduleExample(hparams={"gamma": 5.0}, steps=21)
+
+
+class CosinePathHyperparameters(Hyperparameters):
+    offset: float = Field(0.008, ge=0, le=0.5, allow_inf_nan=False)
+
+
+class CosinePath:
+    """A variance-preserving noise schedule: alpha = cos(pi/2 f(t)), sigma = sin(pi/2 f(t))."""
+
+    method: ClassVar[str] = "suite-cosine-path"
+    t_min = 0.0
+    t_max = 1.0
+
+    def __init__(self, **hyperparameters: Any) -> None:
+        self.offset: float = validate_hyperparameters(self.method, CosinePathHyperparameters, hyperparameters)["offset"]
+
+    def angle(self, t: Tensor) -> Tensor:
+        return 0.5 * math.pi * (t + self.offset) / (1 + self.offset)
+
+    def alpha(self, t: Tensor) -> Tensor:
+        return torch.cos(self.angle(t)).clamp_min(0)
+
+    def sigma(self, t: Tensor) -> Tensor:
+        return torch.sin(self.angle(t))
+
+
+def cosine_path_example(device: torch.device, dtype: torch.dtype, seed: int) -> ScheduleExample:
+    return ScheduleExample(hparams={"offset": 0.01}, steps=32)
+
+
 # --- probe: loss increase along random weight directions (sharpness) -------------------------
 
 
@@ -604,6 +665,30 @@ LANGEVIN = method_spec("suite-langevin", "sampler", "langevin_dynamics", Langevi
 WARMUP_DECAY = method_spec(
     "suite-warmup-decay", "schedule", "WarmupLinearDecay", WarmupDecayHyperparameters, "warmup_decay_example"
 )
+COSINE_FACTORY = method_spec(
+    "suite-cosine-factory",
+    "schedule",
+    "cosine_decay",
+    CosineDecayHyperparameters,
+    "cosine_factory_example",
+    capabilities={"form": "factory"},
+)
+SIGMOID_RAMP = method_spec(
+    "suite-sigmoid-ramp",
+    "schedule",
+    "sigmoid_ramp",
+    RampHyperparameters,
+    "ramp_example",
+    capabilities={"form": "progress"},
+)
+COSINE_PATH = method_spec(
+    "suite-cosine-path",
+    "schedule",
+    "CosinePath",
+    CosinePathHyperparameters,
+    "cosine_path_example",
+    capabilities={"form": "noise"},
+)
 SHARPNESS = method_spec(
     "suite-sharpness", "probe", "random_direction_sharpness", SharpnessHyperparameters, "sharpness_example"
 )
@@ -618,6 +703,9 @@ GOOD_METHODS: tuple[MethodSpec, ...] = (
     PGD,
     LANGEVIN,
     WARMUP_DECAY,
+    COSINE_FACTORY,
+    SIGMOID_RAMP,
+    COSINE_PATH,
     SHARPNESS,
 )
 """One correct method per kind, plus a surrogate-gradient layer and loss (gradient_flows applies only to those)."""
