@@ -15,14 +15,14 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) requirements-test.
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade "pip>=24" "setuptools>=70"
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0
-	$(PIP) install --quiet -c constraints.txt --no-build-isolation -e . $(addprefix -e ,$(PLUGINS)) -r requirements-test.txt
+	$(PIP) install --quiet -c constraints.txt --no-build-isolation -e ".[plot]" $(addprefix -e ,$(PLUGINS)) -r requirements-test.txt
 	touch $@
 
 setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/gradhub list
-	$(BIN)/gradhub demo
+	$(BIN)/gradhub demo --report demo-report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

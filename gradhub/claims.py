@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gradhub.figures import Figure
 
 __all__ = ["ClaimResult", "claim_paths", "run_claims"]
 
@@ -29,6 +33,8 @@ class ClaimResult:
     methods: tuple[str, ...] = ()
     details: str = ""
     """A small table or note for a person reading the demo's output."""
+    figures: list[Figure] = field(default_factory=list)
+    """Curves, images and histograms for the demo report (see :mod:`gradhub.figures`)."""
     seconds: float = field(default=0.0, compare=False)
     path: str = ""
 
@@ -55,8 +61,11 @@ def claim_paths(names: Iterable[str]) -> dict[str, list[str]]:
     return paths
 
 
-def run_claims(names: Iterable[str]) -> list[ClaimResult]:
-    """Run every claim check of the named methods; a check that raises is a failed result."""
+def run_claims(names: Iterable[str], on_result: Callable[[ClaimResult], None] | None = None) -> list[ClaimResult]:
+    """Run every claim check of the named methods; a check that raises is a failed result.
+
+    ``on_result`` is called with each result as soon as it is in (the CLI prints it).
+    """
     from gradhub.registry import import_target
 
     results = []
@@ -76,4 +85,6 @@ def run_claims(names: Iterable[str]) -> list[ClaimResult]:
         result.path = path
         result.methods = tuple(methods)
         results.append(result)
+        if on_result is not None:
+            on_result(result)
     return results

@@ -131,16 +131,22 @@ def command_new(args: argparse.Namespace) -> int:
 
 def command_demo(args: argparse.Namespace) -> int:
     from gradhub.claims import run_claims
+    from gradhub.progress import show_bars
 
     names = args.names or [entry.name for entry in gradhub.list() if entry.error is None]
-    results = run_claims(names)
+    with show_bars(not args.quiet):
+        results = run_claims(names, on_result=lambda result: print(result.report() + "\n", flush=True))
     if not results:
         print("no claim checks among: " + ", ".join(names))
         return 0
-    for result in results:
-        print(result.report() + "\n")
     failed = [result for result in results if not result.passed]
     print(f"{len(results) - len(failed)} of {len(results)} claims reproduced")
+    if args.report:
+        from gradhub.report import matplotlib_available, write_report
+
+        index = write_report(results, args.report)
+        figures = "with figures" if matplotlib_available() else "figures as data (pip install gradhub[plot] to draw)"
+        print(f"report: {index} ({figures})")
     return 1 if failed else 0
 
 
@@ -172,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the installed plugins' claim checks on synthetic data")
     demo.add_argument("names", nargs="*")
+    demo.add_argument("--report", metavar="DIR", help="also write DIR/index.md with tables and figures")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(handler=command_demo)
     return parser
 

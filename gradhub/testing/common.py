@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import io
+import itertools
 import subprocess
 import sys
 from typing import Any
@@ -162,3 +166,69 @@ def check_model_unchanged(spec: MethodSpec, device: torch.device, dtype: torch.d
     if not values:
         fail(spec, f"it returned {type(result).__name__} with no tensor or number in it")
     assert_finite(spec, values, "its result")
+
+
+def accepts_progress(spec: MethodSpec) -> bool:
+    """For ``applies``: the target takes a ``progress`` keyword (and one that does not import: spec_valid says)."""
+    try:
+        target = import_target(spec.target)
+        return "progress" in inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return False
+    except Exception:
+        return True
+
+
+@conformance_check(
+    "solver",
+    "attack",
+    "sampler",
+    "probe",
+    dtypes="none",
+    per_device=False,
+    applies=accepts_progress,
+    when="it takes a progress callback",
+)
+def check_progress_reported(spec: MethodSpec, device: Any, dtype: Any) -> None:
+    """progress=callback gets counted steps and one final done event; without it the call prints nothing.
+
+    Listening must not change the result.
+    """
+    from gradhub.progress import ProgressEvent
+
+    example_type, invoke = INVOKERS[spec.kind.value]
+    device, dtype = default_device_and_dtype(spec)
+    events: list[ProgressEvent] = []
+    example = load_example(spec, device, dtype, 0, example_type)
+    listened = _progress_call(invoke, spec, example, {**example.hparams, "progress": events.append})
+    if not events:
+        fail(spec, "it takes a progress callback but never called it")
+    if not all(isinstance(event, ProgressEvent) for event in events):
+        fail(spec, "progress callbacks receive gradhub.progress.ProgressEvent objects (use gradhub.progress.tracker)")
+    steps = [event.step for event in events]
+    if any(later < earlier for earlier, later in itertools.pairwise(steps)):
+        fail(spec, f"the reported steps go backwards: {steps}")
+    finals = [index for index, event in enumerate(events) if event.done]
+    if finals != [len(events) - 1] and not _several_tasks(events):
+        fail(spec, "the last progress event must be the only one with done=True (close the tracker)")
+    stream = io.StringIO()
+    example = load_example(spec, device, dtype, 0, example_type)
+    with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+        silent = _progress_call(invoke, spec, example, example.hparams)
+    if stream.getvalue():
+        fail(spec, f"without a progress callback it printed {stream.getvalue()[:80]!r}; library calls stay silent")
+    assert_close(spec, tensors_of(silent), tensors_of(listened), "the result with and without a progress callback")
+
+
+def _progress_call(invoke: Any, spec: MethodSpec, example: Any, hparams: dict[str, Any]) -> Any:
+    if spec.kind.value in ("attack", "sampler", "probe"):
+        return call_with_model(spec, example, hparams, generator_for(torch.device("cpu"), 0))
+    return invoke(spec, example, hparams)
+
+
+def _several_tasks(events: list[Any]) -> bool:
+    """A method running sub-tasks (trials, stages) sends one done event per task, each last for its task."""
+    tasks: dict[str, list[bool]] = {}
+    for event in events:
+        tasks.setdefault(event.task, []).append(event.done)
+    return len(tasks) > 1 and all(flags[-1] and not any(flags[:-1]) for flags in tasks.values())

@@ -46,8 +46,10 @@ from gradhub_suite_methods import (
     ZeroOneHyperparameters,
     conjugate_gradient_iterations,
     evaluation_mode,
+    langevin_dynamics,
     langevin_noise,
     multi_tensor_momentum,
+    projected_gradient_descent,
     random_direction,
     random_direction_sharpness,
     random_start,
@@ -63,6 +65,7 @@ from gradhub.kinds.attack import AttackResult
 from gradhub.kinds.loss import reduce
 from gradhub.kinds.sampler import SampleResult
 from gradhub.kinds.solver import SolverResult
+from gradhub.progress import ProgressEvent
 from gradhub.specs import MethodSpec
 
 MODULE = "gradhub_suite_broken"
@@ -894,7 +897,43 @@ def device_dependent_cg(matrix: Tensor, rhs: Tensor, tol: float = 1e-8, max_iter
     return _result(list(conjugate_gradient_iterations(matrix, rhs, tol, max_iter)), tol)
 
 
+@validated("suite-cg-mute", ConjugateGradientHyperparameters)
+def mute_conjugate_gradient(
+    matrix: Tensor, rhs: Tensor, tol: float = 1e-8, max_iter: int = 100, *, progress: Any = None
+) -> SolverResult:
+    """Takes a progress callback and ignores it."""
+    return _result(list(conjugate_gradient_iterations(matrix, rhs, tol, max_iter)), tol)
+
+
+@validated("suite-cg-chatty", ConjugateGradientHyperparameters)
+def chatty_conjugate_gradient(
+    matrix: Tensor, rhs: Tensor, tol: float = 1e-8, max_iter: int = 100, *, progress: Any = None
+) -> SolverResult:
+    """Prints every residual when nobody asked."""
+    history = list(conjugate_gradient_iterations(matrix, rhs, tol, max_iter))
+    for step, (_, norm) in enumerate(history):
+        if progress is not None:
+            progress(ProgressEvent("suite-cg-chatty", step, max_iter, {}, done=step == len(history) - 1))
+        else:
+            print(f"iteration {step}: residual {norm.item():.3g}")
+    return _result(history, tol)
+
+
 SOLVER_VARIANTS = [
+    variant(
+        CONJUGATE_GRADIENT,
+        "suite-cg-mute",
+        "progress_reported",
+        "never called it",
+        target="mute_conjugate_gradient",
+    ),
+    variant(
+        CONJUGATE_GRADIENT,
+        "suite-cg-chatty",
+        "progress_reported",
+        "library calls stay silent",
+        target="chatty_conjugate_gradient",
+    ),
     variant(
         CONJUGATE_GRADIENT,
         "suite-cg-result-target",
@@ -1058,7 +1097,30 @@ unclamped_pgd = _attack_variant("suite-pgd-projects-first", project_after_step=F
 extra_step_pgd = _attack_variant("suite-pgd-extra-step", iterations=4)
 
 
+@validated("suite-pgd-mute", ProjectedGradientHyperparameters)
+def mute_projected_gradient_descent(
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    generator: torch.Generator | None = None,
+    eps: float = 0.1,
+    step_size: float = 0.05,
+    max_iter: int = 3,
+    *,
+    progress: Any = None,
+) -> AttackResult:
+    """Takes a progress callback and ignores it."""
+    return projected_gradient_descent.__wrapped__(model, inputs, labels, generator, eps, step_size, max_iter)
+
+
 ATTACK_VARIANTS = [
+    variant(
+        PGD,
+        "suite-pgd-mute",
+        "progress_reported",
+        "never called it",
+        target="mute_projected_gradient_descent",
+    ),
     variant(
         PGD,
         "suite-pgd-result-target",
@@ -1175,7 +1237,28 @@ per_sample_count_langevin = _sampler_variant(
 )
 
 
+@validated("suite-langevin-mute", LangevinHyperparameters)
+def mute_langevin_dynamics(
+    score: Any,
+    start: Tensor,
+    generator: torch.Generator | None = None,
+    steps: int = 8,
+    step_size: float = 0.1,
+    *,
+    progress: Any = None,
+) -> Any:
+    """Takes a progress callback and ignores it."""
+    return langevin_dynamics.__wrapped__(score, start, generator, steps, step_size)
+
+
 SAMPLER_VARIANTS = [
+    variant(
+        LANGEVIN,
+        "suite-langevin-mute",
+        "progress_reported",
+        "never called it",
+        target="mute_langevin_dynamics",
+    ),
     variant(
         LANGEVIN,
         "suite-langevin-result-target",
@@ -1466,7 +1549,29 @@ def text_sharpness(
     return f"sharpness {result['sharpness'].item():.4f}"
 
 
+@validated("suite-sharpness-mute", SharpnessHyperparameters)
+def mute_random_direction_sharpness(
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    generator: torch.Generator | None = None,
+    radius: float = 0.05,
+    directions: int = 4,
+    *,
+    progress: Any = None,
+) -> Any:
+    """Takes a progress callback and ignores it."""
+    return random_direction_sharpness.__wrapped__(model, inputs, labels, generator, radius, directions)
+
+
 PROBE_VARIANTS = [
+    variant(
+        SHARPNESS,
+        "suite-sharpness-mute",
+        "progress_reported",
+        "never called it",
+        target="mute_random_direction_sharpness",
+    ),
     variant(
         SHARPNESS,
         "suite-sharpness-class-target",

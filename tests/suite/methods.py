@@ -43,6 +43,7 @@ from gradhub.kinds.probe import ProbeExample
 from gradhub.kinds.sampler import SampleResult, SamplerExample
 from gradhub.kinds.schedule import ScheduleExample
 from gradhub.kinds.solver import SolverExample, SolverResult
+from gradhub.progress import ProgressCallback, tracker
 from gradhub.specs import MethodSpec, Paper
 
 MODULE = "gradhub_suite_methods"
@@ -315,9 +316,15 @@ def conjugate_gradient_iterations(
 
 
 @validated("suite-cg", ConjugateGradientHyperparameters)
-def conjugate_gradient(matrix: Tensor, rhs: Tensor, tol: float = 1e-8, max_iter: int = 100) -> SolverResult:
+def conjugate_gradient(
+    matrix: Tensor, rhs: Tensor, tol: float = 1e-8, max_iter: int = 100, *, progress: ProgressCallback | None = None
+) -> SolverResult:
     """Solve ``matrix @ x = rhs`` for a symmetric positive definite matrix."""
-    history = list(conjugate_gradient_iterations(matrix, rhs, tol, max_iter))
+    history = []
+    with tracker(progress, total=max_iter, task="suite-cg") as bar:
+        for solution, norm in conjugate_gradient_iterations(matrix, rhs, tol, max_iter):
+            history.append((solution, norm))
+            bar.update(residual=norm)
     residuals = torch.stack([norm for _, norm in history])
     return SolverResult(
         solution=history[-1][0],
@@ -363,12 +370,15 @@ def projected_gradient_descent(
     eps: float = 0.1,
     step_size: float = 0.05,
     max_iter: int = 3,
+    *,
+    progress: ProgressCallback | None = None,
 ) -> AttackResult:
     """Maximise the cross-entropy within ``eps`` of ``inputs`` (Madry et al.'s PGD with a random start)."""
     perturbation = random_start(inputs, eps, generator)
     losses = []
-    with evaluation_mode(model):
+    with evaluation_mode(model), tracker(progress, total=max_iter, task="suite-pgd") as bar:
         for _ in range(max_iter):
+            bar.update()
             perturbation.requires_grad_(True)
             loss = nn.functional.cross_entropy(model(inputs + perturbation), labels)
             # autograd.grad, not backward(): the model's .grad must stay as the user left it.
@@ -420,12 +430,15 @@ def langevin_dynamics(
     generator: torch.Generator | None = None,
     steps: int = 8,
     step_size: float = 0.1,
+    *,
+    progress: ProgressCallback | None = None,
 ) -> SampleResult:
     """``x <- x + h score(x) + sqrt(2h) z`` from ``start``: one model evaluation per step."""
     samples = start.clone()
     noise_scale = math.sqrt(2 * step_size)
-    with torch.no_grad():
+    with torch.no_grad(), tracker(progress, total=steps, task="suite-langevin") as bar:
         for _ in range(steps):
+            bar.update()
             samples = samples + step_size * score(samples) + noise_scale * langevin_noise(samples, generator)
     return SampleResult(samples=samples, evaluations=steps)
 
@@ -563,6 +576,8 @@ def random_direction_sharpness(
     generator: torch.Generator | None = None,
     radius: float = 0.05,
     directions: int = 4,
+    *,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, Tensor]:
     """Mean loss increase when the weights move ``radius`` along random directions.
 
@@ -573,11 +588,14 @@ def random_direction_sharpness(
     with evaluation_mode(model), torch.no_grad():
         base = nn.functional.cross_entropy(model(inputs), labels)
         increases = []
+        bar = tracker(progress, total=directions, task="suite-sharpness")
         for _ in range(directions):
+            bar.update()
             direction = random_direction(parameters, radius, generator)
             moved = {name: value + direction[name] for name, value in parameters.items()}
             loss = nn.functional.cross_entropy(torch.func.functional_call(model, moved, (inputs,)), labels)
             increases.append(loss - base)
+        bar.close()
     return {"loss": base, "sharpness": torch.stack(increases).mean()}
 
 

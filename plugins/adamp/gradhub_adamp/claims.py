@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from gradhub.claims import ClaimResult
+from gradhub.figures import LinePlot, Series
 
 OptimizerFactory = Callable[[Iterable[torch.Tensor]], torch.optim.Optimizer]
 
@@ -34,13 +35,18 @@ def _sgdp(params: Iterable[torch.Tensor], nesterov: bool = False) -> torch.optim
 
 
 def track_rotating_target(
-    make_optimizer: OptimizerFactory, seed: int, steps: int = 600, dim: int = 64
+    make_optimizer: OptimizerFactory,
+    seed: int,
+    steps: int = 600,
+    dim: int = 64,
+    curves: dict[str, list[float]] | None = None,
 ) -> tuple[float, float]:
     """Minimise ``||w/||w|| - u_t||^2`` for a target rotating at 0.01 rad/step; ``w`` is 1 x dim.
 
     Returns ``(||w_T|| / ||w_0||, mean loss over the last 200 steps)``. The loss is
     scale-invariant, so its gradient is orthogonal to ``w``: any norm growth comes from
-    the optimizer's momentum, and it slows the tracking down.
+    the optimizer's momentum, and it slows the tracking down. ``curves``, if given, receives
+    the per-step ``"norm"`` ratio and ``"loss"``.
     """
     generator = torch.Generator().manual_seed(seed)
     basis = torch.linalg.qr(torch.randn(dim, 3, generator=generator, dtype=torch.float64))[0]
@@ -56,6 +62,10 @@ def track_rotating_target(
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+        if curves is not None:
+            curves.setdefault("norm", []).append(weight.norm().item() / initial_norm)
+    if curves is not None:
+        curves["loss"] = losses
     return weight.norm().item() / initial_norm, sum(losses[-200:]) / 200
 
 
@@ -79,11 +89,13 @@ def scale_invariant_tracking(
     measured: dict[str, float] = {}
     passed = True
     rows = []
+    curves: dict[str, dict[str, list[float]]] = {name: {} for name in ("Adam", "AdamP", "SGD", "SGDP")}
     for seed in range(seeds):
-        adam_ratio, adam_loss = track_rotating_target(adam, seed)
-        adamp_ratio, adamp_loss = track_rotating_target(adamp, seed)
-        sgd_ratio, sgd_loss = track_rotating_target(sgd, seed)
-        sgdp_ratio, sgdp_loss = track_rotating_target(sgdp, seed)
+        record = (lambda name: curves[name]) if seed == 0 else (lambda name: None)
+        adam_ratio, adam_loss = track_rotating_target(adam, seed, curves=record("Adam"))
+        adamp_ratio, adamp_loss = track_rotating_target(adamp, seed, curves=record("AdamP"))
+        sgd_ratio, sgd_loss = track_rotating_target(sgd, seed, curves=record("SGD"))
+        sgdp_ratio, sgdp_loss = track_rotating_target(sgdp, seed, curves=record("SGDP"))
         passed &= (
             adamp_ratio <= 1.25
             and sgdp_ratio <= 2.0
@@ -118,7 +130,27 @@ def scale_invariant_tracking(
         measured=measured,
         passed=bool(passed),
         details="\n".join(rows),
+        figures=[
+            LinePlot(
+                "Weight norm on the scale-invariant tracking toy (seed 0)",
+                [_curve(name, curve["norm"]) for name, curve in curves.items()],
+                xlabel="step",
+                ylabel="||w_t|| / ||w_0||",
+                yscale="log",
+            ),
+            LinePlot(
+                "Tracking loss (seed 0)",
+                [_curve(name, curve["loss"]) for name, curve in curves.items()],
+                xlabel="step",
+                ylabel="||w/||w|| - u_t||^2",
+                yscale="log",
+            ),
+        ],
     )
+
+
+def _curve(name: str, values: list[float]) -> Series:
+    return Series(name, list(range(len(values))), values, style="dashed" if name in ("Adam", "SGD") else "line")
 
 
 def synthetic_images(seed: int, count: int, classes: int = 10, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,6 +203,7 @@ def train_cnn(make_optimizer: OptimizerFactory, seed: int = 0, epochs: int = 3, 
     order = torch.Generator().manual_seed(seed)
     tangential = {"conv": 0, "linear": 0}
     steps = 0
+    norm_curve = []
     for _ in range(epochs):
         permutation = torch.randperm(len(images), generator=order)
         for start in range(0, len(images), batch):
@@ -183,6 +216,7 @@ def train_cnn(make_optimizer: OptimizerFactory, seed: int = 0, epochs: int = 3, 
             tangential["conv"] += sum(f < 1e-3 for f in fractions[:2])
             tangential["linear"] += fractions[2] < 1e-3
             steps += 1
+            norm_curve.append(sum(w.detach().norm().item() / n for w, n in zip(convolutions, initial)) / 2)
     model.eval()
     with torch.no_grad():
         accuracy = (model(test_images).argmax(1) == test_labels).float().mean().item()
@@ -192,6 +226,7 @@ def train_cnn(make_optimizer: OptimizerFactory, seed: int = 0, epochs: int = 3, 
         "conv_norm_growth": sum(growth) / len(growth),
         "conv_tangential_steps": tangential["conv"] / (2 * steps),
         "linear_tangential_steps": tangential["linear"] / steps,
+        "conv_norm_curve": norm_curve,
     }
 
 
@@ -229,4 +264,15 @@ def cnn_norm_growth(
             "SGD conv steps with tangential update": baseline["conv_tangential_steps"],
         },
         passed=bool(passed),
+        figures=[
+            LinePlot(
+                "Conv weight norm growth on a conv-BN net (mean of both convolutions)",
+                [
+                    _curve("SGD", baseline["conv_norm_curve"]),
+                    _curve("SGDP", ours["conv_norm_curve"]),
+                ],
+                xlabel="step",
+                ylabel="||W_t|| / ||W_0||",
+            )
+        ],
     )

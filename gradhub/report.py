@@ -1,0 +1,248 @@
+"""The demo report: ``gradhub demo --report DIR`` writes ``DIR/index.md`` from claim results.
+
+One section per claim check: the paper's claim, the criterion, the measured figures, the
+verdict, and its figures (:mod:`gradhub.figures`). With matplotlib installed
+(``pip install gradhub[plot]``) each figure is drawn to ``DIR/figures/*.png``; without it,
+each figure's data is written to ``DIR/figures/*.csv`` and summarised in a table, so the
+report never needs more than the core. ``DIR/results.json`` holds everything, for tools.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gradhub.claims import ClaimResult
+from gradhub.figures import Figure, Histogram, ImageGrid, LinePlot
+
+__all__ = ["matplotlib_available", "write_report"]
+
+
+def matplotlib_available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "figure"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def write_report(results: Sequence[ClaimResult], directory: str | Path, *, draw: bool | None = None) -> Path:
+    """Write the report for ``results`` into ``directory`` and return the path of its index.md.
+
+    ``draw`` forces figures on (True: matplotlib required) or off (False: data tables);
+    None draws when matplotlib is importable.
+    """
+    directory = Path(directory)
+    figures_dir = directory / "figures"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    if draw is None:
+        draw = matplotlib_available()
+    passed = sum(result.passed for result in results)
+    lines = [
+        "# gradhub demo report",
+        "",
+        f"{passed} of {len(results)} claims reproduced. Each section gives the paper's claim, the criterion a "
+        "wrong implementation fails, what was measured on synthetic data, and the figures.",
+        "" if draw else "matplotlib is not installed (`pip install gradhub[plot]`): figures are given as data tables.",
+        "",
+        "| methods | verdict | seconds | claim check |",
+        "|---|---|---|---|",
+    ]
+    for result in results:
+        anchor = _slug(result.path or ", ".join(result.methods))
+        verdict = "PASS" if result.passed else "**FAIL**"
+        lines.append(
+            f"| [{', '.join(result.methods)}](#{anchor}) | {verdict} | {result.seconds:.1f} | `{result.path}` |"
+        )
+    for result in results:
+        lines += _section(result, figures_dir, draw)
+    index = directory / "index.md"
+    index.write_text("\n".join(lines) + "\n")
+    (directory / "results.json").write_text(json.dumps([_as_json(result) for result in results], indent=1))
+    return index
+
+
+def _as_json(result: ClaimResult) -> dict[str, Any]:
+    return {
+        "methods": list(result.methods),
+        "path": result.path,
+        "claim": result.claim,
+        "criterion": result.criterion,
+        "measured": result.measured,
+        "passed": result.passed,
+        "seconds": result.seconds,
+        "details": result.details,
+        "figures": [figure.to_dict() for figure in result.figures],
+    }
+
+
+def _section(result: ClaimResult, figures_dir: Path, draw: bool) -> list[str]:
+    anchor = _slug(result.path or ", ".join(result.methods))
+    verdict = "PASS" if result.passed else "FAIL"
+    lines = [
+        "",
+        f'<a id="{anchor}"></a>',
+        "",
+        f"## {', '.join(result.methods)}: {verdict}",
+        "",
+        f"`{result.path}` ({result.seconds:.1f} s)",
+        "",
+        f"**Claim.** {result.claim}",
+        "",
+        f"**Criterion.** {result.criterion}",
+        "",
+    ]
+    if result.measured:
+        lines += ["| measured | value |", "|---|---|"]
+        lines += [f"| {_cell(name)} | {value:.4g} |" for name, value in result.measured.items()]
+        lines.append("")
+    if result.details:
+        lines += ["```", result.details.rstrip(), "```", ""]
+    for number, figure in enumerate(result.figures, 1):
+        stem = f"{anchor}-{number}-{_slug(figure.title)}"
+        if draw:
+            path = figures_dir / f"{stem}.png"
+            _draw(figure, path)
+            lines += [f"![{figure.title}](figures/{path.name})", ""]
+        else:
+            lines += _figure_table(figure, figures_dir / f"{stem}.csv")
+    return lines
+
+
+# --- without matplotlib: the data ----------------------------------------------------------
+
+
+def _figure_table(figure: Figure, path: Path) -> list[str]:
+    lines = [f"**{figure.title}** (data: [`figures/{path.name}`](figures/{path.name}))", ""]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        if isinstance(figure, LinePlot):
+            writer.writerow(["series", figure.xlabel or "x", figure.ylabel or "y"])
+            lines += ["| series | points | first | last | min | max |", "|---|---|---|---|---|---|"]
+            for series in figure.series:
+                writer.writerows([series.label, x, y] for x, y in zip(series.x, series.y))
+                ys = series.y or [float("nan")]
+                lines.append(
+                    f"| {_cell(series.label)} | {len(series.y)} | {ys[0]:.4g} | {ys[-1]:.4g} | "
+                    f"{min(ys):.4g} | {max(ys):.4g} |"
+                )
+        elif isinstance(figure, Histogram):
+            writer.writerow(["series", figure.xlabel or "value"])
+            lines += ["| series | values | min | median | max |", "|---|---|---|---|---|"]
+            for label, values in figure.values.items():
+                writer.writerows([label, value] for value in values)
+                ordered = sorted(values) or [float("nan")]
+                lines.append(
+                    f"| {_cell(label)} | {len(values)} | {ordered[0]:.4g} | {ordered[len(ordered) // 2]:.4g} | "
+                    f"{ordered[-1]:.4g} |"
+                )
+        else:
+            writer.writerow(["row", "column", "flattened values"])
+            lines += ["| row | images |", "|---|---|"]
+            for row in figure.rows:
+                for column, image in enumerate(row.images):
+                    writer.writerow([row.label, column, *_flatten(image)])
+                lines.append(f"| {_cell(row.label)} | {len(row.images)} |")
+    return [*lines, ""]
+
+
+def _flatten(values: Any) -> list[float]:
+    if isinstance(values, list):
+        return [item for value in values for item in _flatten(value)]
+    return [values]
+
+
+# --- with matplotlib: the drawing ----------------------------------------------------------
+
+
+def _draw(figure: Figure, path: Path) -> None:
+    from matplotlib.figure import Figure as Canvas
+
+    if isinstance(figure, ImageGrid):
+        canvas = _draw_images(figure, Canvas)
+    else:
+        canvas = Canvas(figsize=(6.4, 4.2), layout="constrained")
+        axes = canvas.subplots()
+        if isinstance(figure, LinePlot):
+            _draw_lines(figure, axes)
+        else:
+            _draw_histogram(figure, axes)
+        axes.set_title(figure.title)
+    canvas.savefig(path, dpi=110)
+
+
+def _draw_lines(figure: LinePlot, axes: Any) -> None:
+    for series in figure.series:
+        if series.style == "points":
+            axes.scatter(series.x, series.y, s=6, alpha=0.6, label=series.label)
+        elif series.style == "step":
+            axes.step(series.x, series.y, where="post", label=series.label)
+        else:
+            axes.plot(series.x, series.y, "--" if series.style == "dashed" else "-", label=series.label)
+    axes.set_xscale(figure.xscale)
+    axes.set_yscale(figure.yscale)
+    axes.set_xlabel(figure.xlabel)
+    axes.set_ylabel(figure.ylabel)
+    _vlines(axes, figure.vlines)
+    if any(series.label for series in figure.series):
+        axes.legend(fontsize="small")
+    axes.grid(alpha=0.3)
+
+
+def _draw_histogram(figure: Histogram, axes: Any) -> None:
+    for label, values in figure.values.items():
+        axes.hist(values, bins=figure.bins, alpha=0.55, label=label)
+    axes.set_yscale(figure.yscale)
+    axes.set_xlabel(figure.xlabel)
+    axes.set_ylabel(figure.ylabel)
+    _vlines(axes, figure.vlines)
+    if len(figure.values) > 1 or figure.vlines:
+        axes.legend(fontsize="small")
+
+
+def _vlines(axes: Any, vlines: list[tuple[float, str]]) -> None:
+    for number, (x, label) in enumerate(vlines):
+        axes.axvline(x, color=f"C{(number + 3) % 10}", linestyle=":", linewidth=1.2, label=label or None)
+
+
+def _draw_images(figure: ImageGrid, canvas_type: Any) -> Any:
+    import numpy as np
+
+    columns = max(len(row.images) for row in figure.rows)
+    canvas = canvas_type(figsize=(1.3 * columns + 1.2, 1.3 * len(figure.rows) + 0.6), layout="constrained")
+    grid = np.atleast_2d(canvas.subplots(len(figure.rows), columns, squeeze=False))
+    low, high = figure.value_range if figure.value_range else (None, None)
+    for r, row in enumerate(figure.rows):
+        for c in range(columns):
+            axes = grid[r, c]
+            axes.set_xticks([])
+            axes.set_yticks([])
+            if c < len(row.images):
+                image = np.asarray(row.images[c], dtype=float)
+                if image.ndim == 3 and image.shape[0] in (1, 3):
+                    image = np.moveaxis(image, 0, -1)
+                if image.ndim == 3 and image.shape[-1] == 1:
+                    image = image[..., 0]
+                if image.ndim == 3 and low is not None:
+                    image = np.clip((image - low) / (high - low), 0, 1)
+                axes.imshow(image, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
+            else:
+                axes.axis("off")
+            if c == 0:
+                axes.set_ylabel(row.label, fontsize="small")
+            if r == 0 and c < len(figure.column_labels):
+                axes.set_title(figure.column_labels[c], fontsize="small")
+    canvas.suptitle(figure.title)
+    return canvas
