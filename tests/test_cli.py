@@ -101,9 +101,11 @@ def test_demo_reports_claims(capsys: pytest.CaptureFixture[str], monkeypatch: py
 
     calls = []
 
-    def fake_run_claims(names: list[str]) -> list[ClaimResult]:
+    def fake_run_claims(names: list[str], on_result=None) -> list[ClaimResult]:
         calls.append(list(names))
-        return [ClaimResult("c", "k", {"x": 1.0}, passed=False, methods=("adamp",), path="p:q")]
+        result = ClaimResult("c", "k", {"x": 1.0}, passed=False, methods=("adamp",), path="p:q")
+        on_result(result)
+        return [result]
 
     monkeypatch.setattr("gradhub.claims.run_claims", fake_run_claims)
     assert main(["demo", "adamp"]) == 1
