@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -23,12 +24,15 @@ def run_gradhub(*args: str, extra_path: Path | None = None) -> subprocess.Comple
     return subprocess.run([sys.executable, "-m", "gradhub", *args], capture_output=True, text=True, env=env)
 
 
+ADAMP_VERSION = importlib.metadata.version("gradhub-adamp")
+
+
 def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["name", "kind", "plugin", "version", "summary"]
     adamp = next(line for line in lines if line.startswith("adamp "))
-    assert adamp.split()[:4] == ["adamp", "optimizer", "gradhub-adamp", "0.1.0"]
+    assert adamp.split()[:4] == ["adamp", "optimizer", "gradhub-adamp", ADAMP_VERSION]
 
 
 def test_list_json_and_kind(capsys: pytest.CaptureFixture[str]) -> None:
@@ -57,7 +61,7 @@ def test_info(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for expected in (
         "adamp (optimizer):",
-        "plugin:    gradhub-adamp 0.1.0",
+        f"plugin:    gradhub-adamp {ADAMP_VERSION}",
         "arXiv 2006.08217",
         "@inproceedings{heo2021adamp,",
         "wd_ratio      0.1",
