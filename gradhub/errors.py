@@ -23,7 +23,21 @@ __all__ = [
     "PluginLoadError",
     "UnknownHyperparameterError",
     "UnsupportedInputError",
+    "show_value",
 ]
+
+
+def show_value(value: Any) -> str:
+    """``repr(value)``, shortened: a tensor or array by its shape and dtype, long sequences elided."""
+    import reprlib
+
+    shape = getattr(value, "shape", None)
+    if shape is not None and hasattr(value, "dtype") and getattr(value, "ndim", 0) > 0:
+        return f"{type(value).__name__}(shape={tuple(shape)}, dtype={value.dtype})"
+    shortener = reprlib.Repr()
+    shortener.maxlist = shortener.maxtuple = shortener.maxset = shortener.maxdict = 6
+    shortener.maxstring = shortener.maxother = 80
+    return shortener.repr(value)
 
 
 class GradhubError(Exception):
@@ -38,7 +52,7 @@ class HyperparameterError(GradhubError, ValueError):
         self.parameter = parameter
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{method}: invalid {parameter}={value!r}; {parameter} must be {allowed}")
+        super().__init__(f"{method}: invalid {parameter}={show_value(value)}; {parameter} must be {allowed}")
 
 
 class UnknownHyperparameterError(HyperparameterError, TypeError):
@@ -51,7 +65,8 @@ class UnknownHyperparameterError(HyperparameterError, TypeError):
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         GradhubError.__init__(
             self,
-            f"{method}: unknown hyperparameter {parameter}={value!r}{hint}; {method} accepts: {', '.join(accepted)}",
+            f"{method}: unknown hyperparameter {parameter}={show_value(value)}{hint}; "
+            f"{method} accepts: {', '.join(accepted)}",
         )
         self.method = method
         self.parameter = parameter

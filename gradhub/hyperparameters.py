@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
-from gradhub.errors import HyperparameterError, MissingHyperparameterError, UnknownHyperparameterError
+from gradhub.errors import HyperparameterError, MissingHyperparameterError, UnknownHyperparameterError, show_value
 
 __all__ = [
     "Beta",
@@ -102,6 +102,8 @@ def _describe(annotation: Any, metadata: list[Any]) -> str:
         return f"{noun} {bounds}".strip()
     if origin is tuple:
         items = typing.get_args(annotation)
+        if len(items) == 2 and items[1] is Ellipsis:
+            return _sequence_phrase(_describe(items[0], []), metadata)
         phrases = [_describe(item, []) for item in items]
         if items and Ellipsis not in items and len(set(phrases)) == 1:
             each = phrases[0].removeprefix("a ").removeprefix("an ")
@@ -114,6 +116,22 @@ def _describe(annotation: Any, metadata: list[Any]) -> str:
     if annotation is type(None):
         return "None"
     return getattr(annotation, "__name__", str(annotation))
+
+
+def _sequence_phrase(each: str, metadata: list[Any]) -> str:
+    """ "a sequence of finite numbers > 0 (at least 2 of them)" from the item phrase and length bounds."""
+    plural = each.removeprefix("a ").removeprefix("an ")
+    plural = plural.replace("number", "numbers", 1).replace("integer", "integers", 1)
+    lengths = []
+    for item in metadata:
+        low = getattr(item, "min_length", None)
+        high = getattr(item, "max_length", None)
+        if low:
+            lengths.append(f"at least {low}")
+        if high is not None:
+            lengths.append(f"at most {high}")
+    count = f" ({' and '.join(lengths)} of them)" if lengths else ""
+    return f"a sequence of {plural}{count}"
 
 
 def describe_field(model: type[BaseModel], name: str) -> str:
@@ -144,7 +162,7 @@ def _to_gradhub_error(
         allowed = first["msg"].lower()
     if len(location) > 1:
         input_value = first.get("input")
-        allowed += f" ({_render_location(location)}={input_value!r}: {first['msg'].lower()})"
+        allowed += f" ({_render_location(location)}={show_value(input_value)}: {first['msg'].lower()})"
     if first["type"] == "missing" and len(location) == 1:
         return MissingHyperparameterError(method, name, allowed)
     return HyperparameterError(method, name, value, allowed)

@@ -91,3 +91,25 @@ def test_validated_decorator() -> None:
         scaled()
     with pytest.raises(TypeError, match="scaled: too many positional arguments"):
         scaled(1.0, 2.0, 3, 4)
+
+
+def test_long_values_are_shown_short_and_sequences_described() -> None:
+    from typing import Annotated
+
+    import torch
+    from pydantic import Field
+
+    from gradhub.errors import show_value
+    from gradhub.hyperparameters import Hyperparameters, describe_field, validate_hyperparameters
+
+    class Recorded(Hyperparameters):
+        norms: tuple[Annotated[float, Field(gt=0)], ...] = Field((1.0, 1.0), min_length=2)
+
+    assert describe_field(Recorded, "norms") == "a sequence of finite numbers > 0 (at least 2 of them)"
+    with pytest.raises(HyperparameterError) as raised:
+        validate_hyperparameters("m", Recorded, {"norms": tuple(range(-1, 1000))})
+    message = str(raised.value)
+    assert message.startswith("m: invalid norms=(-1, 0, 1, 2, 3, 4, ...); norms must be a sequence of")
+    assert "(norms[0]=-1: input should be greater than 0)" in message and len(message) < 200
+    assert show_value(torch.zeros(3, 4)) == "Tensor(shape=(3, 4), dtype=torch.float32)"
+    assert show_value(0.5) == "0.5" and show_value("adam") == "'adam'"

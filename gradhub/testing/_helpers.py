@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from gradhub._text import with_article
-from gradhub.errors import ConformanceError, HyperparameterError
+from gradhub.errors import ConformanceError, HyperparameterError, show_value
 from gradhub.hyperparameters import Hyperparameters
 from gradhub.registry import import_target
 from gradhub.specs import MethodSpec
@@ -271,7 +271,7 @@ def expect_hyperparameter_error(spec: MethodSpec, call: Callable[[], Any], name:
             fail(spec, f"the error for {name}={value!r} does not name the method: {message!r}")
         if name not in message:
             fail(spec, f"the error for {name}={value!r} does not name the parameter: {message!r}")
-        if repr(value) not in message and str(value) not in message:
+        if show_value(value) not in message and repr(value) not in message and str(value) not in message:
             fail(spec, f"the error for {name}={value!r} does not show the value: {message!r}")
         return
     except Exception as error:
