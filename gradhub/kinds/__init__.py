@@ -15,8 +15,9 @@ from typing import Any
 KINDS = ("optimizer", "layer", "loss", "solver", "attack", "sampler", "schedule", "probe")
 
 
-def bind(target: Any, hparams: Mapping[str, Any]) -> Callable[..., Any]:
-    """A class is instantiated with ``hparams``; a function gets them as keyword arguments."""
+def bind(target: Any, hparams: Mapping[str, Any], modules: tuple[Any, ...] = ()) -> Callable[..., Any]:
+    """A class is instantiated with ``hparams`` (after ``modules``, for a composite layer);
+    a function gets them as keyword arguments."""
     if inspect.isclass(target):
-        return target(**hparams)
-    return functools.partial(target, **hparams)
+        return target(*modules, **hparams)
+    return functools.partial(target, *modules, **hparams)

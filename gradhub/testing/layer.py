@@ -28,11 +28,20 @@ def _example(spec: MethodSpec, device: torch.device, dtype: torch.dtype, seed: i
     return load_example(spec, device, dtype, seed, LayerExample)
 
 
-def build(spec: MethodSpec, hparams: dict[str, Any], device: torch.device, dtype: torch.dtype, seed: int = 0) -> Any:
+def build(
+    spec: MethodSpec,
+    hparams: dict[str, Any],
+    device: torch.device,
+    dtype: torch.dtype,
+    seed: int = 0,
+    example: Any = None,
+) -> Any:
     """The layer as a callable: a module (seeded, on device) or the function with its hyperparameters."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        layer = bind(load_target(spec), hparams)
+        factory = getattr(example, "modules", None)
+        modules = factory() if factory is not None else ()
+        layer = bind(load_target(spec), hparams, modules)
     if isinstance(layer, nn.Module):
         layer = layer.to(device=device, dtype=dtype)
     return layer
@@ -69,13 +78,14 @@ def forward_backward(layer: Any, inputs: tuple[torch.Tensor, ...]) -> tuple[list
 
 def _run(spec: MethodSpec, device: torch.device, dtype: torch.dtype, seed: int) -> list[torch.Tensor]:
     example = _example(spec, device, dtype, seed)
-    layer = build(spec, example.hparams, device, dtype, seed)
+    layer = build(spec, example.hparams, device, dtype, seed, example=example)
     outputs, gradients = forward_backward(layer, differentiable_inputs(example.inputs))
     return outputs + gradients
 
 
 def _invoke(spec: MethodSpec, example: LayerExample, hparams: dict[str, Any]) -> Any:
-    layer = bind(load_target(spec), hparams)
+    factory = getattr(example, "modules", None)
+    layer = bind(load_target(spec), hparams, factory() if factory is not None else ())
     return layer if isinstance(layer, nn.Module) else layer(*example.inputs)
 
 
@@ -87,7 +97,7 @@ INVOKERS["layer"] = (LayerExample, _invoke)
 def check_forward_backward(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
     """Outputs and gradients are finite, on the inputs' device, in the inputs' dtype, shaped like their leaves."""
     example = load_example(spec, device, dtype, 0, INVOKERS[spec.kind.value][0])
-    layer = build(spec, example.hparams, device, dtype)
+    layer = build(spec, example.hparams, device, dtype, example=example)
     inputs = differentiable_inputs(example.inputs)
     outputs, gradients = forward_backward(layer, inputs)
     if not outputs:
@@ -111,7 +121,7 @@ def _gradient_is(kind: str) -> Any:
 def check_gradient_exact(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
     """The backward is the true gradient (torch.autograd.gradcheck on inputs and parameters)."""
     example = load_example(spec, device, dtype, 0, INVOKERS[spec.kind.value][0])
-    layer = build(spec, example.hparams, device, dtype)
+    layer = build(spec, example.hparams, device, dtype, example=example)
     inputs = differentiable_inputs(example.inputs)
     if spec.kind.value == "loss":  # only the prediction is differentiated
         inputs = (inputs[0], *(x.detach() if isinstance(x, torch.Tensor) else x for x in inputs[1:]))
@@ -150,7 +160,9 @@ def check_gradient_exact(spec: MethodSpec, device: torch.device, dtype: torch.dt
 def check_gradient_flows(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
     """A declared surrogate gradient is nonzero somewhere: it must carry a learning signal."""
     example = load_example(spec, device, dtype, 0, INVOKERS[spec.kind.value][0])
-    _, gradients = forward_backward(build(spec, example.hparams, device, dtype), differentiable_inputs(example.inputs))
+    _, gradients = forward_backward(
+        build(spec, example.hparams, device, dtype, example=example), differentiable_inputs(example.inputs)
+    )
     if not any(bool((g != 0).any()) for g in gradients):
         fail(spec, "its surrogate gradient is zero everywhere on the example")
 
@@ -159,8 +171,8 @@ def check_gradient_flows(spec: MethodSpec, device: torch.device, dtype: torch.dt
 def check_state_dict_round_trip(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
     """A module built from another seed, loaded with a module's state_dict, computes the same outputs."""
     example = _example(spec, device, dtype)
-    original = build(spec, example.hparams, device, dtype, seed=0)
-    copy = build(spec, example.hparams, device, dtype, seed=1)
+    original = build(spec, example.hparams, device, dtype, seed=0, example=example)
+    copy = build(spec, example.hparams, device, dtype, seed=1, example=example)
     copy.load_state_dict(original.state_dict())
     inputs = differentiable_inputs(example.inputs)
     expected = tensors_of(original(*inputs))

@@ -24,6 +24,7 @@ from gradhub_suite_methods import (
     LANGEVIN,
     MOMENTUM,
     PGD,
+    RESIDUAL,
     SCALED_TANH,
     SHARPNESS,
     SIGMOID_RAMP,
@@ -39,6 +40,7 @@ from gradhub_suite_methods import (
     ProjectedGradientHyperparameters,
     QuantizeHyperparameters,
     RampHyperparameters,
+    Residual,
     ScaledTanh,
     SharpnessHyperparameters,
     SquaredErrorHyperparameters,
@@ -591,7 +593,28 @@ def rounding_quantize(inputs: Tensor, levels: int = 4) -> Tensor:
     return torch.round(inputs * levels) / levels
 
 
+class HiddenInnerResidual(Residual):
+    """Keeps the wrapped module in a plain list: state_dict() and .to() do not see it."""
+
+    method = "suite-residual-hidden-inner"
+
+    def __init__(self, inner: nn.Module, **hyperparameters: Any) -> None:
+        super().__init__(nn.Identity(), **hyperparameters)
+        self.hidden = [inner]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.scale * self.hidden[0](x)
+
+
 LAYER_VARIANTS = [
+    variant(
+        RESIDUAL,
+        "suite-residual-hidden-inner",
+        "state_dict_round_trip",
+        "outputs after load_state_dict",
+        target="HiddenInnerResidual",
+        collateral={"forward_backward", "gradient_exact"},
+    ),
     variant(
         SCALED_TANH,
         "suite-scaled-tanh-model-target",

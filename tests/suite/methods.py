@@ -450,6 +450,35 @@ def langevin_example(device: torch.device, dtype: torch.dtype, seed: int) -> Sam
     )
 
 
+# --- layer, composite: wraps a module the user brings ---------------------------------------
+
+
+class ResidualHyperparameters(Hyperparameters):
+    scale: float = Field(1.0, allow_inf_nan=False)
+
+
+class Residual(nn.Module):
+    """``x + scale * inner(x)`` around the user's ``inner`` module: built as ``Residual(inner, scale=...)``."""
+
+    method: ClassVar[str] = "suite-residual"
+
+    def __init__(self, inner: nn.Module, **hyperparameters: Any) -> None:
+        super().__init__()
+        self.scale: float = validate_hyperparameters(self.method, ResidualHyperparameters, hyperparameters)["scale"]
+        self.inner = inner
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.scale * self.inner(x)
+
+
+def residual_example(device: torch.device, dtype: torch.dtype, seed: int) -> LayerExample:
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(4, 3, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
+    return LayerExample(
+        inputs=(inputs,), hparams={"scale": 0.5}, modules=lambda: (nn.Sequential(nn.Linear(3, 3), nn.Tanh()),)
+    )
+
+
 # --- schedule: linear warm-up, then linear decay to a floor ----------------------------------
 
 
@@ -668,6 +697,7 @@ ZERO_ONE = method_spec(
     "classification_example",
     capabilities={"gradient": "surrogate", "reductions": ("none", "mean", "sum")},
 )
+RESIDUAL = method_spec("suite-residual", "layer", "Residual", ResidualHyperparameters, "residual_example")
 CONJUGATE_GRADIENT = method_spec(
     "suite-cg", "solver", "conjugate_gradient", ConjugateGradientHyperparameters, "linear_system_example"
 )
@@ -715,6 +745,7 @@ GOOD_METHODS: tuple[MethodSpec, ...] = (
     MOMENTUM,
     SCALED_TANH,
     STE_QUANTIZE,
+    RESIDUAL,
     SQUARED_ERROR,
     ZERO_ONE,
     CONJUGATE_GRADIENT,
