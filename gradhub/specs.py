@@ -139,6 +139,14 @@ class LayerCapabilities(Capabilities):
 
 class LossCapabilities(Capabilities):
     kind: Literal["loss"] = "loss"
+    form: Literal["prediction", "model"] = Field(
+        "prediction",
+        description=(
+            "prediction: loss(prediction, target, ...), gradients flow into the prediction; model: "
+            "loss(model, *data, generator=..., **hparams) draws its own noise or times from the generator "
+            "and gradients flow into the model's parameters (diffusion and score-matching objectives)"
+        ),
+    )
     gradient: Literal["exact", "surrogate"] = "exact"
     reductions: tuple[Literal["none", "mean", "sum"], ...] = Field(
         (), description="values its reduction= argument takes; empty if it has none"
@@ -154,10 +162,23 @@ class AttackCapabilities(Capabilities):
     perturbation_norm: Literal["linf", "l2"] | None = Field(
         None, description="the norm bounding the perturbation by the eps hyperparameter, if any"
     )
+    model_calls_per_iteration: int = Field(
+        1, ge=1, description="forward calls of the model per iteration, at most (the budget check counts them)"
+    )
+    setup_model_calls: int = Field(
+        0, ge=0, description="forward calls before the first iteration (e.g. to read activation shapes)"
+    )
 
 
 class SamplerCapabilities(Capabilities):
     kind: Literal["sampler"] = "sampler"
+    stochastic: bool = Field(
+        True,
+        description=(
+            "draws randomness from its generator; False for a deterministic sampler (an ODE solver "
+            "from a given start), whose samples must then not depend on the generator"
+        ),
+    )
 
 
 class ScheduleCapabilities(Capabilities):

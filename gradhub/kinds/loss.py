@@ -1,7 +1,11 @@
 """The loss kind: an ``nn.Module`` subclass or a function ``(input, target, ...) -> Tensor``.
 
 Built and called like layers: ``cls(**hparams)(*inputs)`` or ``fn(*inputs, **hparams)``, with
-``inputs[0]`` the prediction that gradients flow into. A loss that takes ``reduction``
+``inputs[0]`` the prediction that gradients flow into. A loss of ``LossCapabilities.form``
+``"model"`` is a training objective over a model instead (a diffusion or score-matching loss
+that draws noise levels and noise itself): ``fn(model, *data, generator=g, **hparams)``, with
+``inputs[0]`` the model, randomness drawn only from ``generator``, and gradients flowing into
+the model's parameters. A loss that takes ``reduction``
 lists the values it accepts in ``LossCapabilities.reductions``; ``"none"`` returns
 per-element (or per-sample) values whose sum and mean are the other two reductions.
 """
@@ -20,8 +24,9 @@ __all__ = ["LossExample", "is_loss_target", "reduce"]
 
 @dataclass(kw_only=True)
 class LossExample:
-    inputs: tuple[torch.Tensor, ...]
-    """``(prediction, target, ...)``; the prediction is differentiated."""
+    inputs: tuple[Any, ...]
+    """``(prediction, target, ...)``, the prediction differentiated; for a model-form loss
+    ``(model, *data)``, the model's parameters differentiated."""
     hparams: dict[str, Any] = field(default_factory=dict)
 
 

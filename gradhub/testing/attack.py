@@ -25,13 +25,31 @@ register_model_kind("attack", AttackExample, AttackResult)
 
 @conformance_check("attack")
 def check_budget_respected(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
-    """At most max_iter iterations; within eps of the reference in the declared norm."""
+    """At most max_iter iterations, counted as model calls; within eps of the reference in the declared norm.
+
+    The model's forward calls are counted with a hook (it survives a deep copy of the model) and
+    may not exceed ``model_calls_per_iteration * max_iter + setup_model_calls``.
+    """
     example = _example(spec, device, dtype)
-    result = call_with_model(spec, example, example.hparams, generator_for(device, 0))
+    calls = [0]
+    handle = example.model.register_forward_pre_hook(lambda module, args: calls.__setitem__(0, calls[0] + 1))
+    try:
+        result = call_with_model(spec, example, example.hparams, generator_for(device, 0))
+    finally:
+        handle.remove()
     if "max_iter" in spec.params.model_fields:
         limit = example.hparams.get("max_iter", spec.params.model_fields["max_iter"].default)
         if result.iterations > limit:
             fail(spec, f"it ran {result.iterations} iterations with max_iter={limit}")
+        capabilities = spec.capabilities
+        allowed = capabilities.model_calls_per_iteration * limit + capabilities.setup_model_calls
+        if calls[0] > allowed:
+            fail(
+                spec,
+                f"it called the model {calls[0]} times with max_iter={limit}; its spec allows "
+                f"{capabilities.model_calls_per_iteration} call(s) per iteration + {capabilities.setup_model_calls} "
+                f"= {allowed} (it reported {result.iterations} iterations)",
+            )
     norm = spec.capabilities.perturbation_norm
     if norm is not None:
         if example.reference is None:

@@ -93,7 +93,9 @@ RUNNERS["layer"] = _run
 INVOKERS["layer"] = (LayerExample, _invoke)
 
 
-@conformance_check("layer", "loss", dtypes="declared")
+@conformance_check(
+    "layer", "loss", dtypes="declared", applies=lambda spec: _prediction_form(spec), when="it takes a prediction"
+)
 def check_forward_backward(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
     """Outputs and gradients are finite, on the inputs' device, in the inputs' dtype, shaped like their leaves."""
     example = load_example(spec, device, dtype, 0, INVOKERS[spec.kind.value][0])
@@ -113,8 +115,13 @@ def check_forward_backward(spec: MethodSpec, device: torch.device, dtype: torch.
         fail(spec, "no gradient reaches its inputs or parameters")
 
 
+def _prediction_form(spec: MethodSpec) -> bool:
+    """Layers, and losses whose gradients flow into a prediction (not a model-form loss)."""
+    return getattr(spec.capabilities, "form", "prediction") != "model"
+
+
 def _gradient_is(kind: str) -> Any:
-    return lambda spec: getattr(spec.capabilities, "gradient", None) == kind
+    return lambda spec: _prediction_form(spec) and getattr(spec.capabilities, "gradient", None) == kind
 
 
 @conformance_check("layer", "loss", dtypes="precise", applies=_gradient_is("exact"), when='gradient == "exact"')

@@ -29,12 +29,19 @@ register_model_kind("sampler", SamplerExample, SampleResult)
 
 @conformance_check("sampler")
 def check_generator_matters(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
-    """Different generator seeds give different samples (with ``deterministic``: it draws from its generator)."""
+    """Different generator seeds give different samples (with ``deterministic``: it draws from its generator);
+    for a sampler declared not stochastic, the same samples."""
     example = _example(spec, device, dtype)
     first = call_with_model(spec, example, example.hparams, generator_for(device, 0)).samples
     second = call_with_model(spec, example, example.hparams, generator_for(device, 1)).samples
-    if torch.equal(first, second):
+    stochastic = getattr(spec.capabilities, "stochastic", True)
+    if stochastic and torch.equal(first, second):
         fail(spec, "generators seeded 0 and 1 gave identical samples: it does not draw from its generator")
+    if not stochastic and not torch.equal(first, second):
+        fail(
+            spec,
+            "it declares stochastic=False, but generators seeded 0 and 1 gave different samples",
+        )
 
 
 @conformance_check("sampler", dtypes="declared")

@@ -21,6 +21,8 @@ from gradhub_suite_methods import (
     CONJUGATE_GRADIENT,
     COSINE_FACTORY,
     COSINE_PATH,
+    DENOISING,
+    GRADIENT_FLOW,
     LANGEVIN,
     MOMENTUM,
     PGD,
@@ -35,6 +37,8 @@ from gradhub_suite_methods import (
     ConjugateGradientHyperparameters,
     CosineDecayHyperparameters,
     CosinePath,
+    DenoisingHyperparameters,
+    GradientFlowHyperparameters,
     LangevinHyperparameters,
     MomentumSGD,
     ProjectedGradientHyperparameters,
@@ -48,6 +52,7 @@ from gradhub_suite_methods import (
     ZeroOneHyperparameters,
     conjugate_gradient_iterations,
     evaluation_mode,
+    gradient_flow,
     langevin_dynamics,
     langevin_noise,
     multi_tensor_momentum,
@@ -770,7 +775,39 @@ def sign_zero_one(scores: Tensor, labels: Tensor, temperature: float = 0.5, redu
     return reduce((1 - torch.sign(scores * labels)) / 2, reduction, "suite-zero-one-no-surrogate")
 
 
+@validated("suite-denoising-detached", DenoisingHyperparameters)
+def detached_denoising_loss(
+    model: nn.Module, x: Tensor, generator: torch.Generator | None = None, sigma: float = 0.5, reduction: str = "mean"
+) -> Tensor:
+    """Detaches the model's output: no gradient reaches the parameters (the loss itself still needs one)."""
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    value = (model(x + sigma * noise).detach() - x).square().sum(1)
+    return reduce(value + 0 * x.sum().requires_grad_(), reduction, "suite-denoising-detached")
+
+
+@validated("suite-denoising-noiseless", DenoisingHyperparameters)
+def noiseless_denoising_loss(
+    model: nn.Module, x: Tensor, generator: torch.Generator | None = None, sigma: float = 0.5, reduction: str = "mean"
+) -> Tensor:
+    """Forgets to draw the noise: a reconstruction loss that ignores its generator."""
+    return reduce((model(x) - x).square().sum(1), reduction, "suite-denoising-noiseless")
+
+
 LOSS_VARIANTS = [
+    variant(
+        DENOISING,
+        "suite-denoising-detached",
+        "model_gradients",
+        "no gradient reaches the model's parameters",
+        target="detached_denoising_loss",
+    ),
+    variant(
+        DENOISING,
+        "suite-denoising-noiseless",
+        "generator_matters",
+        "does not draw its noise from its generator",
+        target="noiseless_denoising_loss",
+    ),
     variant(
         SQUARED_ERROR,
         "suite-squared-error-tensor-target",
@@ -1274,7 +1311,23 @@ def mute_langevin_dynamics(
     return langevin_dynamics.__wrapped__(score, start, generator, steps, step_size)
 
 
+@validated("suite-gradient-flow-jittered", GradientFlowHyperparameters)
+def jittered_gradient_flow(
+    score: Any, start: Tensor, generator: torch.Generator | None = None, steps: int = 8, step_size: float = 0.1
+) -> SampleResult:
+    """Declared deterministic, but perturbs its start with noise from the generator."""
+    start = start + 1e-3 * torch.randn(start.shape, generator=generator, device=start.device, dtype=start.dtype)
+    return gradient_flow.__wrapped__(score, start, generator, steps, step_size)
+
+
 SAMPLER_VARIANTS = [
+    variant(
+        GRADIENT_FLOW,
+        "suite-gradient-flow-jittered",
+        "generator_matters",
+        "declares stochastic=False",
+        target="jittered_gradient_flow",
+    ),
     variant(
         LANGEVIN,
         "suite-langevin-mute",

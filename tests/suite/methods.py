@@ -261,6 +261,30 @@ def regression_example(device: torch.device, dtype: torch.dtype, seed: int) -> L
     return LossExample(inputs=(prediction, target), hparams={"weight": 0.5})
 
 
+# --- loss (model form): denoising score matching over a model ---------------------------
+
+
+class DenoisingHyperparameters(Hyperparameters):
+    sigma: float = Field(0.5, gt=0, allow_inf_nan=False, description="noise level")
+    reduction: Reduction = "mean"
+
+
+@validated("suite-denoising", DenoisingHyperparameters)
+def denoising_loss(
+    model: nn.Module, x: Tensor, generator: torch.Generator | None = None, sigma: float = 0.5, reduction: str = "mean"
+) -> Tensor:
+    """``|| model(x + sigma z) - x ||^2`` per sample, z from ``generator``: a model-form loss."""
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return reduce((model(x + sigma * noise) - x).square().sum(1), reduction, "suite-denoising")
+
+
+def denoising_example(device: torch.device, dtype: torch.dtype, seed: int) -> LossExample:
+    model = seeded_module(seed, lambda: nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 3)))
+    generator = torch.Generator().manual_seed(seed)
+    data = torch.randn(6, 3, generator=generator).to(device=device, dtype=dtype)
+    return LossExample(inputs=(model.to(device=device, dtype=dtype), data), hparams={"sigma": 0.3})
+
+
 # --- loss (surrogate gradient): 0-1 loss with a sigmoid surrogate ----------------------------
 
 
@@ -477,6 +501,36 @@ def residual_example(device: torch.device, dtype: torch.dtype, seed: int) -> Lay
     return LayerExample(
         inputs=(inputs,), hparams={"scale": 0.5}, modules=lambda: (nn.Sequential(nn.Linear(3, 3), nn.Tanh()),)
     )
+
+
+# --- sampler (deterministic): Euler steps of the gradient flow towards the mode -------------
+
+
+class GradientFlowHyperparameters(Hyperparameters):
+    steps: int = Field(8, ge=1)
+    step_size: float = Field(0.1, gt=0, allow_inf_nan=False)
+
+
+@validated("suite-gradient-flow", GradientFlowHyperparameters)
+def gradient_flow(
+    score: Callable[[Tensor], Tensor],
+    start: Tensor,
+    generator: torch.Generator | None = None,
+    steps: int = 8,
+    step_size: float = 0.1,
+) -> SampleResult:
+    """``x <- x + h score(x)``: deterministic from its start, so it ignores the generator."""
+    samples = start.clone()
+    with torch.no_grad():
+        for _ in range(steps):
+            samples = samples + step_size * score(samples)
+    return SampleResult(samples=samples, evaluations=steps)
+
+
+def gradient_flow_example(device: torch.device, dtype: torch.dtype, seed: int) -> SamplerExample:
+    mean = torch.tensor([1.0, -2.0], device=device, dtype=dtype)
+    start = torch.randn(8, 2, generator=torch.Generator().manual_seed(seed)).to(device=device, dtype=dtype)
+    return SamplerExample(model=GaussianScore(mean), args=(start,), hparams={"steps": 5})
 
 
 # --- schedule: linear warm-up, then linear decay to a floor ----------------------------------
@@ -698,6 +752,22 @@ ZERO_ONE = method_spec(
     capabilities={"gradient": "surrogate", "reductions": ("none", "mean", "sum")},
 )
 RESIDUAL = method_spec("suite-residual", "layer", "Residual", ResidualHyperparameters, "residual_example")
+DENOISING = method_spec(
+    "suite-denoising",
+    "loss",
+    "denoising_loss",
+    DenoisingHyperparameters,
+    "denoising_example",
+    capabilities={"form": "model", "reductions": ("none", "mean", "sum")},
+)
+GRADIENT_FLOW = method_spec(
+    "suite-gradient-flow",
+    "sampler",
+    "gradient_flow",
+    GradientFlowHyperparameters,
+    "gradient_flow_example",
+    capabilities={"stochastic": False},
+)
 CONJUGATE_GRADIENT = method_spec(
     "suite-cg", "solver", "conjugate_gradient", ConjugateGradientHyperparameters, "linear_system_example"
 )
@@ -748,9 +818,11 @@ GOOD_METHODS: tuple[MethodSpec, ...] = (
     RESIDUAL,
     SQUARED_ERROR,
     ZERO_ONE,
+    DENOISING,
     CONJUGATE_GRADIENT,
     PGD,
     LANGEVIN,
+    GRADIENT_FLOW,
     WARMUP_DECAY,
     COSINE_FACTORY,
     SIGMOID_RAMP,

@@ -1,8 +1,8 @@
 """Problems found in gradhub.testing and gradhub.kinds while proving the checks.
 
-Each test pins a behaviour the suite (or a kind's base class) once got wrong. The one still
-marked ``xfail(strict=True)`` is a known limitation, documented in its reason: fixing it
-turns it into an XPASS, which fails the run until the marker is removed.
+Each test pins a behaviour the suite (or a kind's base class) once got wrong. A known limitation
+is marked ``xfail(strict=True)`` with its reason, so that fixing it fails the run until the
+marker is removed.
 """
 
 from __future__ import annotations
@@ -65,13 +65,6 @@ def test_literal_hyperparameters_are_tried(register: Callable[[MethodSpec], str]
     assert bug.breaks in failed_checks(name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="gradhub/testing/attack.py check_budget_respected trusts result.iterations: an attack that runs "
-    "2*max_iter iterations and reports max_iter passes. Fix: count model calls with a forward pre-hook and "
-    "require AttackResult to report evaluations (as SampleResult does), or bound calls per iteration",
-)
 def test_attack_iterations_are_counted_not_trusted(register: Callable[[MethodSpec], str]) -> None:
     bug = unseen("self_reported_iterations")
     name = register(bug.spec)
