@@ -45,3 +45,11 @@ def test_readme_error_examples_are_verbatim() -> None:
     readme = (ROOT / "README.md").read_text()
     quoted = re.search(r"## Errors.*?```text\n(.*?)```", readme, flags=re.S).group(1).splitlines()
     assert quoted == actual
+
+
+def test_readme_lists_every_first_party_method() -> None:
+    from gradhub._firstparty import FIRST_PARTY_METHODS
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name in FIRST_PARTY_METHODS if f"`{name}` (" not in readme]
+    assert not missing, f"README.md's table of plugins lacks {missing}"
