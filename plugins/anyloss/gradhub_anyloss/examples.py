@@ -1,0 +1,48 @@
+"""Seeded examples for the conformance suite: a batch of 32 probabilities with both classes.
+
+``L = 5`` keeps ``A`` well conditioned for gradcheck (at ``L = 73`` most of ``A``'s slope
+sits within 0.05 of the threshold); the targets are integer labels, which every method
+accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from gradhub.kinds.loss import LossExample
+
+
+def _batch(device: Any, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    probabilities = torch.rand(32, generator=generator, dtype=torch.float64) * 0.9 + 0.05
+    labels = (torch.rand(32, generator=generator) < 0.3).long()
+    labels[:2] = torch.tensor([0, 1])  # both classes, whatever the seed
+    return probabilities.to(device=device, dtype=dtype), labels.to(device)
+
+
+def anyloss_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
+    return LossExample(inputs=_batch(device, dtype, seed), hparams={"metric": "f1", "L": 5.0})
+
+
+def any_accuracy_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
+    return LossExample(inputs=_batch(device, dtype, seed), hparams={"L": 5.0})
+
+
+def any_fbeta_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
+    return LossExample(inputs=_batch(device, dtype, seed), hparams={"L": 5.0, "beta": 2.0})
+
+
+def any_gmean_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
+    return LossExample(inputs=_batch(device, dtype, seed), hparams={"L": 5.0})
+
+
+def any_balanced_accuracy_example(
+    device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+) -> LossExample:
+    return LossExample(inputs=_batch(device, dtype, seed), hparams={"L": 5.0})
+
+
+def wbce_any_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
+    return LossExample(inputs=_batch(device, dtype, seed), hparams={"metric": "balanced_accuracy", "r": 0.5})
