@@ -14,4 +14,8 @@ FIRST_PARTY_METHODS: dict[str, str] = {
     "any_gmean": "anyloss",
     "anyloss": "anyloss",
     "wbce_any": "anyloss",
+    "biper_conv2d": "biper",
+    "biper_linear": "biper",
+    "biper_sign": "biper",
+    "biper_sign_act": "biper",
 }

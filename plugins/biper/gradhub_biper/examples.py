@@ -1,0 +1,33 @@
+"""Seeded examples for the conformance suite: tiny inputs, BiPer's default frequency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from gradhub.kinds.layer import LayerExample
+
+
+def _randn(shape: tuple[int, ...], seed: int, device: Any, dtype: torch.dtype, scale: float = 1.0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return (scale * torch.randn(shape, generator=generator, dtype=torch.float64)).to(device=device, dtype=dtype)
+
+
+def conv2d_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LayerExample:
+    inputs = _randn((2, 3, 5, 5), seed, device, dtype)
+    return LayerExample(inputs=(inputs,), hparams={"in_channels": 3, "out_channels": 4, "kernel_size": 3, "padding": 1})
+
+
+def linear_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LayerExample:
+    inputs = _randn((4, 6), seed, device, dtype)
+    return LayerExample(inputs=(inputs,), hparams={"in_features": 6, "out_features": 5})
+
+
+def binarize_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LayerExample:
+    weights = _randn((4, 6), seed, device, dtype, scale=0.1)
+    return LayerExample(inputs=(weights,), hparams={"freq": 20.0})
+
+
+def sign_act_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LayerExample:
+    return LayerExample(inputs=(_randn((4, 6), seed, device, dtype),), hparams={})

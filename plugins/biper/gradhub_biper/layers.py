@@ -1,0 +1,287 @@
+"""BiPerConv2d and BiPerLinear: layers with BiPer binary weights, and the two-stage switch.
+
+Paper: "BiPer: Binary Neural Networks using a Periodic Function", Edwin Vargas, Claudia V.
+Correa, Carlos Hinojosa, Henry Arguello, CVPR 2024, arXiv:2404.01278.
+Official code: https://github.com/edmav4/BiPer (``cifar10/modules/binarized_modules.py``,
+class ``BinarizeConv2d``).
+
+Forward of one layer (official ``BinarizeConv2d.forward``):
+
+1. activations, when ``binarize_act``: in training mode and with ``act_norm``,
+   ``a0 = a / sqrt(var(a) + 1e-5)`` per sample (unbiased variance over every non-batch
+   dimension, as the official ``a.var([1, 2, 3])``); ``A_b = sign(a0)`` with the triangle
+   surrogate (:func:`gradhub_biper.functional.sign_act`). In eval mode ``a0 = a``: the
+   forward output is the same either way (sign is scale-invariant), only the surrogate's
+   support differs.
+2. weights: stage 1 ``W_s = sin(omega W)`` (continuous, the warm-up stage); stage 2
+   ``W_b = sign(sin(omega W))`` with gradient ``omega cos(omega W)`` (Eq. 4-5).
+3. ``y = (conv(A_b, W_b) + bias) * alpha``, alpha one learnable scale per output channel,
+   initialised U(0, 1) as official (the bias, off by default, is added inside the
+   convolution and so is scaled by alpha too, as in the official code).
+
+:func:`set_biper_stage` switches every BiPer layer of a model between the stages without
+touching a parameter (the official stage 2 reloads the stage-1 checkpoint with a flag set).
+
+Differences from the official code: sign(0) = +1 (see :mod:`gradhub_biper.functional`);
+the sine is computed in float32 for bfloat16 weights; ``freq`` and ``stage`` are per layer
+instead of global command-line flags; BiPerLinear is an addition (the paper binarises
+convolutions only); latent weights keep nn.Conv2d's / nn.Linear's default initialisation
+(the official ResNets re-initialise every convolution with ``kaiming_normal_``); the
+official training scripts also add ``tau * mean(sin^2(omega W))`` to the loss, which is
+a training-recipe term and not part of the layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from gradhub.errors import HyperparameterError, UnsupportedInputError
+from gradhub.hyperparameters import validate_hyperparameters, validated
+from gradhub_biper import (
+    BiPerConv2dHyperparameters,
+    BiPerLinearHyperparameters,
+    BiPerStageHyperparameters,
+)
+from gradhub_biper.functional import binarize_weight, check_floating, sign_act, sine_weight
+
+__all__ = ["BiPerConv2d", "BiPerLinear", "normalize_per_sample", "set_biper_stage"]
+
+ACTIVATION_EPS = 1e-5
+
+
+def normalize_per_sample(activations: torch.Tensor, batched: bool) -> torch.Tensor:
+    """a / sqrt(var(a) + 1e-5), the unbiased variance taken per sample over non-batch dims.
+
+    The variance is computed in float32 at least so that bfloat16 inputs do not lose it.
+    """
+    dims = tuple(range(1, activations.ndim)) if batched else tuple(range(activations.ndim))
+    wide = activations.to(torch.promote_types(activations.dtype, torch.float32))
+    scale = torch.rsqrt(wide.var(dim=dims, keepdim=True) + ACTIVATION_EPS)
+    return (wide * scale).to(activations.dtype)
+
+
+class _BiPerLayer:
+    """What BiPerConv2d and BiPerLinear share: freq and stage (validated), the binarisers."""
+
+    method: str
+    hyperparameters: type
+    weight: torch.Tensor
+    binarize_act: bool
+    act_norm: bool
+    training: bool
+    _freq: float
+    _stage: int
+
+    @property
+    def freq(self) -> float:
+        """omega_0, the square wave's angular frequency (period 2 pi / freq)."""
+        return self._freq
+
+    @freq.setter
+    def freq(self, value: float) -> None:
+        self._freq = self._validated("freq", value)
+
+    @property
+    def stage(self) -> int:
+        """1: sine weights sin(omega W); 2: binary weights sign(sin(omega W))."""
+        return self._stage
+
+    @stage.setter
+    def stage(self, value: int) -> None:
+        self._stage = self._validated("stage", value)
+
+    def _validated(self, name: str, value: Any) -> Any:
+        values = {other: 1 for other, f in self.hyperparameters.model_fields.items() if f.is_required()}
+        return validate_hyperparameters(self.method, self.hyperparameters, {**values, name: value})[name]
+
+    def quantized_weight(self) -> torch.Tensor:
+        """The weights the forward uses: sin(omega W) in stage 1, sign(sin(omega W)) in stage 2."""
+        if self._stage == 1:
+            return sine_weight(self.weight, self._freq)
+        return binarize_weight(self.weight, self._freq)
+
+    def quantized_input(self, inputs: torch.Tensor, batched: bool) -> torch.Tensor:
+        if not self.binarize_act:
+            return inputs
+        if self.act_norm and self.training:
+            inputs = normalize_per_sample(inputs, batched)
+        return sign_act(inputs)
+
+    def _check_input(self, inputs: Any) -> None:
+        check_floating(self.method, "input", inputs)
+        if inputs.dtype != self.weight.dtype:
+            raise UnsupportedInputError(
+                self.method,
+                "input dtype",
+                inputs.dtype,
+                f"the layer's weights are {self.weight.dtype}; convert the input or the layer (layer.to(dtype))",
+            )
+        if inputs.device != self.weight.device:
+            raise UnsupportedInputError(
+                self.method,
+                "input device",
+                inputs.device,
+                f"the layer's weights are on {self.weight.device}; move the input or the layer (layer.to(device))",
+            )
+
+
+class BiPerConv2d(_BiPerLayer, nn.Conv2d):
+    """Drop-in ``nn.Conv2d`` with BiPer weights (stage 1 sine, stage 2 square wave) and binary inputs.
+
+    Extra parameter: ``alpha`` of shape (out_channels, 1, 1), U(0, 1). ``freq`` and
+    ``stage`` can be changed after construction (validated); :func:`set_biper_stage` does it
+    for a whole model.
+    """
+
+    method = "biper_conv2d"
+    hyperparameters = BiPerConv2dHyperparameters
+
+    @validated("biper_conv2d", BiPerConv2dHyperparameters)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] | str = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = False,
+        padding_mode: str = "zeros",
+        freq: float = 20.0,
+        stage: int = 2,
+        binarize_act: bool = True,
+        act_norm: bool = True,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        for name, size in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if size % groups:
+                raise HyperparameterError(
+                    self.method, "groups", groups, f"a divisor of {name}={size} (in and out channels split in groups)"
+                )
+        if padding == "same" and stride not in (1, (1, 1)):
+            raise HyperparameterError(
+                self.method, "padding", padding, "an int or pair when stride != 1 ('same' needs 1)"
+            )
+        self._freq = freq
+        self._stage = stage
+        self.binarize_act = binarize_act
+        self.act_norm = act_norm
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
+            padding_mode=padding_mode,
+            device=device,
+            dtype=dtype,
+        )
+        self.alpha = nn.Parameter(torch.empty(out_channels, 1, 1, device=device, dtype=dtype))
+        nn.init.uniform_(self.alpha, 0.0, 1.0)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if getattr(self, "alpha", None) is not None:
+            nn.init.uniform_(self.alpha, 0.0, 1.0)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 (nn.Conv2d's name)
+        self._check_input(input)
+        if input.ndim not in (3, 4) or input.shape[-3] != self.in_channels:
+            raise UnsupportedInputError(
+                self.method,
+                "input shape",
+                tuple(input.shape),
+                f"(N, {self.in_channels}, H, W) or ({self.in_channels}, H, W) is needed",
+            )
+        activations = self.quantized_input(input, batched=input.ndim == 4)
+        return self._conv_forward(activations, self.quantized_weight(), self.bias) * self.alpha
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, freq={self._freq}, stage={self._stage}, "
+            f"binarize_act={self.binarize_act}, act_norm={self.act_norm}"
+        )
+
+
+class BiPerLinear(_BiPerLayer, nn.Linear):
+    """``nn.Linear`` with BiPer weights and binary inputs; ``alpha`` has shape (out_features,).
+
+    The input is (..., in_features); the per-sample normalisation of step 1 is over every
+    dimension but the first (a 1-D input is one sample).
+    """
+
+    method = "biper_linear"
+    hyperparameters = BiPerLinearHyperparameters
+
+    @validated("biper_linear", BiPerLinearHyperparameters)
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = False,
+        freq: float = 20.0,
+        stage: int = 2,
+        binarize_act: bool = True,
+        act_norm: bool = True,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        self._freq = freq
+        self._stage = stage
+        self.binarize_act = binarize_act
+        self.act_norm = act_norm
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self.alpha = nn.Parameter(torch.empty(out_features, device=device, dtype=dtype))
+        nn.init.uniform_(self.alpha, 0.0, 1.0)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if getattr(self, "alpha", None) is not None:
+            nn.init.uniform_(self.alpha, 0.0, 1.0)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 (nn.Linear's name)
+        self._check_input(input)
+        if input.ndim == 0 or input.shape[-1] != self.in_features:
+            raise UnsupportedInputError(
+                self.method, "input shape", tuple(input.shape), f"(..., {self.in_features}) is needed"
+            )
+        activations = self.quantized_input(input, batched=input.ndim >= 2)
+        return F.linear(activations, self.quantized_weight(), self.bias) * self.alpha
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, freq={self._freq}, stage={self._stage}, "
+            f"binarize_act={self.binarize_act}, act_norm={self.act_norm}"
+        )
+
+
+def set_biper_stage(model: nn.Module, stage: int) -> int:
+    """Switch every BiPer layer of ``model`` to ``stage`` (1: sine weights, 2: binary weights).
+
+    Parameters, buffers and alpha are untouched: stage 2 starts from the stage-1 weights, as
+    the official ``main_stage2.py`` does by reloading the stage-1 checkpoint. Returns the
+    number of layers switched; a model without BiPer layers is an error.
+    """
+    stage = validate_hyperparameters("set_biper_stage", BiPerStageHyperparameters, {"stage": stage})["stage"]
+    if not isinstance(model, nn.Module):
+        raise UnsupportedInputError("set_biper_stage", "model", type(model).__name__, "an nn.Module is needed")
+    layers = [module for module in model.modules() if isinstance(module, _BiPerLayer)]
+    if not layers:
+        raise UnsupportedInputError(
+            "set_biper_stage",
+            "model",
+            type(model).__name__,
+            "it contains no BiPerConv2d or BiPerLinear layer to switch",
+        )
+    for layer in layers:
+        layer.stage = stage
+    return len(layers)
