@@ -18,4 +18,7 @@ FIRST_PARTY_METHODS: dict[str, str] = {
     "biper_linear": "biper",
     "biper_sign": "biper",
     "biper_sign_act": "biper",
+    "grad_norm_recorder": "refined-schedules",
+    "linear_decay": "refined-schedules",
+    "refined_schedule": "refined-schedules",
 }
