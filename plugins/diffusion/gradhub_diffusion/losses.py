@@ -1,0 +1,172 @@
+"""Diffusion training losses: DDPM eps-prediction, denoising score matching, EDM, flow matching.
+
+"The Principles of Diffusion Models", C.-H. Lai, Y. Song, D. Kim, Y. Mitsufuji, S. Ermon, 2025,
+arXiv:2510.21890 (its variational, score and flow views); the losses are those of Ho et al. 2020
+(Eq. 14, "L_simple"), Vincent 2011 / Song et al. 2021 (Eq. 7, lambda(t) = sigma_t^2), Karras et al.
+2022 (Eq. 2 and Table 1; official code NVlabs/edm ``training/loss.py`` ``EDMLoss``,
+https://github.com/NVlabs/edm) and Lipman et al. 2023 (conditional flow matching).
+
+Each is ``loss(model, x0, generator=None, *, ..., reduction="mean")``: it draws the times (or
+noise levels) and the noise from ``generator`` (float64 times, noise in x0's dtype), calls
+``model(x_t, t)`` with ``t`` a ``(batch,)`` tensor in x0's dtype, and returns the mean over the
+non-batch dimensions per sample, reduced over the batch (``"none"``: one value per sample).
+Differences from the references: times are continuous, ``t ~ U(t_min, t_max]`` (DDPM draws
+an integer step); EDM's loss is averaged over elements where the official training loop sums
+over elements and divides by the batch size (a constant factor: the number of data dimensions).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gradhub.errors import UnsupportedInputError
+from gradhub.hyperparameters import validated
+from gradhub.kinds.loss import reduce
+from gradhub_diffusion import (
+    DDPMEpsLossHyperparameters,
+    DSMLossHyperparameters,
+    EDMLossHyperparameters,
+    FlowMatchingLossHyperparameters,
+)
+from gradhub_diffusion.paths import _broadcast, resolve_path
+
+__all__ = ["ddpm_eps_loss", "dsm_loss", "edm_loss", "flow_matching_loss"]
+
+
+def _check(method: str, model: Any, x0: Any, generator: Any) -> None:
+    if not callable(model):
+        raise UnsupportedInputError(method, "model", type(model).__name__, "pass a callable model(x_t, t)")
+    if not isinstance(x0, Tensor) or not x0.is_floating_point() or x0.dim() < 1 or x0.shape[0] < 1:
+        shown = f"{x0.dtype} tensor of shape {tuple(x0.shape)}" if isinstance(x0, Tensor) else type(x0).__name__
+        raise UnsupportedInputError(method, "x0", shown, "x0 must be a real floating tensor (batch, ...)")
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise UnsupportedInputError(method, "generator", type(generator).__name__, "pass a torch.Generator or None")
+        if generator.device.type != x0.device.type:
+            raise UnsupportedInputError(
+                method, "generator device", generator.device, f"the generator must be on x0's device ({x0.device})"
+            )
+
+
+def _call(method: str, model: Any, x_t: Tensor, t: Tensor) -> Tensor:
+    output = model(x_t, t.to(x_t.dtype))
+    if not isinstance(output, Tensor) or output.shape != x_t.shape:
+        got = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+        raise UnsupportedInputError(
+            method, "model output", got, f"the model must return a tensor shaped like x0 {tuple(x_t.shape)}"
+        )
+    return output
+
+
+def _per_sample(values: Tensor) -> Tensor:
+    return values.reshape(values.shape[0], -1).mean(1)
+
+
+def _times_and_noise(path: Any, x0: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """``t ~ U(t_min, t_max]`` (float64, never t_min, so sigma_t > 0) and ``eps ~ N(0, I)``."""
+    uniform = torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=torch.float64)
+    t = path.t_max - (path.t_max - path.t_min) * uniform
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    return t, noise
+
+
+@validated("ddpm_eps_loss", DDPMEpsLossHyperparameters)
+def ddpm_eps_loss(
+    model: Any,
+    x0: Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    path: Any = "vp_linear",
+    reduction: str = "mean",
+) -> Tensor:
+    """Ho et al. 2020, Eq. 14: ``|| eps - eps_theta(alpha_t x0 + sigma_t eps, t) ||^2``; the model predicts eps."""
+    _check("ddpm_eps_loss", model, x0, generator)
+    path = resolve_path("ddpm_eps_loss", path)
+    t, noise = _times_and_noise(path, x0, generator)
+    predicted = _call("ddpm_eps_loss", model, path.sample(x0, t, noise), t)
+    return reduce(_per_sample((noise - predicted).square()), reduction, "ddpm_eps_loss")
+
+
+@validated("dsm_loss", DSMLossHyperparameters)
+def dsm_loss(
+    model: Any, x0: Tensor, generator: torch.Generator | None = None, *, path: Any = "ve", reduction: str = "mean"
+) -> Tensor:
+    """Denoising score matching (Song et al. 2021, Eq. 7) with lambda(t) = sigma_t^2.
+
+    ``sigma_t^2 || s_theta(x_t, t) + eps / sigma_t ||^2 = || sigma_t s_theta + eps ||^2``; the model
+    predicts the score. Its minimiser is the true score, and the loss equals the eps-loss of
+    ``eps_theta = -sigma_t s_theta``.
+    """
+    _check("dsm_loss", model, x0, generator)
+    path = resolve_path("dsm_loss", path)
+    t, noise = _times_and_noise(path, x0, generator)
+    score = _call("dsm_loss", model, path.sample(x0, t, noise), t)
+    return reduce(_per_sample((_broadcast(path.sigma(t), x0) * score + noise).square()), reduction, "dsm_loss")
+
+
+@validated("edm_loss", EDMLossHyperparameters)
+def edm_loss(
+    model: Any,
+    x0: Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    P_mean: float = -1.2,
+    P_std: float = 1.2,
+    sigma_data: float = 0.5,
+    reduction: str = "mean",
+) -> Tensor:
+    """Karras et al. 2022, Eq. 2 with Table 1's choices: ``lambda(sigma) || D(x0 + sigma eps; sigma) - x0 ||^2``.
+
+    ``ln sigma ~ N(P_mean, P_std^2)``, ``lambda = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2``.
+    As in NVlabs/edm ``EDMLoss``, ``model`` is the preconditioned denoiser D (EDMPrecond: ``c_skip x
+    + c_out F(c_in x; c_noise)``); wrap a raw network with :func:`edm_precondition`.
+    """
+    _check("edm_loss", model, x0, generator)
+    normal = torch.randn(x0.shape[0], generator=generator, device=x0.device, dtype=torch.float64)
+    sigma = (normal * P_std + P_mean).exp()
+    weight = (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    denoised = _call("edm_loss", model, x0 + _broadcast(sigma, x0) * noise, sigma)
+    return reduce(_per_sample(_broadcast(weight, x0) * (denoised - x0).square()), reduction, "edm_loss")
+
+
+def edm_precondition(network: Any, sigma_data: float = 0.5) -> Any:
+    """EDM's preconditioning (Karras et al. 2022, Table 1; NVlabs/edm ``EDMPrecond``) around a raw network F.
+
+    ``D(x; sigma) = c_skip x + c_out F(c_in x, c_noise)`` with ``c_skip = sigma_d^2/(sigma^2 + sigma_d^2)``,
+    ``c_out = sigma sigma_d / sqrt(sigma^2 + sigma_d^2)``, ``c_in = 1/sqrt(sigma^2 + sigma_d^2)``,
+    ``c_noise = ln(sigma)/4``; ``network(x, c_noise)`` gets c_noise as a ``(batch,)`` tensor.
+    """
+
+    def denoiser(x: Tensor, sigma: Tensor) -> Tensor:
+        sigma64 = sigma.to(torch.float64)
+        norm = (sigma64**2 + sigma_data**2).sqrt()
+        c_skip, c_out, c_in = sigma_data**2 / norm**2, sigma64 * sigma_data / norm, 1 / norm
+        output = network(_broadcast(c_in, x) * x, (sigma64.log() / 4).to(x.dtype))
+        return _broadcast(c_skip, x) * x + _broadcast(c_out, x) * output
+
+    return denoiser
+
+
+@validated("flow_matching_loss", FlowMatchingLossHyperparameters)
+def flow_matching_loss(
+    model: Any,
+    x0: Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    path: Any = "linear_fm",
+    reduction: str = "mean",
+) -> Tensor:
+    """Conditional flow matching: ``|| u_theta(x_t, t) - (alpha'(t) x0 + sigma'(t) eps) ||^2``, t uniform.
+
+    On ``linear_fm`` (x_t = (1 - t) x0 + t eps, t = 1 noise) the target is ``eps - x0``.
+    """
+    _check("flow_matching_loss", model, x0, generator)
+    path = resolve_path("flow_matching_loss", path)
+    t, noise = _times_and_noise(path, x0, generator)
+    target = _broadcast(path.d_alpha(t), x0) * x0 + _broadcast(path.d_sigma(t), x0) * noise
+    velocity = _call("flow_matching_loss", model, path.sample(x0, t, noise), t)
+    return reduce(_per_sample((velocity - target).square()), reduction, "flow_matching_loss")
