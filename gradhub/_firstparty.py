@@ -46,6 +46,7 @@ FIRST_PARTY_METHODS: dict[str, str] = {
     "hessian_spectrum": "hessian-spectrum",
     "loss_along_path": "hessian-spectrum",
     "spectral_density": "hessian-spectrum",
+    "grad_norm": "refined-schedules",
     "grad_norm_recorder": "refined-schedules",
     "linear_decay": "refined-schedules",
     "refined_schedule": "refined-schedules",

@@ -196,6 +196,14 @@ class ScheduleCapabilities(Capabilities):
 
 class ProbeCapabilities(Capabilities):
     kind: Literal["probe"] = "probe"
+    form: Literal["function", "recorder"] = Field(
+        "function",
+        description=(
+            "function: probe(model, *args, generator=None, **hparams) measures the model as it is; "
+            "recorder: cls(model, **hparams) watches a run, record() once per training step, "
+            "with a state_dict round trip"
+        ),
+    )
 
 
 AnyCapabilities = Annotated[

@@ -49,7 +49,7 @@ TARGET_TESTS = {
         schedule.is_schedule_target,
         "an LRScheduler (or factory), a function of step or progress, or a noise schedule",
     ),
-    "probe": (probe.is_probe_target, "a function"),
+    "probe": (probe.is_probe_target, "a function (a class for form='recorder')"),
 }
 REQUIRED_HYPERPARAMETERS = {"solver": ("tol", "max_iter")}
 
@@ -71,6 +71,12 @@ def check_spec_valid(spec: MethodSpec, device: Any, dtype: Any) -> None:
     target = load_target(spec)
     if not is_valid(target):
         fail(spec, f"its target {spec.target!r} is {target!r}; {with_article(spec.kind.value)} target must be {wanted}")
+    if spec.kind.value == "probe" and isinstance(target, type) != (spec.capabilities.form == "recorder"):
+        fail(
+            spec,
+            f"its target {spec.target!r} is {target!r}; a probe target must be the function itself, "
+            "or a class for form='recorder' (built as cls(model, **hparams))",
+        )
     for path in (spec.example, *spec.claims):
         try:
             function = import_target(path)
@@ -154,7 +160,13 @@ def check_devices_agree(spec: MethodSpec, devices: tuple[torch.device, ...], dty
             assert_close(spec, reference, other, f"{devices[0]} vs {device}", rtol=tolerance, atol=tolerance)
 
 
-@conformance_check("attack", "probe", dtypes="declared")
+@conformance_check(
+    "attack",
+    "probe",
+    dtypes="declared",
+    applies=lambda spec: getattr(spec.capabilities, "form", "function") != "recorder",
+    when="it is not a recorder",
+)
 def check_model_unchanged(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
     """Weights, buffers, gradients, requires_grad and training mode are as they were; results are finite."""
     example_type, _ = INVOKERS[spec.kind.value]

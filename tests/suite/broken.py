@@ -23,6 +23,7 @@ from gradhub_suite_methods import (
     COSINE_PATH,
     DENOISING,
     GRADIENT_FLOW,
+    GRADIENT_NORM,
     LANGEVIN,
     MOMENTUM,
     PGD,
@@ -39,6 +40,7 @@ from gradhub_suite_methods import (
     CosinePath,
     DenoisingHyperparameters,
     GradientFlowHyperparameters,
+    GradientNormRecorder,
     LangevinHyperparameters,
     MomentumSGD,
     ProjectedGradientHyperparameters,
@@ -1640,7 +1642,41 @@ def mute_random_direction_sharpness(
     return random_direction_sharpness.__wrapped__(model, inputs, labels, generator, radius, directions)
 
 
+class ClippingRecorder(GradientNormRecorder):
+    """Clips the gradients while measuring them: recording changes the run."""
+
+    method = "suite-gradient-norm-clipping"
+
+    def record(self) -> Tensor:
+        value = super().record()
+        torch.nn.utils.clip_grad_norm_(self.parameters, 0.01)
+        return value
+
+
+class AmnesicRecorder(GradientNormRecorder):
+    """load_state_dict() ignores the saved history: a resumed run loses the steps before the checkpoint."""
+
+    method = "suite-gradient-norm-amnesic"
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = []
+
+
 PROBE_VARIANTS = [
+    variant(
+        GRADIENT_NORM,
+        "suite-gradient-norm-clipping",
+        "recorder_passive",
+        "it changed the .grad of parameter",
+        target="ClippingRecorder",
+    ),
+    variant(
+        GRADIENT_NORM,
+        "suite-gradient-norm-amnesic",
+        "recorder_resume",
+        "the final state_dict after a round trip",
+        target="AmnesicRecorder",
+    ),
     variant(
         SHARPNESS,
         "suite-sharpness-mute",
@@ -1652,7 +1688,7 @@ PROBE_VARIANTS = [
         SHARPNESS,
         "suite-sharpness-class-target",
         "spec_valid",
-        "target must be a function",
+        "a probe target must be the function itself",
         target="SharpnessProbe",
         collateral=None,
     ),

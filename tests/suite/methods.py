@@ -689,6 +689,48 @@ def sharpness_example(device: torch.device, dtype: torch.dtype, seed: int) -> Pr
     return ProbeExample(model=classifier(seed, device, dtype), args=(inputs, labels), hparams={"directions": 3})
 
 
+# --- probe (recorder): the gradient norm of every training step -----------------------------
+
+
+class GradientNormHyperparameters(Hyperparameters):
+    order: float = Field(2.0, ge=1, allow_inf_nan=False, description="the norm's order")
+
+
+class GradientNormRecorder:
+    """Records ``||g_t||`` over all parameters at each step, kept on the device (no host sync)."""
+
+    method: ClassVar[str] = "suite-gradient-norm"
+
+    def __init__(self, model: nn.Module, **hyperparameters: Any) -> None:
+        self.order: float = validate_hyperparameters(self.method, GradientNormHyperparameters, hyperparameters)["order"]
+        self.parameters = [p for p in model.parameters() if p.requires_grad]
+        self.history: list[Tensor] = []
+
+    def record(self) -> Tensor:
+        norms = [torch.linalg.vector_norm(p.grad, self.order) for p in self.parameters if p.grad is not None]
+        value = torch.linalg.vector_norm(torch.stack(norms), self.order)
+        self.history.append(value.detach())
+        return value
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": torch.stack(self.history) if self.history else torch.zeros(0)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = list(state["history"].unbind())
+
+
+def gradient_norm_example(device: torch.device, dtype: torch.dtype, seed: int) -> ProbeExample:
+    model = seeded_module(seed, lambda: nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2)))
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(10, 4, generator=generator).to(device=device, dtype=dtype)
+    targets = torch.randn(10, 2, generator=generator).to(device=device, dtype=dtype)
+
+    def loss_fn(model: nn.Module) -> Tensor:
+        return nn.functional.mse_loss(model(inputs), targets)
+
+    return ProbeExample(model=model.to(device=device, dtype=dtype), args=(loss_fn,), hparams={"order": 2.0}, steps=6)
+
+
 # --- a correct method the suite mis-judges (test_problems.py) ---------------------------------
 
 
@@ -807,6 +849,14 @@ COSINE_PATH = method_spec(
     "cosine_path_example",
     capabilities={"form": "noise"},
 )
+GRADIENT_NORM = method_spec(
+    "suite-gradient-norm",
+    "probe",
+    "GradientNormRecorder",
+    GradientNormHyperparameters,
+    "gradient_norm_example",
+    capabilities={"form": "recorder"},
+)
 SHARPNESS = method_spec(
     "suite-sharpness", "probe", "random_direction_sharpness", SharpnessHyperparameters, "sharpness_example"
 )
@@ -828,6 +878,7 @@ GOOD_METHODS: tuple[MethodSpec, ...] = (
     SIGMOID_RAMP,
     COSINE_PATH,
     SHARPNESS,
+    GRADIENT_NORM,
 )
 """One correct method per kind, plus a surrogate-gradient layer and loss (gradient_flows applies only to those)."""
 
