@@ -37,3 +37,22 @@ def grad_norm_example(
     model.to(device=device, dtype=dtype)
     model(inputs.to(device=device, dtype=dtype)).square().mean().backward()
     return ProbeExample(model=model, hparams={"kind": "l2"})
+
+
+def grad_norm_recorder_example(
+    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+) -> ProbeExample:
+    """A recorder's example: the suite trains the model on ``loss_fn`` for ``steps`` SGD steps."""
+    generator = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    model.to(device=device, dtype=dtype)
+    inputs = torch.randn(16, 6, generator=generator).to(device=device, dtype=dtype)
+
+    def loss_fn(model: nn.Module) -> torch.Tensor:
+        return model(inputs).square().mean()
+
+    # sync_every=3 < steps, so a round trip happens with values both on the host and on the device.
+    return ProbeExample(model=model, args=(loss_fn,), hparams={"kind": "l2", "sync_every": 3}, steps=8)

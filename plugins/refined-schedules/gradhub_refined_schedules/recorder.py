@@ -33,6 +33,7 @@ from gradhub_refined_schedules import GradNormHyperparameters, GradNormRecorderH
 __all__ = ["GradNormRecorder", "global_grad_norm", "grad_norm"]
 
 METHOD = "grad_norm_recorder"
+FUNCTION_METHOD = "grad_norm"
 _ORDER = {"l2": 2.0, "l1_adam": 1.0}
 
 
@@ -65,7 +66,7 @@ def global_grad_norm(grads: list[torch.Tensor], kind: str = "l2") -> torch.Tenso
     return torch.linalg.vector_norm(stacked, order)
 
 
-@validated(METHOD, GradNormHyperparameters)
+@validated(FUNCTION_METHOD, GradNormHyperparameters)
 def grad_norm(model: nn.Module, *, generator: torch.Generator | None = None, kind: str = "l2") -> torch.Tensor:
     """The global gradient norm of ``model``'s current ``.grad``s (the probe; reads, never writes).
 
@@ -74,14 +75,15 @@ def grad_norm(model: nn.Module, *, generator: torch.Generator | None = None, kin
     probe is deterministic). Returns a 0-d tensor on the first gradient's device.
     """
     if not isinstance(model, nn.Module):
-        raise UnsupportedInputError(METHOD, "model", type(model).__name__, "pass an nn.Module")
-    return global_grad_norm(_gradients(METHOD, model.parameters()), kind)
+        raise UnsupportedInputError(FUNCTION_METHOD, "model", type(model).__name__, "pass an nn.Module")
+    return global_grad_norm(_gradients(FUNCTION_METHOD, model.parameters()), kind)
 
 
 class GradNormRecorder:
     """Logs the global gradient norm of every step, for :func:`refine_schedule` after the run.
 
-    ``GradNormRecorder(optimizer_or_params, kind="l2", sync_every=100)``; call
+    ``GradNormRecorder(optimizer_or_params_or_model, kind="l2", sync_every=100)`` (the probe
+    ``grad_norm_recorder``, a recorder: ``gradhub.get("grad_norm_recorder")(model)``); call
     :meth:`record` after ``backward()`` (after ``scaler.unscale_(optimizer)`` under AMP) and
     before clipping and ``optimizer.step()``. It returns the norm as a 0-d device tensor,
     which clipping can reuse (``torch.nn.utils.clip_grads_with_norm_`` in torch >= 2.6).
@@ -94,13 +96,16 @@ class GradNormRecorder:
 
     def __init__(
         self,
-        optimizer_or_params: torch.optim.Optimizer | Iterable[torch.Tensor],
+        optimizer_or_params: torch.optim.Optimizer | nn.Module | Iterable[torch.Tensor],
         kind: str = "l2",
         sync_every: int = 100,
+        **unexpected: Any,
     ) -> None:
         options = validate_hyperparameters(
-            "GradNormRecorder", GradNormRecorderHyperparameters, {"kind": kind, "sync_every": sync_every}
+            METHOD, GradNormRecorderHyperparameters, {"kind": kind, "sync_every": sync_every, **unexpected}
         )
+        if isinstance(optimizer_or_params, nn.Module):
+            optimizer_or_params = optimizer_or_params.parameters()
         self.kind: str = options["kind"]
         self.sync_every: int = options["sync_every"]
         if isinstance(optimizer_or_params, torch.optim.Optimizer):
@@ -111,7 +116,7 @@ class GradNormRecorder:
             self._parameters = list(optimizer_or_params)
             if not self._parameters or not all(isinstance(p, torch.Tensor) for p in self._parameters):
                 raise UnsupportedInputError(
-                    "GradNormRecorder",
+                    METHOD,
                     "optimizer_or_params",
                     type(optimizer_or_params).__name__,
                     "pass an optimizer or a non-empty iterable of parameters",
@@ -127,7 +132,7 @@ class GradNormRecorder:
 
     def record(self) -> torch.Tensor:
         """Measure and store this step's gradient norm; returns it (0-d tensor, no host sync)."""
-        norm = global_grad_norm(_gradients("GradNormRecorder", self._current_parameters()), self.kind)
+        norm = global_grad_norm(_gradients(METHOD, self._current_parameters()), self.kind)
         if self._buffer is None or self._buffer.device != norm.device or self._buffer.dtype != norm.dtype:
             self._flush()
             self._buffer = torch.empty(self.sync_every, device=norm.device, dtype=norm.dtype)
@@ -156,6 +161,6 @@ class GradNormRecorder:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("kind") != self.kind:
-            raise HyperparameterError("GradNormRecorder", "kind", state.get("kind"), f"{self.kind!r}, as recorded")
+            raise HyperparameterError(METHOD, "kind", state.get("kind"), f"{self.kind!r}, as recorded")
         self._buffer, self._filled = None, 0
         self._host = [torch.as_tensor(state["norms"], dtype=torch.float64).numpy().copy()]

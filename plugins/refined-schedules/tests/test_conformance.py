@@ -2,4 +2,4 @@
 
 import gradhub.testing
 
-test_conformance = gradhub.testing.suite("linear_decay", "refined_schedule", "grad_norm_recorder")
+test_conformance = gradhub.testing.suite("linear_decay", "refined_schedule", "grad_norm_recorder", "grad_norm")

@@ -109,18 +109,19 @@ def test_refinement_other_errors() -> None:
 
 def test_recorder_errors() -> None:
     model = nn.Linear(2, 1)
-    with pytest.raises(
-        UnsupportedInputError, match=r"grad_norm_recorder: unsupported gradients: no parameter has a \.grad"
-    ):
+    with pytest.raises(UnsupportedInputError, match=r"grad_norm: unsupported gradients: no parameter has a \.grad"):
         grad_norm(model)
     with pytest.raises(HyperparameterError) as error:
         grad_norm(model, kind="l3")
-    _explains(error, "grad_norm_recorder", "kind", "'l3'", "'l2'")
+    _explains(error, "grad_norm", "kind", "'l3'", "'l2'")
     with pytest.raises(HyperparameterError) as error:
         GradNormRecorder(model.parameters(), sync_every=0)
-    _explains(error, "GradNormRecorder", "sync_every", "0", ">= 1")
-    with pytest.raises(UnsupportedInputError, match="GradNormRecorder: unsupported optimizer_or_params"):
+    _explains(error, "grad_norm_recorder", "sync_every", "0", ">= 1")
+    with pytest.raises(HyperparameterError) as error:
+        GradNormRecorder(model, every=3)
+    _explains(error, "grad_norm_recorder", "every")
+    with pytest.raises(UnsupportedInputError, match="grad_norm_recorder: unsupported optimizer_or_params"):
         GradNormRecorder([])
-    recorder = GradNormRecorder(model.parameters())
-    with pytest.raises(UnsupportedInputError, match="GradNormRecorder: unsupported gradients"):
+    recorder = GradNormRecorder(model)
+    with pytest.raises(UnsupportedInputError, match="grad_norm_recorder: unsupported gradients"):
         recorder.record()
