@@ -179,8 +179,14 @@ def _draw(figure: Figure, path: Path) -> None:
             _draw_lines(figure, axes)
         else:
             _draw_histogram(figure, axes)
-        axes.set_title(figure.title)
+        axes.set_title(_wrap(figure.title))
     canvas.savefig(path, dpi=110)
+
+
+def _wrap(title: str, width: int = 60) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, width)) or title
 
 
 def _draw_lines(figure: LinePlot, axes: Any) -> None:
@@ -244,5 +250,5 @@ def _draw_images(figure: ImageGrid, canvas_type: Any) -> Any:
                 axes.set_ylabel(row.label, fontsize="small")
             if r == 0 and c < len(figure.column_labels):
                 axes.set_title(figure.column_labels[c], fontsize="small")
-    canvas.suptitle(figure.title)
+    canvas.suptitle(_wrap(figure.title, 80))
     return canvas
