@@ -26,7 +26,7 @@ from typing import Annotated, Literal
 from pydantic import Field, Strict
 
 import gradhub
-from gradhub.hyperparameters import Flag, Hyperparameters
+from gradhub.hyperparameters import Flag, Hyperparameters, NonNegative
 from gradhub.specs import MethodSpec, Paper
 
 PAPER = Paper(
@@ -101,6 +101,14 @@ class BiPerStageHyperparameters(Hyperparameters):
     stage: Stage
 
 
+class BiPerRegularizationHyperparameters(Hyperparameters):
+    """``biper_regularization(model, tau)``: the official training loss's periodic penalty."""
+
+    tau: NonNegative = Field(
+        0.037, description="weight of mean(sin^2(freq W)) per BiPer layer (official run_stg1.sh: 0.037)"
+    )
+
+
 _COMMON = dict(
     paper=PAPER,
     tags=("binary-neural-network", "quantization", "straight-through", "periodic"),
@@ -159,6 +167,7 @@ _LAZY = {
     "BiPerConv2d": "gradhub_biper.layers",
     "BiPerLinear": "gradhub_biper.layers",
     "set_biper_stage": "gradhub_biper.layers",
+    "biper_regularization": "gradhub_biper.layers",
     "biper_binarize": "gradhub_biper.functional",
     "sign_act": "gradhub_biper.functional",
 }

@@ -44,11 +44,12 @@ from gradhub.hyperparameters import validate_hyperparameters, validated
 from gradhub_biper import (
     BiPerConv2dHyperparameters,
     BiPerLinearHyperparameters,
+    BiPerRegularizationHyperparameters,
     BiPerStageHyperparameters,
 )
 from gradhub_biper.functional import binarize_weight, check_floating, sign_act, sine_weight
 
-__all__ = ["BiPerConv2d", "BiPerLinear", "normalize_per_sample", "set_biper_stage"]
+__all__ = ["BiPerConv2d", "BiPerLinear", "biper_regularization", "normalize_per_sample", "set_biper_stage"]
 
 ACTIVATION_EPS = 1e-5
 
@@ -264,6 +265,36 @@ class BiPerLinear(_BiPerLayer, nn.Linear):
         )
 
 
+def _biper_layers(method: str, model: nn.Module, what: str) -> list[_BiPerLayer]:
+    if not isinstance(model, nn.Module):
+        raise UnsupportedInputError(method, "model", type(model).__name__, "an nn.Module is needed")
+    layers = [module for module in model.modules() if isinstance(module, _BiPerLayer)]
+    if not layers:
+        raise UnsupportedInputError(
+            method, "model", type(model).__name__, f"it contains no BiPerConv2d or BiPerLinear layer {what}"
+        )
+    return layers
+
+
+def biper_regularization(model: nn.Module, tau: float = 0.037) -> torch.Tensor:
+    """The periodic penalty the official training adds to the loss: ``tau * sum_l mean(sin^2(freq_l W_l))``.
+
+    The official ``main.py``/``main_stage2.py`` add ``tau * mean(0.5 - 0.5 cos(2 freq W))`` for
+    every binarised layer (the same quantity), with ``tau`` constant (``tau_min = tau_max``;
+    ``run_stg1.sh`` uses 0.037). The paper does not mention it. Add it to the task loss in both
+    stages to reproduce the official recipe. Computed in float32 or wider; a 0-d tensor.
+    """
+    tau = validate_hyperparameters("biper_regularization", BiPerRegularizationHyperparameters, {"tau": tau})["tau"]
+    layers = _biper_layers("biper_regularization", model, "to regularise")
+    total = torch.zeros(
+        (), device=layers[0].weight.device, dtype=torch.promote_types(layers[0].weight.dtype, torch.float32)
+    )
+    for layer in layers:
+        weight = layer.weight.to(torch.promote_types(layer.weight.dtype, torch.float32))
+        total = total + torch.sin(layer.freq * weight).square().mean().to(total.dtype)
+    return tau * total
+
+
 def set_biper_stage(model: nn.Module, stage: int) -> int:
     """Switch every BiPer layer of ``model`` to ``stage`` (1: sine weights, 2: binary weights).
 
@@ -272,16 +303,7 @@ def set_biper_stage(model: nn.Module, stage: int) -> int:
     number of layers switched; a model without BiPer layers is an error.
     """
     stage = validate_hyperparameters("set_biper_stage", BiPerStageHyperparameters, {"stage": stage})["stage"]
-    if not isinstance(model, nn.Module):
-        raise UnsupportedInputError("set_biper_stage", "model", type(model).__name__, "an nn.Module is needed")
-    layers = [module for module in model.modules() if isinstance(module, _BiPerLayer)]
-    if not layers:
-        raise UnsupportedInputError(
-            "set_biper_stage",
-            "model",
-            type(model).__name__,
-            "it contains no BiPerConv2d or BiPerLinear layer to switch",
-        )
+    layers = _biper_layers("set_biper_stage", model, "to switch")
     for layer in layers:
         layer.stage = stage
     return len(layers)

@@ -167,3 +167,33 @@ def test_state_dict_has_alpha_and_loads_into_fresh_layer() -> None:
     x = _input()
     assert "alpha" in layer.state_dict()
     assert torch.equal(layer(x), other(x))
+
+
+def test_regularization_is_the_official_periodic_penalty() -> None:
+    """tau * sum over layers of mean(0.5 - 0.5 cos(2 freq W)), as the official main.py adds to the loss."""
+    import math
+
+    import pytest
+    import torch
+    from gradhub_biper import BiPerConv2d, BiPerLinear, biper_regularization
+    from torch import nn
+
+    import gradhub
+
+    torch.manual_seed(0)
+    model = nn.Sequential(BiPerConv2d(2, 3, 3, freq=20.0), nn.Flatten(), BiPerLinear(12, 2, freq=5.0)).double()
+    expected = sum(
+        0.037 * torch.mean(0.5 - 0.5 * torch.cos(2 * layer.freq * layer.weight)) for layer in (model[0], model[2])
+    )
+    value = biper_regularization(model, tau=0.037)
+    assert value.dim() == 0 and math.isclose(value.item(), expected.item(), rel_tol=1e-12)
+    value.backward()
+    weight = model[2].weight
+    torch.testing.assert_close(
+        weight.grad, 0.037 * 5.0 * torch.sin(2 * 5.0 * weight.detach()) / weight.numel(), rtol=1e-12, atol=1e-15
+    )
+    assert biper_regularization(model, tau=0.0).item() == 0.0
+    with pytest.raises(gradhub.HyperparameterError, match=r"biper_regularization: invalid tau=-1"):
+        biper_regularization(model, tau=-1)
+    with pytest.raises(gradhub.UnsupportedInputError, match="no BiPerConv2d or BiPerLinear layer to regularise"):
+        biper_regularization(nn.Linear(2, 2))
