@@ -20,8 +20,8 @@ a weight on the domain loss (theta_d gets the unscaled gradient of L_d, Eq. 12).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
