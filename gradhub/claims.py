@@ -7,16 +7,17 @@ that take no arguments and return a :class:`ClaimResult`. The plugin's tests ass
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gradhub.figures import Figure
 
-__all__ = ["ClaimResult", "claim_paths", "run_claims"]
+__all__ = ["ClaimResult", "claim_paths", "run_claims", "single_thread"]
 
 
 @dataclass
@@ -48,6 +49,24 @@ class ClaimResult:
         if self.details:
             text += "\n" + "\n".join(f"    {line}" for line in self.details.splitlines())
         return text
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """One torch intra-op thread inside the block, the caller's setting restored after.
+
+    Claim checks train tiny models; on a small shared machine (CI: 2 cores) OpenMP threads
+    handing such small ops back and forth cost more than they save, and a busy neighbour
+    makes a spinning thread 50x slower. Results do not depend on it.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def claim_paths(names: Iterable[str]) -> dict[str, list[str]]:

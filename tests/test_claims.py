@@ -135,3 +135,17 @@ def test_demo_report_from_the_cli(figured_method: str, tmp_path, capsys) -> None
     assert (tmp_path / "out" / "index.md").exists()
     assert main(["demo", figured_method, "--quiet"]) == 0
     assert "figured-claim" not in capsys.readouterr().err
+
+
+def test_single_thread_restores_the_setting() -> None:
+    import torch
+
+    from gradhub.claims import single_thread
+
+    before = torch.get_num_threads()
+    with single_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), single_thread():
+        raise RuntimeError("restored even on error")
+    assert torch.get_num_threads() == before

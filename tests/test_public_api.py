@@ -102,3 +102,17 @@ def test_protocol_documents_every_spec_field_and_capability() -> None:
     for model in CAPABILITIES.values():
         for field in model.model_fields:
             assert field == "kind" or f"`{field}`" in text, f"capability {field} is undocumented"
+
+
+def test_lazy_exports_import_on_first_access() -> None:
+    import types
+
+    from gradhub.exports import lazy_exports
+
+    module = types.ModuleType("fake_entry")
+    module.__getattr__ = lazy_exports("fake_entry", {"dumps": "json"})  # type: ignore[method-assign]
+    import json
+
+    assert module.__getattr__("dumps") is json.dumps
+    with pytest.raises(AttributeError, match="module 'fake_entry' has no attribute 'loads'"):
+        module.__getattr__("loads")

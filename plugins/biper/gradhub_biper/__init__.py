@@ -26,6 +26,7 @@ from typing import Annotated, Literal
 from pydantic import Field, Strict
 
 import gradhub
+from gradhub.exports import lazy_exports
 from gradhub.hyperparameters import Flag, Hyperparameters, NonNegative
 from gradhub.specs import MethodSpec, Paper
 
@@ -173,10 +174,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """The implementation, imported (with torch) only when first asked for: ``gradhub_biper.set_biper_stage``."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'gradhub_biper' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -14,30 +14,17 @@ same criteria on deliberately wrong variants and see them fail.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from itertools import pairwise
 
 import torch
 from torch import nn
 
-from gradhub.claims import ClaimResult
+from gradhub.claims import ClaimResult, single_thread
 from gradhub.figures import LinePlot, Series
 
 UNIFORM_PHASE_QE = 1.5 - 4 / math.pi
 """E[(sin t - sign sin t)^2] for a uniform phase t: 1/2 - 2 * (2/pi) + 1."""
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run tiny models on one intra-op thread: on a shared 2-core machine, OpenMP's spinning
-    threads made each step of this MLP 50x slower. The caller's setting is restored."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 Binarizer = Callable[[torch.Tensor, float], torch.Tensor]

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from pydantic import Field, Strict
 
 import gradhub
+from gradhub.exports import lazy_exports
 from gradhub.hyperparameters import Hyperparameters, NonNegative, Real
 from gradhub.specs import MethodSpec, Paper
 
@@ -158,10 +159,5 @@ def register_methods(register: Callable[[MethodSpec], None]) -> None:
         register(spec)
 
 
-def __getattr__(name: str) -> Any:
-    # DANN and train_dann need torch: import them only when asked for.
-    if name in ("DANN", "train_dann", "TrainingHistory"):
-        from gradhub_dann import dann
-
-        return getattr(dann, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# DANN and train_dann need torch: imported only when asked for.
+__getattr__ = lazy_exports(__name__, dict.fromkeys(("DANN", "train_dann", "TrainingHistory"), "gradhub_dann.dann"))

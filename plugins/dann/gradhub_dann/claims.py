@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from gradhub.claims import ClaimResult
+from gradhub.claims import ClaimResult, single_thread
 from gradhub.figures import LinePlot, Series
 from gradhub_dann.dann import DANN, TrainingHistory, train_dann
 from gradhub_dann.schedules import dann_lambda, dann_lr
@@ -133,9 +133,7 @@ def run_moons(seed: int, adversarial: bool, model_class: type[DANN] = DANN, step
     """Train the shallow DANN (``adversarial``) or the source-only baseline (lambda = 0) on seed's moons."""
     data = rotated_moons(seed)
     model = shallow_dann(seed, model_class)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 600 x 15 matrices: a second thread only adds synchronisation
-    try:
+    with single_thread():  # 600 x 15 matrices: a second thread only adds synchronisation
         history = train_dann(
             model,
             data["xs"],
@@ -147,8 +145,6 @@ def run_moons(seed: int, adversarial: bool, model_class: type[DANN] = DANN, step
             lambda_schedule=dann_lambda if adversarial else (lambda p: 0.0),
             yt=data["yt"],
         )
-    finally:
-        torch.set_num_threads(threads)
     with torch.no_grad():
         predictions = model.label_head(model.feature_extractor(data["xt"])).argmax(1)
     assert history.target_accuracy is not None

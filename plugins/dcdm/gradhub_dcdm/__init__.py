@@ -16,11 +16,12 @@ imports torch only at that moment (the solvers themselves: ``gradhub.get("dcdm")
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, Strict
 
 import gradhub
+from gradhub.exports import lazy_exports
 from gradhub.hyperparameters import Flag, Hyperparameters, Real
 from gradhub.specs import MethodSpec, Paper
 
@@ -142,13 +143,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Torch-side names (``DCDMNet``, ``ritz_rhs``, ...) imported on first access."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'gradhub_dcdm' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 @gradhub.hookimpl

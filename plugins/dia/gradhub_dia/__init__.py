@@ -14,11 +14,12 @@ are re-exported lazily (``from gradhub_dia import swap_dropout`` imports torch t
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, Strict
 
 import gradhub
+from gradhub.exports import lazy_exports
 from gradhub.hyperparameters import Flag, Hyperparameters, NonNegative, Real
 from gradhub.specs import MethodSpec, Paper
 
@@ -132,12 +133,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'gradhub_dia' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 @gradhub.hookimpl

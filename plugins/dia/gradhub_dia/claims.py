@@ -25,16 +25,15 @@ fails (ratio 1.58, identifiable agreement 0.52, on 2 seeds). About 16 s of CPU t
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import statistics
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from gradhub.claims import ClaimResult
+from gradhub.claims import ClaimResult, single_thread
 from gradhub.figures import ImageGrid, ImageRow, LinePlot, Series
 
 Attack = Callable[..., Any]
@@ -80,17 +79,6 @@ def _ig(*args: Any, **kwargs: Any) -> Any:
     from gradhub_dia.inversion import inverting_gradients
 
     return inverting_gradients(*args, **kwargs)
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """These ops are tiny: one intra-op thread is fastest and immune to a busy machine; restored after."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
 
 
 def _inputs_at_dropout(model: nn.Module, image: torch.Tensor, masks: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -153,7 +141,7 @@ def dropout_does_not_protect(
     client's on >= 90% of the identifiable units in >= all-but-one seed; control (p = 0): DIA
     and IG give identical reconstructions, each with MSE < 1e-3.
     """
-    with _one_thread():
+    with single_thread():
         ig_cases = [run_case(ig, seed, P, iterations) for seed in range(seeds)]
         dia_cases = [run_case(dia, seed, P, iterations) for seed in range(seeds)]
         control_ig = run_case(ig, 0, 0.0, iterations)

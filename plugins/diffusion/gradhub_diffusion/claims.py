@@ -12,31 +12,19 @@ wrong samplers (Heun without its correction, Euler with the wrong sign) and see 
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from gradhub.claims import ClaimResult
+from gradhub.claims import ClaimResult, single_thread
 from gradhub.figures import LinePlot, Series
 from gradhub_diffusion.gmm import square_mixture
 from gradhub_diffusion.samplers import dpmpp_2m, edm_sigmas, euler_ode, fm_euler, heun_edm
 
 Sampler = Callable[..., Any]
 STEPS = (8, 16, 32, 64, 128)
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Intra-op threads only cost on these (2000, 2) tensors; with busy cores they cost 10x."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
 
 
 def _start(count: int = 2000, seed: int = 0) -> torch.Tensor:
@@ -63,7 +51,7 @@ def solver_orders(euler: Sampler = euler_ode, heun: Sampler = heun_edm, dpmpp: S
     """
     x_T = _start()
     errors: dict[str, list[float]] = {}
-    with _one_thread():
+    with single_thread():
         reference = _final(heun_edm, x_T, 1024)
         for label, sampler in (("Euler", euler), ("Heun", heun), ("DPM++(2M)", dpmpp)):
             errors[label] = [(_final(sampler, x_T, n) - reference).norm(dim=1).mean().item() for n in STEPS]
@@ -123,7 +111,7 @@ def heun_sample_quality(heun: Sampler = heun_edm) -> ClaimResult:
     puts 99.6% there), shares 0.2365-0.267 (the brief's prototype: 99.2%, 0.23-0.26).
     """
     mixture = square_mixture()
-    with _one_thread():
+    with single_thread():
         samples = heun(mixture.denoiser, _start(), edm_sigmas(18)).samples
     distance, mode = mixture.nearest_mode_distance(samples)
     near = (distance <= 1.0).double().mean().item()
@@ -186,13 +174,13 @@ def flow_matching_training(steps: int = 2000, seed: int = 0) -> ClaimResult:
         model = _VelocityMLP()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(seed)
-    with _one_thread():
+    with single_thread():
         for _ in range(steps):
             loss = flow_matching_loss(model, mixture.sample(512, generator), generator)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    with torch.no_grad(), _one_thread():
+    with torch.no_grad(), single_thread():
         x_T = torch.randn(2000, 2, generator=generator)
         samples = fm_euler(model, x_T, torch.linspace(1, 0, 51, dtype=torch.float64)).samples
     distance, _ = mixture.nearest_mode_distance(samples)

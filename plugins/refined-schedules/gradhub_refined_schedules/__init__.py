@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, Strict
 
 import gradhub
+from gradhub.exports import lazy_exports
 from gradhub.hyperparameters import Hyperparameters, Probability, Real
 from gradhub.specs import MethodSpec, Paper
 
@@ -169,10 +170,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """The implementations, imported on first access so that importing this module stays torch-free."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

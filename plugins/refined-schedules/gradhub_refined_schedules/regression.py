@@ -11,11 +11,11 @@ one batched tensor computation in float64; the loop is over the T steps only.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+
+from gradhub.claims import single_thread
 
 DIMENSION, SAMPLES, BATCH, NOISE = 50, 5000, 16, 0.5
 
@@ -31,17 +31,6 @@ class Trajectories:
     def final(self) -> torch.Tensor:
         """Final-iterate excess loss, ``(seeds, runs)``."""
         return self.excess_loss[-1]
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """One intra-op thread for the duration: the batched ops are tiny, and thread hand-offs cost more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def train(
