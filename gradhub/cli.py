@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -191,6 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GradhubError as error:
         print(f"gradhub: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `gradhub list | head`: the reader left; say nothing more (Python docs, "Note on SIGPIPE").
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -116,3 +116,15 @@ def test_demo_reports_claims(capsys: pytest.CaptureFixture[str], monkeypatch: py
     assert calls == [["adamp"]]
     out = capsys.readouterr().out
     assert "[FAIL] adamp" in out and "0 of 1 claims reproduced" in out
+
+
+def test_list_into_a_closed_pipe_is_quiet() -> None:
+    """`gradhub list | head -1`: no BrokenPipeError traceback when the reader leaves early.
+
+    ``true`` exits without reading, long before gradhub has started, so every write hits a
+    closed pipe.
+    """
+    completed = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m gradhub list | true"], capture_output=True, text=True
+    )
+    assert "Traceback" not in completed.stderr and "BrokenPipe" not in completed.stderr, completed.stderr
