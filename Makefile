@@ -9,7 +9,7 @@ PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test setup lint specs benchmark clean
+.PHONY: demo test setup lint specs benchmark figures clean
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) requirements-test.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ lint: $(STAMP)
 
 specs: $(STAMP)
 	$(BIN)/python -m gradhub.specs specs
+
+# Each plugin's claim checks, drawn into plugins/<slug>/demo/ (index.md + PNGs) for its README.
+figures: $(STAMP)
+	for dir in $(PLUGINS); do \
+		slug=$$(basename $$dir); \
+		names=$$($(BIN)/python -c "from gradhub._firstparty import FIRST_PARTY_METHODS as F; print(*[n for n, s in F.items() if s == '$$slug'])"); \
+		$(BIN)/gradhub demo $$names --quiet --report $${dir}demo > /dev/null && rm $${dir}demo/results.json || exit 1; \
+	done
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/optimizers.py
