@@ -85,7 +85,7 @@ class DCDMNetHyperparameters(Hyperparameters):
     n_res_up: Count = Field(2, description="residual blocks after upsampling (official: 2)")
 
 
-_CLAIMS = ("gradhub_dcdm.claims:poisson_iteration_growth",)
+_CLAIMS = ("gradhub_dcdm.claims:poisson_iteration_growth", "gradhub_dcdm.claims:trained_network_iterations")
 
 SPECS = (
     MethodSpec(
