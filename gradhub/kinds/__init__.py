@@ -7,10 +7,14 @@ of that kind return. The conformance suite (:mod:`gradhub.testing`) checks exact
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import nn
 
 KINDS = ("optimizer", "layer", "loss", "solver", "attack", "sampler", "schedule", "probe")
 
@@ -21,3 +25,16 @@ def bind(target: Any, hparams: Mapping[str, Any], modules: tuple[Any, ...] = ())
     if inspect.isclass(target):
         return target(*modules, **hparams)
     return functools.partial(target, *modules, **hparams)
+
+
+@contextlib.contextmanager
+def evaluation_mode(model: nn.Module) -> Iterator[None]:
+    """Run in eval mode (BatchNorm on its running statistics, dropout off), then restore every
+    submodule's own mode: what attacks and probes use to leave a user's model as they found it."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training

@@ -13,7 +13,6 @@ the :class:`gradhub.kinds.optimizer.Optimizer` base class for the optimizer.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Literal
@@ -35,6 +34,7 @@ from gradhub.hyperparameters import (
     validated,
 )
 from gradhub.kernels import group_tensors
+from gradhub.kinds import evaluation_mode
 from gradhub.kinds.attack import AttackExample, AttackResult
 from gradhub.kinds.layer import LayerExample
 from gradhub.kinds.loss import LossExample, reduce
@@ -77,18 +77,6 @@ def seeded_module(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
-
-
-@contextlib.contextmanager
-def evaluation_mode(model: nn.Module) -> Iterator[None]:
-    """Run in eval mode (BatchNorm statistics frozen), then restore every submodule's mode."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 def classifier(seed: int, device: torch.device, dtype: torch.dtype) -> nn.Module:

@@ -23,9 +23,8 @@ Everything is vectorised over samples and parameter entries; only chunks of the 
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -33,23 +32,12 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, jacrev, jvp, vjp, vmap
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
+from gradhub.kinds import evaluation_mode
 from gradhub.progress import Tracker
 
 __all__ = ["CurvatureProblem", "evaluation_mode", "ggn_vector_product", "hvp", "prepare"]
 
 LossFunction = Callable[[Tensor, Tensor], Tensor]
-
-
-@contextlib.contextmanager
-def evaluation_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode (BatchNorm uses running statistics, dropout is off), then every module's mode restored."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 @dataclass
