@@ -80,7 +80,8 @@ def command_info(args: argparse.Namespace) -> int:
         print("  (none)")
     print(f"\ndevices:   {', '.join(spec.devices)}")
     print(f"dtypes:    {', '.join(spec.dtypes)}")
-    capabilities = spec.capabilities.model_dump(exclude={"kind"})
+    capabilities = {name: getattr(spec.capabilities, name) for name in spec.capabilities.model_fields}
+    capabilities.pop("kind", None)
     if capabilities:
         print("capabilities:")
         for key, value in capabilities.items():

@@ -31,6 +31,7 @@ from gradhub.hyperparameters import Hyperparameters
 __all__ = [
     "AttackCapabilities",
     "Capabilities",
+    "DistributedSupport",
     "Kind",
     "LayerCapabilities",
     "LossCapabilities",
@@ -122,8 +123,37 @@ class Capabilities(_Frozen):
     """What a method supports; the conformance suite chooses its checks from these."""
 
 
+class DistributedSupport(_Frozen):
+    """Whether an optimizer works under a distributed wrapper, and how we know."""
+
+    status: Literal["tested", "supported", "untested", "unsupported"] = Field(
+        description=(
+            "tested: the conformance suite runs it in 2 processes and compares with one process; supported: "
+            "expected to work, not checked; untested: unknown; unsupported: does not work (reason required)"
+        )
+    )
+    reason: str = Field("", description="why it is unsupported (or what supported rests on)")
+
+    @model_validator(mode="after")
+    def _reason_for_unsupported(self) -> DistributedSupport:
+        if self.status == "unsupported" and not self.reason.strip():
+            raise ValueError("an unsupported distributed mode needs a reason")
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.status} ({self.reason})" if self.reason else self.status
+
+
 class OptimizerCapabilities(Capabilities):
     kind: Literal["optimizer"] = "optimizer"
+    ddp: DistributedSupport = Field(
+        DistributedSupport(status="tested"),
+        description="under DistributedDataParallel (gradients averaged across processes before step())",
+    )
+    fsdp2: DistributedSupport = Field(
+        DistributedSupport(status="untested"),
+        description="under FSDP2 fully_shard (parameters and state are DTensor shards of dim 0)",
+    )
     supports_foreach: bool = Field(False, description="has a multi-tensor path selected by foreach=True")
     requires_closure: bool = Field(False, description="step() needs a closure that re-evaluates the loss")
     param_groups: bool = Field(True, description="param groups behave like separate optimizers")

@@ -73,7 +73,7 @@ def definitions(kind: str) -> list[CheckDefinition]:
 def _load_check_modules() -> None:
     import importlib
 
-    for module in ("common", *KINDS):  # importing registers the checks; common ones first
+    for module in ("common", *KINDS, "distributed"):  # importing registers the checks; common ones first
         importlib.import_module(f"gradhub.testing.{module}")
 
 

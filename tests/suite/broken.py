@@ -104,6 +104,9 @@ class BrokenVariant:
         return self.spec.kind.value
 
 
+DISTRIBUTED_CHECKS = ("ddp_matches_single_process", "fsdp2_matches_single_process")
+
+
 def variant(
     good: MethodSpec,
     name: str,
@@ -115,8 +118,18 @@ def variant(
     requires: str | None = None,
     **spec_fields: Any,
 ) -> BrokenVariant:
-    """``good``'s spec renamed, with ``target`` (an attribute of this module, or a full import path) swapped in."""
+    """``good``'s spec renamed, with ``target`` (an attribute of this module, or a full import path) swapped in.
+
+    An optimizer variant that breaks a single-process convention declares DDP and FSDP2
+    untested: spawning processes for it would only repeat its bug at a cost of seconds.
+    """
     fields = {**good.model_dump(), "name": name, **spec_fields}
+    if good.kind.value == "optimizer" and breaks not in DISTRIBUTED_CHECKS and "capabilities" not in spec_fields:
+        fields["capabilities"] = {
+            **fields["capabilities"],
+            "ddp": {"status": "untested"},
+            "fsdp2": {"status": "untested"},
+        }
     if target is not None:
         fields["target"] = target if ":" in target else f"{MODULE}:{target}"
     return BrokenVariant(
@@ -362,7 +375,44 @@ class CudaTunedSGD(MomentumVariant):
         super().update_group({**group, "lr": group["lr"] * factor}, params)
 
 
+class RankDependentSGD(MomentumSGD):
+    """Reads its process's rank: under DDP the replicas take different steps and drift apart."""
+
+    method = "suite-momentum-rank"
+
+    def update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        super().update_group({**group, "lr": group["lr"] * (1 + rank)}, params)
+
+
+class LocalNormSGD(MomentumSGD):
+    """Normalises each gradient by the norm of what it holds locally: under FSDP2, a shard's norm."""
+
+    method = "suite-momentum-local-norm"
+
+    def update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        for param in params:
+            local = param.grad.to_local() if hasattr(param.grad, "to_local") else param.grad
+            param.grad.mul_(1.0 / (local.norm().item() + 1e-12))
+        super().update_group(group, params)
+
+
 OPTIMIZER_VARIANTS = [
+    variant(
+        MOMENTUM,
+        "suite-momentum-rank",
+        "ddp_matches_single_process",
+        "differ from rank 0's",
+        target="RankDependentSGD",
+        collateral={"fsdp2_matches_single_process"},
+    ),
+    variant(
+        MOMENTUM,
+        "suite-momentum-local-norm",
+        "fsdp2_matches_single_process",
+        "differs from a one-process run over the same global batch",
+        target="LocalNormSGD",
+    ),
     variant(
         MOMENTUM,
         "suite-momentum-function-target",

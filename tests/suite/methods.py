@@ -754,7 +754,7 @@ MOMENTUM = method_spec(
     "MomentumSGD",
     MomentumHyperparameters,
     "momentum_example",
-    capabilities={"supports_foreach": True},
+    capabilities={"supports_foreach": True, "fsdp2": {"status": "tested"}},
 )
 SCALED_TANH = method_spec("suite-scaled-tanh", "layer", "ScaledTanh", ScaledTanhHyperparameters, "scaled_tanh_example")
 STE_QUANTIZE = method_spec(

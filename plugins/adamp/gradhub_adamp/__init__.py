@@ -84,7 +84,16 @@ _COMMON = dict(
     paper=PAPER,
     tags=("scale-invariance", "normalization", "momentum"),
     dtypes=("float32", "float64", "bfloat16"),
-    capabilities={"supports_foreach": True},
+    capabilities={
+        "supports_foreach": True,
+        # Tested by the suite (2 gloo processes vs one on the global batch).
+        "ddp": {"status": "tested"},
+        "fsdp2": {
+            "status": "unsupported",
+            "reason": "the layer-wise projection view reduces over the whole tensor, and the CPU multi-tensor "
+            "path stacks and row-blocks tensors (no DTensor strategy for _foreach_copy_); tried, it raises",
+        },
+    },
     claims=("gradhub_adamp.claims:scale_invariant_tracking", "gradhub_adamp.claims:cnn_norm_growth"),
 )
 
