@@ -47,3 +47,21 @@ def test_row_blocks_cover_every_row_once() -> None:
     blocks = row_blocks(rows=10, row_length=7, max_block_numel=20)
     assert [(block.start, block.stop) for block in blocks] == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
     assert [(b.start, b.stop) for b in row_blocks(3, 100, 10)] == [(0, 1), (1, 2), (2, 3)]
+
+
+def test_foreach_copy_copies_plain_tensors_and_subclasses() -> None:
+    import torch
+
+    from gradhub.kernels import foreach_copy_
+
+    targets = [torch.zeros(3), torch.zeros(2, 2)]
+    sources = [torch.arange(3.0), torch.ones(2, 2)]
+    foreach_copy_(targets, sources)
+    assert all(torch.equal(t, s) for t, s in zip(targets, sources))
+
+    class Marked(torch.Tensor):
+        """A tensor subclass, as FSDP2's DTensor is: copied one by one."""
+
+    marked = [torch.zeros(3).as_subclass(Marked)]
+    foreach_copy_(marked, [torch.arange(3.0)])
+    assert type(marked[0]) is Marked and torch.equal(marked[0].as_subclass(torch.Tensor), torch.arange(3.0))

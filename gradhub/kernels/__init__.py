@@ -6,6 +6,7 @@ into one ``(k, rows, row_length)`` tensor) live in :mod:`gradhub.kernels.multite
 
 from gradhub.kernels.multitensor import (
     as_rows,
+    foreach_copy_,
     group_tensors,
     row_blocks,
     row_shape,
@@ -13,4 +14,4 @@ from gradhub.kernels.multitensor import (
     write_back,
 )
 
-__all__ = ["as_rows", "group_tensors", "row_blocks", "row_shape", "same_shape_batches", "write_back"]
+__all__ = ["as_rows", "foreach_copy_", "group_tensors", "row_blocks", "row_shape", "same_shape_batches", "write_back"]

@@ -77,9 +77,22 @@ def as_rows(tensors: Sequence[Tensor]) -> tuple[Tensor, bool]:
     return torch.stack([tensor.reshape(rows, row_length) for tensor in tensors]), True
 
 
+def foreach_copy_(targets: Sequence[Tensor], sources: Sequence[Tensor]) -> None:
+    """``targets[i].copy_(sources[i])`` for all i: one ``torch._foreach_copy_`` for plain tensors.
+
+    Tensor subclasses (FSDP2's DTensor shards) have no sharding strategy for the foreach copy
+    in torch 2.13; they are copied one by one, each copy local to its shard.
+    """
+    if all(type(target) is Tensor for target in targets):
+        torch._foreach_copy_(list(targets), list(sources))
+    else:
+        for target, source in zip(targets, sources):
+            target.copy_(source)
+
+
 def write_back(originals: Sequence[Tensor], rows: Tensor) -> None:
     """Copy a batch made by :func:`as_rows` back into the tensors it was made from."""
-    torch._foreach_copy_(list(originals), [row.view_as(original) for row, original in zip(rows.unbind(0), originals)])
+    foreach_copy_(originals, [row.view_as(original) for row, original in zip(rows.unbind(0), originals)])
 
 
 def row_blocks(rows: int, row_length: int, max_block_numel: int) -> list[slice]:

@@ -186,7 +186,13 @@ def _distributed_run(payload_bytes: bytes) -> dict[str, Any]:
         try:
             mp.start_processes(_worker, args=(payload,), nprocs=WORLD_SIZE, start_method="spawn")
         except Exception as error:  # a rank crashed outside a mode (import, rendezvous)
-            return {mode: {"error": f"the processes failed: {error}"} for mode in payload["modes"]}
+            hint = (
+                "\n(the check spawns processes: a script that calls gradhub.testing.check must guard it with "
+                '`if __name__ == "__main__":`)'
+                if "bootstrapping phase" in str(error)
+                else ""
+            )
+            return {mode: {"error": f"the processes failed: {error}{hint}"} for mode in payload["modes"]}
         results: dict[str, Any] = {}
         for mode in payload["modes"]:
             errors = sorted(Path(directory).glob(f"{mode}-*.error"))

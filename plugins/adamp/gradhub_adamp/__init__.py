@@ -91,7 +91,8 @@ _COMMON = dict(
         "fsdp2": {
             "status": "unsupported",
             "reason": "the layer-wise projection view reduces over the whole tensor, and the CPU multi-tensor "
-            "path stacks and row-blocks tensors (no DTensor strategy for _foreach_copy_); tried, it raises",
+            "path stacks tensors and reads its decisions back with tolist() (not supported for DTensor "
+            "shards); tried, it raises",
         },
     },
     claims=("gradhub_adamp.claims:scale_invariant_tracking", "gradhub_adamp.claims:cnn_norm_growth"),
