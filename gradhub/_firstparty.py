@@ -30,6 +30,7 @@ FIRST_PARTY_METHODS: dict[str, str] = {
     "dia": "dia",
     "inverting_gradients": "dia",
     "mask_dropout": "dia",
+    "diffgrad": "diffgrad",
     "ddim": "diffusion",
     "ddpm_ancestral": "diffusion",
     "ddpm_eps_loss": "diffusion",

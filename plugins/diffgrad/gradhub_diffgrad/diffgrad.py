@@ -1,0 +1,179 @@
+"""diffGrad: Adam with a per-element friction coefficient from the change of the gradient.
+
+Paper: Dubey, Chakraborty, Roy, Mukherjee, Singh, Chaudhuri, "diffGrad: An Optimization
+Method for Convolutional Neural Networks", IEEE TNNLS 31(11), 2020, arXiv 1909.11015
+(Section III; the equation numbers of the published version were not checked here,
+so the lines below name the steps instead). Official code: https://github.com/shivram1987/diffGrad
+(``diffGrad_v2.py``, the fixed version).
+
+For each parameter tensor, elementwise (state ``step``, ``exp_avg`` = m, ``exp_avg_sq`` = v,
+``previous_grad`` = g_prev, all zero at first):
+
+* ``g = grad + weight_decay * param`` (coupled L2, as in the official code);
+* ``m = beta1 m + (1 - beta1) g``, ``v = beta2 v + (1 - beta2) g^2`` (Adam's moments);
+* friction ``xi = sigmoid(|g_prev - g|)`` in [0.5, 1) (the "diffGrad friction
+  coefficient", DFC); at the first step ``g_prev = 0``, so ``xi = sigmoid(|g|)``;
+* ``g_prev <- g`` (a copy: the decayed gradient, as in the official code);
+* ``param -= lr * sqrt(1 - beta2^t) / (1 - beta1^t) * xi * m / (sqrt(v) + eps)`` (the update).
+
+Readings settled from the official code (and what differs from it):
+
+* ``eps`` is added to ``sqrt(v)`` before the bias correction of v is folded into the step
+  size (official code, torch.optim.Adam's form). The paper writes
+  ``m_hat / (sqrt(v_hat) + eps)``, i.e. eps scaled by ``1 / sqrt(1 - beta2^t)``; only eps's
+  effective size differs. One form only is offered.
+* ``g_prev`` is a copy of the gradient. The original ``diffGrad.py`` stored the gradient
+  tensor itself, which autograd then overwrote in place, so ``|g_prev - g| = 0`` and
+  ``xi = 0.5`` always: Adam with half the learning rate. ``diffGrad_v2.py`` fixes it
+  with ``grad.clone()``; here the copy goes into the state tensor in place.
+* The official code (and torch-optimizer) add the weight decay to ``p.grad`` in place; here
+  ``p.grad`` is left as autograd made it (the decayed gradient is a temporary).
+* No AMSGrad variant: the official docstring mentions one, the code has none.
+
+Matches ``torch_optimizer.DiffGrad`` 0.3.0 to float64 round-off (same state keys, int
+``step`` per parameter). Addition: ``foreach`` (the multi-tensor path; ``None`` picks it on
+CPU and CUDA). Neither path synchronises with the device. State is kept in the parameter's
+dtype, as in the official code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gradhub.kernels import foreach_copy_, group_tensors
+from gradhub.kinds.optimizer import Optimizer
+from gradhub_diffgrad import DiffGradHyperparameters
+
+__all__ = ["DiffGrad"]
+
+
+class DiffGrad(Optimizer):
+    """diffGrad (Dubey et al., IEEE TNNLS 2020), a drop-in replacement for Adam.
+
+    Args:
+        params: parameters or param groups to optimise.
+        lr: learning rate.
+        betas: decay rates of the first and second moment estimates.
+        eps: added to ``sqrt(v)`` in the denominator.
+        weight_decay: coupled L2 coefficient (added to the gradient before everything else).
+        foreach: use the multi-tensor path (``None``: on CPU and CUDA).
+    """
+
+    method = "diffgrad"
+    hyperparameters = DiffGradHyperparameters
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        *,
+        foreach: bool | None = None,
+    ) -> None:
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimisation step; returns ``closure()``'s loss when given."""
+        loss = self._evaluate(closure)
+        for group, params in zip(self.param_groups, self._parameters_with_gradients()):
+            if not params:
+                continue
+            states = [self.state[param] for param in params]
+            for param, state in zip(params, states):
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                    state["previous_grad"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                state["step"] += 1
+            implementation = _multi_tensor_diffgrad if self._use_foreach(group, params) else _single_tensor_diffgrad
+            beta1, beta2 = group["betas"]
+            implementation(
+                params,
+                [param.grad for param in params],
+                [state["exp_avg"] for state in states],
+                [state["exp_avg_sq"] for state in states],
+                [state["previous_grad"] for state in states],
+                [state["step"] for state in states],
+                lr=group["lr"],
+                beta1=beta1,
+                beta2=beta2,
+                eps=group["eps"],
+                weight_decay=group["weight_decay"],
+            )
+        return loss
+
+
+def _step_size(lr: float, beta1: float, beta2: float, step: int) -> float:
+    """``lr * sqrt(1 - beta2^t) / (1 - beta1^t)``: both bias corrections folded into one scalar."""
+    return lr * math.sqrt(1 - beta2**step) / (1 - beta1**step)
+
+
+def _single_tensor_diffgrad(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    previous_grads: list[Tensor],
+    steps: list[int],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> None:
+    """The reference path, one tensor at a time."""
+    for param, grad, exp_avg, exp_avg_sq, previous_grad, step in zip(
+        params, grads, exp_avgs, exp_avg_sqs, previous_grads, steps
+    ):
+        if weight_decay != 0:
+            grad = grad.add(param, alpha=weight_decay)
+        exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        friction = torch.sub(previous_grad, grad).abs_().sigmoid_()  # the friction coefficient (DFC)
+        previous_grad.copy_(grad)  # a copy, never an alias of p.grad (the v1 bug)
+        denom = exp_avg_sq.sqrt().add_(eps)
+        param.addcdiv_(friction.mul_(exp_avg), denom, value=-_step_size(lr, beta1, beta2, step))
+
+
+def _multi_tensor_diffgrad(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    previous_grads: list[Tensor],
+    steps: list[int],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> None:
+    """The same step over lists grouped by device, dtype and step count (torch._foreach_* ops)."""
+    grouped = group_tensors([params, grads, exp_avgs, exp_avg_sqs, previous_grads], extra_keys=steps)
+    for (_, _, step), (group_params, group_grads, group_exp_avgs, group_exp_avg_sqs, group_previous) in grouped.items():
+        if weight_decay != 0:
+            group_grads = torch._foreach_add(group_grads, group_params, alpha=weight_decay)
+        torch._foreach_mul_(group_exp_avgs, beta1)
+        torch._foreach_add_(group_exp_avgs, group_grads, alpha=1 - beta1)
+        torch._foreach_mul_(group_exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(group_exp_avg_sqs, group_grads, group_grads, value=1 - beta2)
+        frictions = torch._foreach_sub(group_previous, group_grads)
+        torch._foreach_abs_(frictions)
+        torch._foreach_sigmoid_(frictions)  # the friction coefficient (DFC)
+        foreach_copy_(group_previous, group_grads)
+        torch._foreach_mul_(frictions, group_exp_avgs)
+        denoms = torch._foreach_sqrt(group_exp_avg_sqs)
+        torch._foreach_add_(denoms, eps)
+        torch._foreach_addcdiv_(group_params, frictions, denoms, value=-_step_size(lr, beta1, beta2, step))
