@@ -1,0 +1,153 @@
+"""Normalized LR+GD: gradient descent with the step size ``lr / f(w)``.
+
+Paper: Alexander Tyurin, "From Logistic Regression to the Perceptron Algorithm: Exploring
+Gradient Descent with Large Step Sizes", AAAI 2025, arXiv 2412.08424 (Normalized LR+GD,
+the method proposed in its third part). No official code was published.
+
+The update, for a closure that returns the full-batch loss ``f(w)`` (the mean logistic
+loss in the paper) with gradients populated, is
+
+    w <- w - lr * grad f(w) / (f(w) + eps)          (normalize="loss", the paper's method)
+    w <- w - lr * grad f(w) / (||grad f(w)|| + eps)  (normalize="grad_norm", for comparison)
+
+Reading chosen: the paper's abstract names the method only; our brief (from the paper)
+writes the step as ``gamma grad f / f``, i.e. LR+GD with the adaptive step ``gamma / f(w_t)``.
+For the logistic loss, ``grad f / f`` is a softmax-like weighted mean of ``-y_i x_i`` that
+concentrates on the worst-classified points once margins are large, so its length stays
+below ``max_i ||x_i||``: a "soft" batch perceptron step whose effective step grows as the
+loss falls. ``||grad f(w)||`` is the norm over every parameter of the optimizer (all param
+groups): the gradient of one function ``f``.
+
+What differs from a plain formula: the normaliser is clamped below by the smallest
+positive normal number of the parameter dtype, so an underflowed ``f = 0`` (float32, huge
+margins) gives a zero step (its gradient has underflowed too) instead of NaN. The loss
+must be positive (a logistic or exponential-type loss); nothing checks it, because that
+would synchronise with the device every step.
+
+Under DistributedDataParallel the closure's loss is the rank's shard loss; with
+``reduce_loss`` (on by default when ``torch.distributed`` is initialized) it is averaged
+over the process group (one all-reduce of a scalar per step), so every rank divides by
+the global loss. ``normalize="grad_norm"`` needs no reduction under DDP (the gradients are
+already averaged) but, under FSDP2, would need the full gradient's norm (not implemented).
+
+The step needs only one scalar from the closure (the loss, or the squared gradient norm
+summed over tensors) and is otherwise elementwise; it never synchronises with the device.
+The optimizer keeps no state. ``foreach=True`` runs the multi-tensor path
+(``torch._foreach_*`` over tensors grouped by device and dtype), one pass over the gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gradhub.errors import UnsupportedInputError
+from gradhub.kernels import group_tensors
+from gradhub.kinds.optimizer import Optimizer
+from gradhub_normalized_lrgd import NormalizedLRGDHyperparameters
+
+__all__ = ["NormalizedLRGD"]
+
+
+class NormalizedLRGD(Optimizer):
+    """Normalized LR+GD (Tyurin, AAAI 2025): ``w <- w - lr * grad f(w) / f(w)``.
+
+    Args:
+        params: parameters or param groups to optimise.
+        lr: the step size gamma.
+        normalize: ``"loss"`` divides by ``f(w)`` (the paper); ``"grad_norm"`` by ``||grad f(w)||``.
+        eps: added to the normaliser.
+        foreach: use the multi-tensor path (``None``: on CPU and CUDA).
+        reduce_loss: average the closure's loss over the default process group (``None``: when
+            ``torch.distributed`` is initialized), so that under DDP every rank divides by the
+            global loss, as it steps with the globally averaged gradient.
+
+    ``step(closure)`` needs a closure that zeroes the gradients, evaluates the full-batch
+    loss ``f(w)``, calls ``backward()`` and returns the loss.
+    """
+
+    method = "normalized_lrgd"
+    hyperparameters = NormalizedLRGDHyperparameters
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1.0,
+        normalize: str = "loss",
+        eps: float = 0.0,
+        *,
+        foreach: bool | None = None,
+        reduce_loss: bool | None = None,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, normalize=normalize, eps=eps, foreach=foreach, reduce_loss=reduce_loss))
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One step; returns the closure's loss."""
+        if closure is None:
+            raise UnsupportedInputError(
+                self.method,
+                "closure",
+                None,
+                "step(closure) needs a closure that computes the full-batch loss f(w), calls backward() and "
+                "returns f(w): the step is divided by f(w)",
+            )
+        loss = self._evaluate(closure)
+        groups = self._parameters_with_gradients()
+        grad_squared_norm = None
+        if any(group["normalize"] == "grad_norm" for group in self.param_groups):
+            grad_squared_norm = _total_squared_norm([param.grad for params in groups for param in params])
+        loss_value = torch.as_tensor(loss).detach()
+        if any(group["normalize"] == "loss" and _reduces(group["reduce_loss"]) for group in self.param_groups):
+            # Under data parallelism each rank's closure sees its shard: the global mean loss is the
+            # average of the shards' means (equal shards), just as DDP averages the gradients.
+            loss_value = loss_value.clone()
+            torch.distributed.all_reduce(loss_value)
+            loss_value = loss_value / torch.distributed.get_world_size()
+        for group, params in zip(self.param_groups, groups):
+            if not params:
+                continue
+            normaliser = loss_value if group["normalize"] == "loss" else grad_squared_norm.sqrt()
+            implementation = (
+                _multi_tensor_normalized_step if self._use_foreach(group, params) else _single_tensor_normalized_step
+            )
+            implementation(params, [param.grad for param in params], normaliser, lr=group["lr"], eps=group["eps"])
+        return loss
+
+
+def _reduces(reduce_loss: bool | None) -> bool:
+    initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
+    return initialized if reduce_loss is None else bool(reduce_loss)
+
+
+def _total_squared_norm(grads: list[Tensor]) -> Tensor:
+    """``sum_t ||g_t||^2`` over every tensor, in float64, on the first tensor's device."""
+    device = grads[0].device
+    return torch.stack([grad.double().square().sum().to(device) for grad in grads]).sum()
+
+
+def _step_scale(normaliser: Tensor, lr: float, eps: float, like: Tensor) -> Tensor:
+    """``lr / max(normaliser + eps, tiny)`` as a 0-d tensor in ``like``'s dtype and device (no sync)."""
+    denominator = normaliser.to(device=like.device, dtype=torch.float64) + eps
+    denominator = denominator.clamp_min(torch.finfo(like.dtype).tiny)
+    return (lr / denominator).to(like.dtype)
+
+
+def _single_tensor_normalized_step(
+    params: list[Tensor], grads: list[Tensor], normaliser: Tensor, *, lr: float, eps: float
+) -> None:
+    """The reference path: ``w <- w - (lr / normaliser) * g``, one tensor at a time."""
+    for param, grad in zip(params, grads):
+        param.sub_(grad * _step_scale(normaliser, lr, eps, param))
+
+
+def _multi_tensor_normalized_step(
+    params: list[Tensor], grads: list[Tensor], normaliser: Tensor, *, lr: float, eps: float
+) -> None:
+    """The same step over lists grouped by device and dtype (``torch._foreach_*``)."""
+    for (_device, _dtype), (group_params, group_grads) in group_tensors([params, grads]).items():
+        scale = _step_scale(normaliser, lr, eps, group_params[0])
+        torch._foreach_sub_(group_params, torch._foreach_mul(group_grads, scale))
