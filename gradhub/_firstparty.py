@@ -47,6 +47,8 @@ FIRST_PARTY_METHODS: dict[str, str] = {
     "fm_euler": "diffusion",
     "gaussian_path": "diffusion",
     "heun_edm": "diffusion",
+    "gns_newton": "gns",
+    "gns_radius": "gns",
     "harpg": "harpg",
     "n_harpg": "harpg",
     "npg_igt": "harpg",
