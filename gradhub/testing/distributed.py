@@ -170,6 +170,7 @@ def _worker(rank: int, payload: dict[str, Any]) -> None:
                 torch.save(gathered, out / f"{mode}-{rank}.pt")
             except Exception:
                 (out / f"{mode}-{rank}.error").write_text(traceback.format_exc())
+        dist.barrier()  # both ranks done with every collective before the group is torn down
     finally:
         dist.destroy_process_group()
 
@@ -185,7 +186,11 @@ def _distributed_run(payload_bytes: bytes) -> dict[str, Any]:
         payload["init_file"] = os.path.join(directory, "rendezvous")
         try:
             mp.start_processes(_worker, args=(payload,), nprocs=WORLD_SIZE, start_method="spawn")
-        except Exception as error:  # a rank crashed outside a mode (import, rendezvous)
+        except Exception as error:  # a rank crashed outside a mode (import, rendezvous, teardown)
+            if _complete(Path(directory), payload["modes"]):
+                # Every rank saved every result before dying: a crash in gloo's teardown at
+                # process exit ("terminate called without an active exception"), not the method's.
+                return _collect(Path(directory), payload["modes"])
             hint = (
                 "\n(the check spawns processes: a script that calls gradhub.testing.check must guard it with "
                 '`if __name__ == "__main__":`)'
@@ -193,16 +198,26 @@ def _distributed_run(payload_bytes: bytes) -> dict[str, Any]:
                 else ""
             )
             return {mode: {"error": f"the processes failed: {error}{hint}"} for mode in payload["modes"]}
-        results: dict[str, Any] = {}
-        for mode in payload["modes"]:
-            errors = sorted(Path(directory).glob(f"{mode}-*.error"))
-            if errors:
-                results[mode] = {"error": errors[0].read_text()}
-            else:
-                results[mode] = {
-                    "ranks": [torch.load(Path(directory) / f"{mode}-{rank}.pt") for rank in range(WORLD_SIZE)]
-                }
-        return results
+        return _collect(Path(directory), payload["modes"])
+
+
+def _complete(directory: Path, modes: list[str]) -> bool:
+    return all(
+        (directory / f"{mode}-{rank}.pt").exists() or (directory / f"{mode}-{rank}.error").exists()
+        for mode in modes
+        for rank in range(WORLD_SIZE)
+    )
+
+
+def _collect(directory: Path, modes: list[str]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for mode in modes:
+        errors = sorted(directory.glob(f"{mode}-*.error"))
+        if errors:
+            results[mode] = {"error": errors[0].read_text()}
+        else:
+            results[mode] = {"ranks": [torch.load(directory / f"{mode}-{rank}.pt") for rank in range(WORLD_SIZE)]}
+    return results
 
 
 def _results(spec: MethodSpec) -> tuple[dict[str, Any], list[torch.Tensor]]:
