@@ -1,4 +1,4 @@
-"""Time per optimizer step: gradhub AdamP/SGDP against peers and torch.optim references.
+"""Time per optimizer step: gradhub AdamP/SGDP/DiffGrad against peers and torch.optim references.
 
     python benchmarks/optimizers.py                      # both allocators, every set, every candidate
     python benchmarks/optimizers.py --sets big --only gradhub official
@@ -11,8 +11,9 @@ allocating optimizers slow by a process-dependent amount. Page faults per step a
 reported beside the times. Compare ratios within one run, not absolute times across runs.
 
 "Effective bandwidth" is the minimum traffic of the update divided by the time: 28 bytes
-per float32 parameter for the Adam family (read g, w, m, v; write w, m, v) and 20 for SGD
-with momentum (read g, w, b; write w, b).
+per float32 parameter for the Adam family (read g, w, m, v; write w, m, v), 36 for DiffGrad
+(also read and write the previous gradient) and 20 for SGD with momentum (read g, w, b;
+write w, b). DiffGrad's ratios are to torch's foreach AdamW, the nearest torch reference.
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ from typing import Any
 
 STABLE_ALLOCATOR = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=137438953472"
 REFERENCES = ("torch-adamw-foreach", "torch-adamw-fused", "torch-sgd-foreach")
-BYTES_PER_PARAMETER = {"adam": 28, "sgd": 20}
+BYTES_PER_PARAMETER = {"adam": 28, "sgd": 20, "diffgrad": 36}
+RATIO_REFERENCE = {
+    "adam": "adam:torch-adamw-foreach",
+    "sgd": "sgd:torch-sgd-foreach",
+    "diffgrad": "adam:torch-adamw-foreach",
+}
 
 
 def resnet18_shapes() -> list[tuple[int, ...]]:
@@ -156,6 +162,30 @@ def candidates() -> list[tuple[str, str, str, Callable[[list[Any]], Any]]]:
                 lambda p: pytorch_optimizer.SGDP(p, lr=lr, momentum=momentum, foreach=True),
             ),
         ]
+    DiffGrad = gradhub.get("diffgrad")
+    rows += [
+        ("diffgrad", "gradhub", "gradhub DiffGrad (default, multi-tensor)", lambda p: DiffGrad(p, lr=lr)),
+        ("diffgrad", "gradhub-single", "gradhub DiffGrad (foreach=False)", lambda p: DiffGrad(p, lr=lr, foreach=False)),
+    ]
+    if torch_optimizer:
+        rows.append(
+            ("diffgrad", "torch-optimizer", "torch-optimizer DiffGrad", lambda p: torch_optimizer.DiffGrad(p, lr=lr))
+        )
+    if pytorch_optimizer:
+        rows += [
+            (
+                "diffgrad",
+                "pytorch-optimizer",
+                "pytorch_optimizer DiffGrad",
+                lambda p: pytorch_optimizer.DiffGrad(p, lr=lr, weight_decouple=False),
+            ),
+            (
+                "diffgrad",
+                "pytorch-optimizer-foreach",
+                "pytorch_optimizer DiffGrad (foreach)",
+                lambda p: pytorch_optimizer.DiffGrad(p, lr=lr, weight_decouple=False, foreach=True),
+            ),
+        ]
     return rows
 
 
@@ -230,7 +260,7 @@ def table(results: dict[str, Any]) -> str:
     keys = list(next(iter(results["sets"].values()))["candidates"])
     for key in keys:
         family = key.split(":")[0]
-        reference = "adam:torch-adamw-foreach" if family == "adam" else "sgd:torch-sgd-foreach"
+        reference = RATIO_REFERENCE[family]
         cells = []
         for name in sets:
             entry = results["sets"][name]["candidates"][key]
