@@ -65,3 +65,25 @@ def test_foreach_copy_copies_plain_tensors_and_subclasses() -> None:
     marked = [torch.zeros(3).as_subclass(Marked)]
     foreach_copy_(marked, [torch.arange(3.0)])
     assert type(marked[0]) is Marked and torch.equal(marked[0].as_subclass(torch.Tensor), torch.arange(3.0))
+
+
+def test_cache_blocks_cover_every_element_once_and_write_through() -> None:
+    import torch
+
+    from gradhub.kernels import cache_blocks
+
+    shapes = [(3, 4), (50,), (7, 30), (2, 2), (1000,), (5,)]
+    tensors = [torch.zeros(shape) for shape in shapes]
+    twins = [torch.zeros(shape) for shape in shapes]
+    blocks = list(cache_blocks([tensors, twins], max_block_numel=64))
+    for block, twin_block in blocks:
+        assert sum(t.numel() for t in block) <= 64 or len(block) == 1
+        assert [t.shape for t in block] == [t.shape for t in twin_block]
+        torch._foreach_add_(block, 1.0)
+    assert all(bool((t == 1).all()) for t in tensors)  # every element exactly once, through the views
+    assert all(bool((t == 0).all()) for t in twins)
+    large = [b for b in blocks if b[0][0].numel() == 64 and b[0][0].dim() == 1]
+    assert len(large) >= 15  # the 1000-element tensor was cut into flat 64-element slices
+    noncontiguous = torch.zeros(100, 100).t()
+    (only,) = list(cache_blocks([[noncontiguous]], max_block_numel=64))
+    assert only[0][0] is noncontiguous  # not sliced: yielded whole

@@ -5,7 +5,9 @@ into one ``(k, rows, row_length)`` tensor) live in :mod:`gradhub.kernels.multite
 """
 
 from gradhub.kernels.multitensor import (
+    CACHE_BLOCK_BYTES,
     as_rows,
+    cache_blocks,
     foreach_copy_,
     group_tensors,
     row_blocks,
@@ -14,4 +16,14 @@ from gradhub.kernels.multitensor import (
     write_back,
 )
 
-__all__ = ["as_rows", "foreach_copy_", "group_tensors", "row_blocks", "row_shape", "same_shape_batches", "write_back"]
+__all__ = [
+    "CACHE_BLOCK_BYTES",
+    "as_rows",
+    "cache_blocks",
+    "foreach_copy_",
+    "group_tensors",
+    "row_blocks",
+    "row_shape",
+    "same_shape_batches",
+    "write_back",
+]

@@ -7,7 +7,7 @@ reductions over many small tensors are cheapest as one batched op over a stacked
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -88,6 +88,41 @@ def foreach_copy_(targets: Sequence[Tensor], sources: Sequence[Tensor]) -> None:
     else:
         for target, source in zip(targets, sources):
             target.copy_(source)
+
+
+CACHE_BLOCK_BYTES = 4 << 20
+"""The working set per block of a CPU multi-tensor step: a few of these fit in L2/L3 together."""
+
+
+def cache_blocks(tensor_lists: Sequence[Sequence[Tensor]], max_block_numel: int) -> Iterator[list[list[Tensor]]]:
+    """Walk aligned lists of same-shaped tensors in blocks of at most ``max_block_numel`` elements.
+
+    On a CPU, each ``torch._foreach_*`` op over whole lists is a full pass over memory; an
+    optimizer step of ten such ops over 47 MB of state reads it ten times from DRAM. Applied
+    block by block, the ops after the first find the block in cache. Small tensors are
+    batched whole; a large contiguous tensor is cut into flat slices (views: in-place ops
+    write through). Yields aligned lists (one per input list) of tensors or views.
+    """
+    current: list[list[Tensor]] = [[] for _ in tensor_lists]
+    size = 0
+    for row in zip(*tensor_lists):
+        numel = row[0].numel()
+        if numel > max_block_numel and all(type(t) is Tensor and t.is_contiguous() for t in row):
+            if size:
+                yield current
+                current, size = [[] for _ in tensor_lists], 0
+            flats = [t.view(-1) for t in row]
+            for start in range(0, numel, max_block_numel):
+                yield [[flat[start : start + max_block_numel]] for flat in flats]
+            continue
+        if size and size + numel > max_block_numel:
+            yield current
+            current, size = [[] for _ in tensor_lists], 0
+        for block, tensor in zip(current, row):
+            block.append(tensor)
+        size += numel
+    if size or current[0]:
+        yield current
 
 
 def write_back(originals: Sequence[Tensor], rows: Tensor) -> None:

@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradhub.kernels import foreach_copy_, group_tensors
+from gradhub.kernels import CACHE_BLOCK_BYTES, cache_blocks, foreach_copy_, group_tensors
 from gradhub.kinds.optimizer import Optimizer
 from gradhub_diffgrad import DiffGradHyperparameters
 
@@ -160,20 +160,33 @@ def _multi_tensor_diffgrad(
     eps: float,
     weight_decay: float,
 ) -> None:
-    """The same step over lists grouped by device, dtype and step count (torch._foreach_* ops)."""
+    """The same step over lists grouped by device, dtype and step count (torch._foreach_* ops).
+
+    On a CPU the lists are walked in cache-sized blocks (:func:`gradhub.kernels.cache_blocks`):
+    the dozen foreach ops of a step then reread each block from cache instead of memory. The
+    previous-gradient buffer doubles as scratch for the friction, so the only temporary is
+    the denominator of one block.
+    """
     grouped = group_tensors([params, grads, exp_avgs, exp_avg_sqs, previous_grads], extra_keys=steps)
-    for (_, _, step), (group_params, group_grads, group_exp_avgs, group_exp_avg_sqs, group_previous) in grouped.items():
-        if weight_decay != 0:
-            group_grads = torch._foreach_add(group_grads, group_params, alpha=weight_decay)
-        torch._foreach_mul_(group_exp_avgs, beta1)
-        torch._foreach_add_(group_exp_avgs, group_grads, alpha=1 - beta1)
-        torch._foreach_mul_(group_exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(group_exp_avg_sqs, group_grads, group_grads, value=1 - beta2)
-        frictions = torch._foreach_sub(group_previous, group_grads)
-        torch._foreach_abs_(frictions)
-        torch._foreach_sigmoid_(frictions)  # the friction coefficient (DFC)
-        foreach_copy_(group_previous, group_grads)
-        torch._foreach_mul_(frictions, group_exp_avgs)
-        denoms = torch._foreach_sqrt(group_exp_avg_sqs)
-        torch._foreach_add_(denoms, eps)
-        torch._foreach_addcdiv_(group_params, frictions, denoms, value=-_step_size(lr, beta1, beta2, step))
+    for (device, dtype, step), lists in grouped.items():
+        step_size = -_step_size(lr, beta1, beta2, step)
+        if device.type == "cpu":
+            blocks = cache_blocks(lists, CACHE_BLOCK_BYTES // torch.empty((), dtype=dtype).element_size())
+        else:
+            blocks = iter([lists])
+        for block_params, block_grads, block_exp_avgs, block_exp_avg_sqs, block_previous in blocks:
+            if weight_decay != 0:
+                block_grads = torch._foreach_add(block_grads, block_params, alpha=weight_decay)
+            torch._foreach_mul_(block_exp_avgs, beta1)
+            torch._foreach_add_(block_exp_avgs, block_grads, alpha=1 - beta1)
+            torch._foreach_mul_(block_exp_avg_sqs, beta2)
+            torch._foreach_addcmul_(block_exp_avg_sqs, block_grads, block_grads, value=1 - beta2)
+            # previous <- sigmoid(|previous - g|) * m: the friction coefficient (DFC) times m, in place.
+            torch._foreach_sub_(block_previous, block_grads)
+            torch._foreach_abs_(block_previous)
+            torch._foreach_sigmoid_(block_previous)
+            torch._foreach_mul_(block_previous, block_exp_avgs)
+            denoms = torch._foreach_sqrt(block_exp_avg_sqs)
+            torch._foreach_add_(denoms, eps)
+            torch._foreach_addcdiv_(block_params, block_previous, denoms, value=step_size)
+            foreach_copy_(block_previous, block_grads)  # a copy, never an alias of p.grad (the v1 bug)

@@ -181,3 +181,27 @@ def test_bfloat16_state_in_parameter_dtype(foreach: bool) -> None:
         assert param.dtype == torch.bfloat16 and torch.isfinite(param).all()
         for key in ("exp_avg", "exp_avg_sq", "previous_grad"):
             assert optimizer.state[param][key].dtype == torch.bfloat16
+
+
+def test_cache_blocked_multi_tensor_path_equals_per_tensor_on_large_tensors() -> None:
+    """Tensors larger than a cache block (512K float64 elements) are stepped slice by slice: same bits."""
+    import torch
+    from gradhub_diffgrad.diffgrad import DiffGrad
+
+    shapes = [(1100, 1000), (300,), (64, 3, 3, 3), (600, 900), (10,)]
+    results = []
+    for foreach in (False, True):
+        params = [
+            torch.nn.Parameter(torch.randn(s, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+            for s in shapes
+        ]
+        optimizer = DiffGrad(params, lr=1e-2, weight_decay=1e-3, foreach=foreach)
+        gradient_generator = torch.Generator().manual_seed(2)
+        for _ in range(3):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=gradient_generator, dtype=torch.float64)
+            optimizer.step()
+        state = [optimizer.state[p][key] for p in params for key in ("exp_avg", "exp_avg_sq", "previous_grad")]
+        results.append([p.detach() for p in params] + state)
+    for single, multi in zip(*results):
+        torch.testing.assert_close(multi, single, rtol=1e-12, atol=1e-15)
