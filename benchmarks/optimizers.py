@@ -3,6 +3,10 @@
     python benchmarks/optimizers.py                      # both allocators, every set, every candidate
     python benchmarks/optimizers.py --sets big --only gradhub official
     python benchmarks/optimizers.py --gradients tangent  # gradients orthogonal to each weight row
+    python benchmarks/optimizers.py --compile-time       # the fused kernels' cold compile, separately
+
+The fused paths compile their kernels at first use; the benchmark's warm-up steps absorb
+that (or it is cached already), and ``--compile-time`` measures it alone.
 
 Per ../shared/BENCHMARKING.md: two threads, warm-up, medians, candidates interleaved in
 rounds so drift hits all of them alike, and every figure also measured with freed memory
@@ -31,7 +35,13 @@ from collections.abc import Callable
 from typing import Any
 
 STABLE_ALLOCATOR = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=137438953472"
-REFERENCES = ("torch-adamw-foreach", "torch-adamw-fused", "torch-sgd-foreach")
+REFERENCES = ("torch-adamw-foreach", "torch-adamw-fused", "torch-sgd-foreach", "torch-sgd-fused")
+FUSED_TARGETS = (
+    ("gradhub AdamP (fused)", "adam:gradhub-fused", "adam:torch-adamw-fused"),
+    ("gradhub DiffGrad (fused)", "diffgrad:gradhub-fused", "adam:torch-adamw-fused"),
+    ("gradhub SGDP (fused)", "sgd:gradhub-fused", "sgd:torch-sgd-fused"),
+)
+"""The fused paths and what the issue measures them against: torch's fused AdamW / SGD."""
 BYTES_PER_PARAMETER = {"adam": 28, "sgd": 20, "diffgrad": 36}
 RATIO_REFERENCE = {
     "adam": "adam:torch-adamw-foreach",
@@ -98,6 +108,7 @@ def candidates() -> list[tuple[str, str, str, Callable[[list[Any]], Any]]]:
         ("adam", "torch-adamw-fused", "torch.optim.AdamW (fused)", lambda p: torch.optim.AdamW(p, lr=lr, fused=True)),
         ("adam", "gradhub", "gradhub AdamP (default, multi-tensor)", lambda p: AdamP(p, lr=lr)),
         ("adam", "gradhub-single", "gradhub AdamP (foreach=False)", lambda p: AdamP(p, lr=lr, foreach=False)),
+        ("adam", "gradhub-fused", "gradhub AdamP (fused=True)", lambda p: AdamP(p, lr=lr, fused=True)),
     ]
     if adamp_official:
         rows.append(("adam", "official", "adamp 0.3.0 AdamP (official)", lambda p: adamp_official.AdamP(p, lr=lr)))
@@ -121,12 +132,24 @@ def candidates() -> list[tuple[str, str, str, Callable[[list[Any]], Any]]]:
             "torch.optim.SGD (foreach)",
             lambda p: torch.optim.SGD(p, lr=lr, momentum=momentum, foreach=True),
         ),
+        (
+            "sgd",
+            "torch-sgd-fused",
+            "torch.optim.SGD (fused)",
+            lambda p: torch.optim.SGD(p, lr=lr, momentum=momentum, fused=True),
+        ),
         ("sgd", "gradhub", "gradhub SGDP (default, multi-tensor)", lambda p: SGDP(p, lr=lr, momentum=momentum)),
         (
             "sgd",
             "gradhub-single",
             "gradhub SGDP (foreach=False)",
             lambda p: SGDP(p, lr=lr, momentum=momentum, foreach=False),
+        ),
+        (
+            "sgd",
+            "gradhub-fused",
+            "gradhub SGDP (fused=True)",
+            lambda p: SGDP(p, lr=lr, momentum=momentum, fused=True),
         ),
     ]
     if sgdp_official:
@@ -166,6 +189,7 @@ def candidates() -> list[tuple[str, str, str, Callable[[list[Any]], Any]]]:
     rows += [
         ("diffgrad", "gradhub", "gradhub DiffGrad (default, multi-tensor)", lambda p: DiffGrad(p, lr=lr)),
         ("diffgrad", "gradhub-single", "gradhub DiffGrad (foreach=False)", lambda p: DiffGrad(p, lr=lr, foreach=False)),
+        ("diffgrad", "gradhub-fused", "gradhub DiffGrad (fused=True)", lambda p: DiffGrad(p, lr=lr, fused=True)),
     ]
     if torch_optimizer:
         rows.append(
@@ -220,11 +244,47 @@ def time_steps(optimizer: Any, warmup: int, steps: int) -> tuple[list[float], fl
     return times, faults
 
 
+def copy_bandwidth(numel: int = 1 << 25, repeats: int = 15) -> float:
+    """GB/s of ``dst.copy_(src)`` on float32 arrays of ``numel`` (8 bytes moved per element), median."""
+    import torch
+
+    source, destination = torch.randn(numel), torch.empty(numel)
+    for _ in range(3):
+        destination.copy_(source)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        destination.copy_(source)
+        times.append(time.perf_counter() - start)
+    return 8 * numel / statistics.median(times) / 1e9
+
+
+def compile_times() -> dict[str, float]:
+    """Seconds to compile each fused kernel into an empty cache, then to load it from the cache."""
+    import tempfile
+
+    from gradhub_adamp.fused import SOURCE as PROJECTED
+    from gradhub_diffgrad.diffgrad import SOURCE as DIFFGRAD
+
+    from gradhub.kernels import native
+
+    results = {}
+    with tempfile.TemporaryDirectory() as directory:
+        os.environ["GRADHUB_KERNEL_CACHE"] = directory
+        for name, source in (("adamp_projected", PROJECTED), ("diffgrad", DIFFGRAD)):
+            start = time.perf_counter()
+            if native.load(name, [source], method=name) is None:
+                raise RuntimeError(f"{name}: the kernel did not compile")
+            results[f"{name} (compile)"] = time.perf_counter() - start
+    return results
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = {"allocator": "stable" if os.environ.get("GLIBC_TUNABLES") else "default", "sets": {}}
+    results["copy_gb_per_s"] = copy_bandwidth()
     rows = [row for row in candidates() if not args.only or row[1] in args.only or row[1] in REFERENCES]
     for set_name in args.sets:
         shapes = PARAMETER_SETS[set_name]()
@@ -274,6 +334,30 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def fused_table(results: dict[str, Any]) -> str:
+    """The issue's targets: fused paths as ratios to torch's fused optimizers, and their share of copy bandwidth."""
+    sets = [name for name in results["sets"]]
+    copy = results["copy_gb_per_s"]
+    lines = [
+        "| fused path (vs torch fused) | " + " | ".join(SET_LABELS[name] for name in sets) + " |",
+        "|---|" + "---|" * len(sets),
+    ]
+    for label, key, reference in FUSED_TARGETS:
+        cells = []
+        for name in sets:
+            candidates = results["sets"][name]["candidates"]
+            if key not in candidates or reference not in candidates:
+                cells.append("-")
+                continue
+            entry, base = candidates[key], candidates[reference]["ms"]
+            cells.append(
+                f"{entry['ms']:.1f} ms vs {base:.1f} ({entry['ms'] / base:.2f}x), "
+                f"{entry['gb_per_s']:.0f} GB/s = {entry['gb_per_s'] / copy:.0%} of copy"
+            )
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + f"\n\nCopy bandwidth (torch copy_ of 33.5M float32, 2 threads): {copy:.1f} GB/s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", nargs="+", default=list(PARAMETER_SETS), choices=list(PARAMETER_SETS))
@@ -285,8 +369,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--compile-time", action="store_true", help="only time the fused kernels' cold compile")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.compile_time:
+        for name, seconds in compile_times().items():
+            print(f"{name}: {seconds:.1f} s")
+        return
     if args.child:
         print(json.dumps(run(args)))
         return
@@ -303,6 +392,8 @@ def main() -> None:
         everything.append(results)
         print(f"\n### {allocator} allocator, {args.gradients} gradients, {args.threads} threads, median ms per step\n")
         print(table(results))
+        print(f"\n### fused paths, {allocator} allocator\n")
+        print(fused_table(results))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(everything, handle, indent=2)

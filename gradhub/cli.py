@@ -86,6 +86,12 @@ def command_info(args: argparse.Namespace) -> int:
         print("capabilities:")
         for key, value in capabilities.items():
             print(f"  {key}: {value}")
+    if getattr(spec.capabilities, "fused", ""):
+        from gradhub.kernels.native import toolchain
+
+        ok, description = toolchain()
+        verdict = "can compile here" if ok else "cannot compile here; fused=True will fall back"
+        print(f"fused kernel toolchain: {verdict} ({description})")
     if spec.expected_failures:
         print("expected conformance failures:")
         for check_id, reason in spec.expected_failures.items():

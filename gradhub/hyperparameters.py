@@ -26,6 +26,8 @@ __all__ = [
     "Betas",
     "Epsilon",
     "Flag",
+    "Foreach",
+    "Fused",
     "Hyperparameters",
     "LearningRate",
     "Momentum",
@@ -53,6 +55,20 @@ Betas = tuple[Beta, Beta]
 Momentum = Annotated[float, Strict(), Field(ge=0, lt=1, description="momentum factor")]
 Probability = Annotated[float, Strict(), Field(ge=0, le=1)]
 Flag = Annotated[bool, Strict()]
+Foreach = Annotated[
+    Flag | None, Field(description="multi-tensor path; None picks it on CPU and CUDA (an addition, not in the paper)")
+]
+"""An optimizer's ``foreach`` option (see :func:`gradhub.kinds.optimizer.default_foreach`)."""
+Fused = Annotated[
+    Flag | None,
+    Field(
+        description=(
+            "fused CPU kernel (float32/float64), compiled at first use; falls back to the multi-tensor path "
+            "with a warning where it cannot run; None: off (an addition, not in the paper)"
+        )
+    ),
+]
+"""An optimizer's ``fused`` option (see :mod:`gradhub.kernels.native`)."""
 
 
 class Hyperparameters(BaseModel):

@@ -155,6 +155,13 @@ class OptimizerCapabilities(Capabilities):
         description="under FSDP2 fully_shard (parameters and state are DTensor shards of dim 0)",
     )
     supports_foreach: bool = Field(False, description="has a multi-tensor path selected by foreach=True")
+    fused: str = Field(
+        "",
+        description=(
+            "what fused=True runs and what it needs at run time (a compiler, say); empty: no fused path. "
+            "The suite checks the fused path against the per-tensor one"
+        ),
+    )
     requires_closure: bool = Field(False, description="step() needs a closure that re-evaluates the loss")
     param_groups: bool = Field(True, description="param groups behave like separate optimizers")
     sparse_gradients: bool = Field(False, description="accepts sparse gradients")

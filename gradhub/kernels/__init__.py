@@ -1,29 +1,37 @@
 """Device-aware building blocks shared by plugins' hot paths.
 
-Multi-tensor helpers (grouping tensors by device and dtype, batching same-shape tensors
-into one ``(k, rows, row_length)`` tensor) live in :mod:`gradhub.kernels.multitensor`.
+* :mod:`gradhub.kernels.multitensor`: grouping tensors by device and dtype, batching
+  same-shape tensors into one ``(k, rows, row_length)`` tensor, cache-sized blocks.
+* :mod:`gradhub.kernels.reductions`: norms and dot products of tensor lists without a
+  host sync (per tensor, or one over the whole list).
+* :mod:`gradhub.kernels.moments`: Adam's moment update and bias corrections over lists.
+* :mod:`gradhub.kernels.native`: hand-written C++ kernels compiled at first use (the fused
+  paths), with ``csrc/gradhub_kernels.h`` for their sources.
+
+The names below are imported on first use, so ``gradhub.kernels.native.toolchain`` can be
+asked without importing torch.
 """
 
-from gradhub.kernels.multitensor import (
-    CACHE_BLOCK_BYTES,
-    as_rows,
-    cache_blocks,
-    foreach_copy_,
-    group_tensors,
-    row_blocks,
-    row_shape,
-    same_shape_batches,
-    write_back,
-)
+from gradhub.exports import lazy_exports
 
-__all__ = [
-    "CACHE_BLOCK_BYTES",
-    "as_rows",
-    "cache_blocks",
-    "foreach_copy_",
-    "group_tensors",
-    "row_blocks",
-    "row_shape",
-    "same_shape_batches",
-    "write_back",
-]
+_EXPORTS = {
+    **dict.fromkeys(
+        (
+            "CACHE_BLOCK_BYTES",
+            "as_rows",
+            "cache_blocks",
+            "foreach_copy_",
+            "group_tensors",
+            "row_blocks",
+            "row_shape",
+            "same_shape_batches",
+            "write_back",
+        ),
+        "gradhub.kernels.multitensor",
+    ),
+    **dict.fromkeys(("global_norm", "per_tensor_dots", "per_tensor_norms"), "gradhub.kernels.reductions"),
+    **dict.fromkeys(("adam_moments_", "adam_step_scalars"), "gradhub.kernels.moments"),
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

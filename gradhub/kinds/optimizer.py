@@ -15,17 +15,30 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
-from gradhub.errors import UnsupportedInputError
+from gradhub.errors import HyperparameterError, UnsupportedInputError
 from gradhub.hyperparameters import Hyperparameters, bind_arguments, validate_hyperparameters
 
-__all__ = ["Optimizer", "OptimizerExample", "default_foreach", "is_optimizer_target", "standard_problem"]
+__all__ = [
+    "ElementwiseOptimizer",
+    "FusedFallbackWarning",
+    "Optimizer",
+    "OptimizerExample",
+    "default_foreach",
+    "fused_eligible",
+    "is_optimizer_target",
+    "standard_problem",
+]
+
+StepPath = Literal["single", "foreach", "fused"]
+FUSED_DTYPES = (torch.float32, torch.float64)
 
 
 @dataclass(kw_only=True)
@@ -127,6 +140,10 @@ class Optimizer(torch.optim.Optimizer):
         validated = validate_hyperparameters(
             self.method, self.hyperparameters, {k: v for k, v in merged.items() if k in known}
         )
+        if merged.get("fused") and merged.get("foreach"):
+            raise HyperparameterError(
+                self.method, "fused", True, "False or None when foreach=True (they select different paths)"
+            )
         params = param_group["params"]
         params = [params] if isinstance(params, torch.Tensor) else list(params)
         for index, param in enumerate(params):
@@ -182,3 +199,136 @@ class Optimizer(torch.optim.Optimizer):
         """The group's ``foreach`` setting, with ``None`` resolved by :func:`default_foreach`."""
         foreach = group.get("foreach")
         return default_foreach(params) if foreach is None else bool(foreach)
+
+
+class FusedFallbackWarning(RuntimeWarning):
+    """``fused=True`` could not run the fused kernel on some tensors; they took the multi-tensor path."""
+
+
+def fused_eligible(lists: Sequence[Sequence[torch.Tensor]]) -> tuple[list[int], list[str]]:
+    """Positions whose tensors a CPU fused kernel takes, and why the others are left out.
+
+    A position is eligible when its parameter is on the CPU, float32 or float64, and every
+    tensor there (parameter, gradient, state) is a plain tensor (not a subclass such as an
+    FSDP2 DTensor shard) of that dtype and contiguous. The reasons name each kind of
+    tensor left out, once, in order (empty when all are eligible).
+    """
+    eligible, reasons = [], []
+    for index, tensors in enumerate(zip(*lists)):
+        param = tensors[0]
+        if any(type(t) not in (torch.Tensor, nn.Parameter) for t in tensors):
+            reasons.append("tensor subclasses (e.g. DTensor shards)")
+        elif param.device.type != "cpu":
+            reasons.append(f"tensors on {param.device.type}")
+        elif param.dtype not in FUSED_DTYPES:
+            reasons.append(f"{str(param.dtype).removeprefix('torch.')} tensors")
+        elif any(t.dtype != param.dtype for t in tensors):
+            reasons.append("gradients or state of another dtype than their parameter")
+        elif not all(t.is_contiguous() for t in tensors):
+            reasons.append("non-contiguous tensors (e.g. channels_last)")
+        else:
+            eligible.append(index)
+    return eligible, list(dict.fromkeys(reasons))
+
+
+class ElementwiseOptimizer(Optimizer):
+    """The step every list-based gradhub optimizer shares; a subclass keeps only its math.
+
+    A subclass sets :attr:`state_names` (state tensors, zeros like the parameter at its
+    first step), :attr:`counts_steps` (keep an int ``state["step"]``), the path functions
+    :attr:`single_tensor` (the reference), :attr:`multi_tensor` and optionally
+    :attr:`fused_kernel`, and implements :meth:`_options` (a group's scalars as keywords).
+    Each path is called as ``path(params, grads, *states, steps, **options)`` with one list
+    per state name and ``steps`` the per-parameter step counts after this step (left out
+    when :attr:`counts_steps` is False).
+
+    ``step`` evaluates the closure, rejects sparse gradients before changing anything,
+    creates state (then calls :meth:`_on_new_state`), counts steps, and picks the path per
+    group: ``fused=True`` runs :attr:`fused_kernel` on the tensors :func:`fused_eligible`
+    accepts and the multi-tensor path on the rest, with one :class:`FusedFallbackWarning`
+    per reason and optimizer; a fused kernel returns False when it cannot be loaded (it
+    warned), and then the multi-tensor path runs for all. Otherwise ``foreach`` decides
+    (``None``: :func:`default_foreach`).
+    """
+
+    state_names: ClassVar[tuple[str, ...]] = ()
+    counts_steps: ClassVar[bool] = True
+    single_tensor: ClassVar[Callable[..., None]]
+    multi_tensor: ClassVar[Callable[..., None]]
+    fused_kernel: ClassVar[Callable[..., bool] | None] = None
+
+    def _options(self, group: dict[str, Any]) -> dict[str, Any]:
+        """The group's hyperparameters as the path functions' keyword arguments."""
+        raise NotImplementedError
+
+    def _on_new_state(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
+        """Called with the parameters whose state was just created (before the step)."""
+
+    def _path(self, group: dict[str, Any], params: list[torch.Tensor]) -> StepPath:
+        if group.get("fused") and type(self).fused_kernel is not None:
+            return "fused"
+        return "foreach" if self._use_foreach(group, params) else "single"
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimisation step; returns ``closure()``'s loss when given."""
+        loss = self._evaluate(closure)
+        for group, params in zip(self.param_groups, self._parameters_with_gradients()):
+            if not params:
+                continue
+            states = [self.state[param] for param in params]
+            fresh = [param for param, state in zip(params, states) if not state]
+            for param, state in zip(params, states):
+                if not state:
+                    if self.counts_steps:
+                        state["step"] = 0
+                    for name in self.state_names:
+                        state[name] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                if self.counts_steps:
+                    state["step"] += 1
+            if fresh:
+                self._on_new_state(group, fresh)
+            lists = [params, [param.grad for param in params], *[[s[n] for s in states] for n in self.state_names]]
+            steps = [state["step"] for state in states] if self.counts_steps else []
+            self._run(self._path(group, params), lists, steps, self._options(group))
+        return loss
+
+    def _run(self, path: StepPath, lists: list[list[torch.Tensor]], steps: list[int], options: dict[str, Any]) -> None:
+        cls = type(self)
+
+        def call(function: Callable[..., Any], positions: list[int] | None) -> Any:
+            chosen = lists if positions is None else [[tensors[i] for i in positions] for tensors in lists]
+            if self.counts_steps:
+                chosen = [*chosen, steps if positions is None else [steps[i] for i in positions]]
+            return function(*chosen, **options)
+
+        if path == "single":
+            call(cls.single_tensor, None)
+            return
+        if path == "foreach":
+            call(cls.multi_tensor, None)
+            return
+        assert cls.fused_kernel is not None
+        eligible, reasons = fused_eligible(lists)
+        if len(eligible) < len(lists[0]):
+            for reason in reasons:
+                self._warn_fused_fallback(reason)
+            rest = sorted(set(range(len(lists[0]))) - set(eligible))
+        else:
+            rest = []
+        if eligible and not call(cls.fused_kernel, None if not rest else eligible):
+            rest = list(range(len(lists[0])))
+        if rest:
+            call(cls.multi_tensor, rest)
+
+    def _warn_fused_fallback(self, reason: str) -> None:
+        warned = self.__dict__.setdefault("_fused_fallbacks_warned", set())
+        if reason in warned:
+            return
+        warned.add(reason)
+        warnings.warn(
+            f"{self.method}: fused=True runs its kernel on contiguous float32/float64 CPU tensors; {reason} take "
+            "the multi-tensor path instead",
+            FusedFallbackWarning,
+            stacklevel=6,  # _run <- step <- no_grad <- torch's step hook wrapper <- the caller
+        )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Any
 
 import torch
 from torch import nn
 
 from gradhub.errors import GradhubError
-from gradhub.kinds.optimizer import OptimizerExample
+from gradhub.kernels.native import KernelUnavailableWarning
+from gradhub.kinds.optimizer import FusedFallbackWarning, OptimizerExample
 from gradhub.specs import MethodSpec
 from gradhub.testing._helpers import (
     INVOKERS,
@@ -142,6 +144,33 @@ def check_foreach_matches_single(spec: MethodSpec, device: torch.device, dtype: 
         results.append([p.detach().clone() for p in params] + _state_tensors(optimizer, params))
     tolerance = 1e-12 if dtype == torch.float64 else 1e-5
     assert_close(spec, results[0], results[1], "foreach=True vs foreach=False", rtol=tolerance, atol=tolerance)
+
+
+@conformance_check(
+    "optimizer", dtypes="precise", applies=lambda spec: bool(spec.capabilities.fused), when="declares a fused path"
+)
+def check_fused_matches_single(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
+    """fused=True gives the per-tensor path's parameters and state, and it really ran fused.
+
+    On the CPU the example's tensors must all take the fused kernel: a kernel that could not
+    be compiled here, or tensors it turned away, fail the check with the warning's text. On
+    other devices fused=True may fall back (with a warning); the results must still agree.
+    """
+    results = []
+    for fused in (False, True):
+        example = _example(spec, device, dtype)
+        params = list(example.model.parameters())
+        options = {"fused": True} if fused else {"foreach": False}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            optimizer = _optimizer(spec, params, example.hparams, **options)
+            _train(spec, example, [optimizer], example.steps)
+        fallbacks = [w for w in caught if issubclass(w.category, (FusedFallbackWarning, KernelUnavailableWarning))]
+        if fused and device.type == "cpu" and fallbacks:
+            fail(spec, f"fused=True did not run its fused kernel: {fallbacks[0].message}")
+        results.append([p.detach().clone() for p in params] + _state_tensors(optimizer, params))
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+    assert_close(spec, results[0], results[1], "fused=True vs foreach=False", rtol=tolerance, atol=tolerance)
 
 
 def _lr_override(spec: MethodSpec, hparams: dict[str, Any]) -> dict[str, Any]:

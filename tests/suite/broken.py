@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from gradhub_suite_methods import (
     COSINE_FACTORY,
     COSINE_PATH,
     DENOISING,
+    FUSED_MOMENTUM,
     GRADIENT_FLOW,
     GRADIENT_NORM,
     LANGEVIN,
@@ -39,6 +41,7 @@ from gradhub_suite_methods import (
     CosineDecayHyperparameters,
     CosinePath,
     DenoisingHyperparameters,
+    FusedMomentumSGD,
     GradientFlowHyperparameters,
     GradientNormRecorder,
     LangevinHyperparameters,
@@ -54,6 +57,7 @@ from gradhub_suite_methods import (
     ZeroOneHyperparameters,
     conjugate_gradient_iterations,
     evaluation_mode,
+    fused_momentum,
     gradient_flow,
     langevin_dynamics,
     langevin_noise,
@@ -69,6 +73,7 @@ from torch import Tensor, nn
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import Hyperparameters, validate_hyperparameters, validated
+from gradhub.kernels.native import KernelUnavailableWarning
 from gradhub.kinds import KINDS
 from gradhub.kinds.attack import AttackResult
 from gradhub.kinds.loss import reduce
@@ -255,6 +260,31 @@ def multi_tensor_momentum_without_decay(
 class ForeachWithoutDecaySGD(MomentumVariant):
     method = "suite-momentum-foreach-differs"
     multi_tensor_update = staticmethod(multi_tensor_momentum_without_decay)
+
+
+def fused_momentum_without_decay(
+    params: list[Tensor], grads: list[Tensor], buffers: list[Tensor], *, lr: float, momentum: float, weight_decay: float
+) -> bool:
+    return fused_momentum(params, grads, buffers, lr=lr, momentum=momentum, weight_decay=0.0)
+
+
+class FusedWithoutDecaySGD(FusedMomentumSGD):
+    """Its fused kernel forgets the weight decay."""
+
+    method = "suite-fused-momentum-no-decay"
+    fused_kernel = staticmethod(fused_momentum_without_decay)
+
+
+def unavailable_kernel(*args: Any, **kwargs: Any) -> bool:
+    warnings.warn("suite: the kernel could not be compiled here", KernelUnavailableWarning, stacklevel=2)
+    return False
+
+
+class UnavailableFusedSGD(FusedMomentumSGD):
+    """Its kernel never loads: fused=True silently runs the multi-tensor path (a warning says so)."""
+
+    method = "suite-fused-momentum-unavailable"
+    fused_kernel = staticmethod(unavailable_kernel)
 
 
 class FirstGroupLrSGD(MomentumVariant):
@@ -476,6 +506,20 @@ OPTIMIZER_VARIANTS = [
         "foreach_matches_single",
         "foreach=True vs foreach=False",
         target="ForeachWithoutDecaySGD",
+    ),
+    variant(
+        FUSED_MOMENTUM,
+        "suite-fused-momentum-no-decay",
+        "fused_matches_single",
+        "fused=True vs foreach=False",
+        target="FusedWithoutDecaySGD",
+    ),
+    variant(
+        FUSED_MOMENTUM,
+        "suite-fused-momentum-unavailable",
+        "fused_matches_single",
+        "fused=True did not run its fused kernel",
+        target="UnavailableFusedSGD",
     ),
     variant(
         MOMENTUM,

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import (
     Flag,
+    Fused,
     Hyperparameters,
     LearningRate,
     Momentum,
@@ -38,7 +39,7 @@ from gradhub.kinds import evaluation_mode
 from gradhub.kinds.attack import AttackExample, AttackResult
 from gradhub.kinds.layer import LayerExample
 from gradhub.kinds.loss import LossExample, reduce
-from gradhub.kinds.optimizer import Optimizer, OptimizerExample
+from gradhub.kinds.optimizer import ElementwiseOptimizer, Optimizer, OptimizerExample
 from gradhub.kinds.probe import ProbeExample
 from gradhub.kinds.sampler import SampleResult, SamplerExample
 from gradhub.kinds.schedule import ScheduleExample
@@ -118,6 +119,10 @@ def multi_tensor_momentum(
         torch._foreach_add_(group_params, group_buffers, alpha=-lr)
 
 
+class FusedMomentumHyperparameters(MomentumHyperparameters):
+    fused: Fused = None
+
+
 class MomentumSGD(Optimizer):
     """SGD with momentum; its pieces are class attributes so ``broken.py`` can break one at a time."""
 
@@ -162,6 +167,52 @@ class MomentumSGD(Optimizer):
             momentum=group["momentum"],
             weight_decay=group["weight_decay"],
         )
+
+
+def fused_momentum(
+    params: list[Tensor], grads: list[Tensor], buffers: list[Tensor], *, lr: float, momentum: float, weight_decay: float
+) -> bool:
+    """A stand-in "fused kernel": one ``torch.lerp``-free pass per tensor of fused-style arithmetic.
+
+    ``w <- w (1 - lr wd) - lr (m b + g)`` and ``b <- m b + g``: the same step as the other
+    paths, arranged as a kernel would (new buffer computed once, used twice). Returns True:
+    it is always available.
+    """
+    for param, grad, buffer in zip(params, grads, buffers):
+        new_buffer = torch.add(grad, buffer, alpha=momentum)
+        buffer.copy_(new_buffer)
+        if weight_decay:
+            param.mul_(1 - lr * weight_decay)
+        param.sub_(new_buffer, alpha=lr)
+    return True
+
+
+class FusedMomentumSGD(ElementwiseOptimizer):
+    """SGD with momentum on :class:`~gradhub.kinds.optimizer.ElementwiseOptimizer`, with a fused path."""
+
+    method = "suite-fused-momentum"
+    hyperparameters = FusedMomentumHyperparameters
+    state_names = ("momentum_buffer",)
+    counts_steps = False
+    single_tensor = staticmethod(single_tensor_momentum)
+    multi_tensor = staticmethod(multi_tensor_momentum)
+    fused_kernel: ClassVar[Callable[..., bool] | None] = staticmethod(fused_momentum)
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 0.1,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+    ) -> None:
+        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=foreach, fused=fused)
+        super().__init__(params, defaults)
+
+    def _options(self, group: dict[str, Any]) -> dict[str, Any]:
+        return dict(lr=group["lr"], momentum=group["momentum"], weight_decay=group["weight_decay"])
 
 
 def momentum_example(device: torch.device, dtype: torch.dtype, seed: int) -> OptimizerExample:
@@ -756,6 +807,18 @@ MOMENTUM = method_spec(
     "momentum_example",
     capabilities={"supports_foreach": True, "fsdp2": {"status": "tested"}},
 )
+FUSED_MOMENTUM = method_spec(
+    "suite-fused-momentum",
+    "optimizer",
+    "FusedMomentumSGD",
+    FusedMomentumHyperparameters,
+    "momentum_example",
+    capabilities={
+        "supports_foreach": True,
+        "fused": "a pure-torch stand-in for a kernel (tests the fused path's check)",
+        "ddp": {"status": "untested"},
+    },
+)
 SCALED_TANH = method_spec("suite-scaled-tanh", "layer", "ScaledTanh", ScaledTanhHyperparameters, "scaled_tanh_example")
 STE_QUANTIZE = method_spec(
     "suite-ste-quantize",
@@ -851,6 +914,7 @@ SHARPNESS = method_spec(
 
 GOOD_METHODS: tuple[MethodSpec, ...] = (
     MOMENTUM,
+    FUSED_MOMENTUM,
     SCALED_TANH,
     STE_QUANTIZE,
     RESIDUAL,

@@ -17,6 +17,8 @@ from gradhub.hyperparameters import (
     Betas,
     Epsilon,
     Flag,
+    Foreach,
+    Fused,
     Hyperparameters,
     LearningRate,
     Momentum,
@@ -47,7 +49,6 @@ PAPER = Paper(
 
 DELTA = "scale-invariance threshold: project when max |cos(grad, weight)| < delta / sqrt(dim)"
 WD_RATIO = "weight-decay multiplier for weights detected as scale-invariant"
-FOREACH = "multi-tensor path; None picks it on CPU and CUDA (an addition, not in the paper)"
 MAXIMIZE = "maximise the objective instead (an addition, not in the paper)"
 
 
@@ -61,8 +62,9 @@ class AdamPHyperparameters(Hyperparameters):
     delta: NonNegative = Field(0.1, description=DELTA)
     wd_ratio: Probability = Field(0.1, description=WD_RATIO)
     nesterov: Flag = False
-    foreach: Flag | None = Field(None, description=FOREACH)
+    foreach: Foreach = None
     maximize: Flag = Field(False, description=MAXIMIZE)
+    fused: Fused = None
 
 
 class SGDPHyperparameters(Hyperparameters):
@@ -76,9 +78,16 @@ class SGDPHyperparameters(Hyperparameters):
     eps: Epsilon = 1e-8
     delta: NonNegative = Field(0.1, description=DELTA)
     wd_ratio: Probability = Field(0.1, description=WD_RATIO)
-    foreach: Flag | None = Field(None, description=FOREACH)
+    foreach: Foreach = None
     maximize: Flag = Field(False, description=MAXIMIZE)
+    fused: Fused = None
 
+
+FUSED = (
+    "hand-written C++ kernel for contiguous float32/float64 CPU tensors (two passes over a weight's memory), "
+    "compiled at first use (needs a C++ compiler and ninja; cached per machine); other tensors, and all of them "
+    "where it cannot be compiled, take the multi-tensor path with a warning"
+)
 
 _COMMON = dict(
     paper=PAPER,
@@ -86,6 +95,7 @@ _COMMON = dict(
     dtypes=("float32", "float64", "bfloat16"),
     capabilities={
         "supports_foreach": True,
+        "fused": FUSED,
         # Tested by the suite (2 gloo processes vs one on the global batch).
         "ddp": {"status": "tested"},
         "fsdp2": {

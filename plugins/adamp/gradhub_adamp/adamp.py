@@ -18,112 +18,28 @@ where the official code is silent or differs from peers:
   is 0), so it gets ``wd_ratio`` decay, as in the official code; a warning says so when a
   weight starts with an all-zero gradient (checked once, when its state is created).
 
-Additions, both off by default: ``foreach`` (the multi-tensor path; ``None`` picks it on
-CPU and CUDA) and ``maximize``. On CUDA a step never synchronises with the device; the
-CPU multi-tensor path reads one small tensor of decisions back per step, which costs
-nothing there.
+Additions: ``foreach`` (the multi-tensor path; ``None`` picks it on CPU and CUDA),
+``fused`` (a hand-written CPU kernel, off by default) and ``maximize`` (off). On CUDA a
+step never synchronises with the device; the CPU multi-tensor path reads one small
+tensor of decisions back per step, which costs nothing there.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from gradhub.kernels import group_tensors
-from gradhub.kinds.optimizer import Optimizer
+from gradhub.kernels import adam_moments_, adam_step_scalars, group_tensors
 from gradhub_adamp import AdamPHyperparameters
+from gradhub_adamp.fused import fused_adamp
 from gradhub_adamp.multitensor import ProjectedStep, blocked_projected_step, foreach_projected_step
-from gradhub_adamp.projection import project_and_step, warn_if_zero_gradients
+from gradhub_adamp.projection import ScaleInvariantOptimizer, project_and_step
 
 __all__ = ["AdamP"]
-
-
-class AdamP(Optimizer):
-    """AdamP (Heo et al., ICLR 2021), a drop-in replacement for Adam/AdamW.
-
-    Args:
-        params: parameters or param groups to optimise.
-        lr: learning rate.
-        betas: decay rates of the first and second moment estimates.
-        eps: added to the denominator.
-        weight_decay: decoupled weight decay coefficient.
-        delta: scale-invariance threshold (projection when ``max |cos| < delta / sqrt(D)``).
-        wd_ratio: weight-decay multiplier for weights detected as scale-invariant.
-        nesterov: use Nesterov momentum.
-        foreach: use the multi-tensor path (``None``: on CPU and CUDA).
-        maximize: maximise the objective instead.
-    """
-
-    method = "adamp"
-    hyperparameters = AdamPHyperparameters
-
-    def __init__(
-        self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        delta: float = 0.1,
-        wd_ratio: float = 0.1,
-        nesterov: bool = False,
-        *,
-        foreach: bool | None = None,
-        maximize: bool = False,
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            delta=delta,
-            wd_ratio=wd_ratio,
-            nesterov=nesterov,
-            foreach=foreach,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """Perform one optimisation step; returns ``closure()``'s loss when given."""
-        loss = self._evaluate(closure)
-        for group, params in zip(self.param_groups, self._parameters_with_gradients()):
-            if not params:
-                continue
-            states = [self.state[param] for param in params]
-            fresh = [param for param, state in zip(params, states) if not state]
-            for param, state in zip(params, states):
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                state["step"] += 1
-            if fresh and group["weight_decay"] > 0:
-                warn_if_zero_gradients(self.method, fresh, [param.grad for param in fresh])
-            implementation = _multi_tensor_adamp if self._use_foreach(group, params) else _single_tensor_adamp
-            beta1, beta2 = group["betas"]
-            implementation(
-                params,
-                [param.grad for param in params],
-                [state["exp_avg"] for state in states],
-                [state["exp_avg_sq"] for state in states],
-                [state["step"] for state in states],
-                lr=group["lr"],
-                beta1=beta1,
-                beta2=beta2,
-                eps=group["eps"],
-                weight_decay=group["weight_decay"],
-                delta=group["delta"],
-                wd_ratio=group["wd_ratio"],
-                nesterov=group["nesterov"],
-                maximize=group["maximize"],
-            )
-        return loss
 
 
 def _single_tensor_adamp(
@@ -173,8 +89,7 @@ def _adam_rule(beta1: float, beta2: float, scaled_eps: float, nesterov: bool) ->
 
     def update_state(grad: Tensor, state: list[Tensor]) -> None:
         exp_avg, exp_avg_sq = state
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        adam_moments_([exp_avg], [exp_avg_sq], [grad], beta1, beta2)
 
     def direction(grad: Tensor, state: list[Tensor]) -> Tensor:
         exp_avg, exp_avg_sq = state
@@ -207,12 +122,9 @@ def _multi_tensor_adamp(
     for (device, _, step), (group_params, group_grads, group_exp_avgs, group_exp_avg_sqs) in grouped.items():
         if maximize:
             group_grads = torch._foreach_neg(group_grads)
-        bias_correction1 = 1 - beta1**step
-        bias_correction2_sqrt = math.sqrt(1 - beta2**step)
-        # m / (sqrt(v) / c + eps) == c * m / (sqrt(v) + c * eps): c moves into the step size.
-        scaled_eps = eps * bias_correction2_sqrt
+        step_size, scaled_eps = adam_step_scalars(lr, beta1, beta2, step, eps)
         projected = ProjectedStep(
-            step_size=lr / bias_correction1 * bias_correction2_sqrt,
+            step_size=step_size,
             decay=lr * weight_decay,
             delta=delta,
             wd_ratio=wd_ratio,
@@ -225,9 +137,7 @@ def _multi_tensor_adamp(
                 group_params, group_grads, [group_exp_avgs, group_exp_avg_sqs], update_state, direction, projected
             )
             continue
-        torch._foreach_lerp_(group_exp_avgs, group_grads, 1 - beta1)
-        torch._foreach_mul_(group_exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(group_exp_avg_sqs, group_grads, group_grads, 1 - beta2)
+        adam_moments_(group_exp_avgs, group_exp_avg_sqs, group_grads, beta1, beta2)
         denoms = torch._foreach_sqrt(group_exp_avg_sqs)
         torch._foreach_add_(denoms, scaled_eps)
         if nesterov:
@@ -237,3 +147,73 @@ def _multi_tensor_adamp(
             updates = torch._foreach_div(group_exp_avgs, denoms)
         del denoms
         foreach_projected_step(group_params, group_grads, updates, projected)
+
+
+class AdamP(ScaleInvariantOptimizer):
+    """AdamP (Heo et al., ICLR 2021), a drop-in replacement for Adam/AdamW.
+
+    Args:
+        params: parameters or param groups to optimise.
+        lr: learning rate.
+        betas: decay rates of the first and second moment estimates.
+        eps: added to the denominator.
+        weight_decay: decoupled weight decay coefficient.
+        delta: scale-invariance threshold (projection when ``max |cos| < delta / sqrt(D)``).
+        wd_ratio: weight-decay multiplier for weights detected as scale-invariant.
+        nesterov: use Nesterov momentum.
+        foreach: use the multi-tensor path (``None``: on CPU and CUDA).
+        maximize: maximise the objective instead.
+        fused: use the fused CPU kernel (float32/float64; compiled at first use, see
+            :mod:`gradhub_adamp.fused`); other tensors take the multi-tensor path.
+    """
+
+    method = "adamp"
+    hyperparameters = AdamPHyperparameters
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        delta: float = 0.1,
+        wd_ratio: float = 0.1,
+        nesterov: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            delta=delta,
+            wd_ratio=wd_ratio,
+            nesterov=nesterov,
+            foreach=foreach,
+            maximize=maximize,
+            fused=fused,
+        )
+        super().__init__(params, defaults)
+
+    state_names = ("exp_avg", "exp_avg_sq")
+    single_tensor = staticmethod(_single_tensor_adamp)
+    multi_tensor = staticmethod(_multi_tensor_adamp)
+    fused_kernel = staticmethod(fused_adamp)
+
+    def _options(self, group: dict[str, Any]) -> dict[str, Any]:
+        beta1, beta2 = group["betas"]
+        return dict(
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            delta=group["delta"],
+            wd_ratio=group["wd_ratio"],
+            nesterov=group["nesterov"],
+            maximize=group["maximize"],
+        )

@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
+from gradhub.kinds.optimizer import ElementwiseOptimizer
+
 __all__ = [
+    "ScaleInvariantOptimizer",
     "decision_statistics",
     "param_dot_update",
     "project_and_step",
@@ -198,3 +201,11 @@ def warn_if_zero_gradients(method: str, params: list[Tensor], grads: list[Tensor
             "weights out of the optimizer, or set their .grad to None, to keep them unchanged.",
             stacklevel=5,  # step -> torch.no_grad wrapper -> torch step hook -> the caller
         )
+
+
+class ScaleInvariantOptimizer(ElementwiseOptimizer):
+    """What AdamP and SGDP share beyond the step: the warning for weights starting at a zero gradient."""
+
+    def _on_new_state(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        if group["weight_decay"] > 0:
+            warn_if_zero_gradients(self.method, params, [param.grad for param in params])

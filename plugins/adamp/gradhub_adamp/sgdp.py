@@ -24,102 +24,19 @@ nothing there.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from gradhub.kernels import group_tensors
-from gradhub.kinds.optimizer import Optimizer
 from gradhub_adamp import SGDPHyperparameters
+from gradhub_adamp.fused import fused_sgdp
 from gradhub_adamp.multitensor import ProjectedStep, blocked_projected_step, foreach_projected_step
-from gradhub_adamp.projection import project_and_step, warn_if_zero_gradients
+from gradhub_adamp.projection import ScaleInvariantOptimizer, project_and_step
 
 __all__ = ["SGDP"]
-
-
-class SGDP(Optimizer):
-    """SGDP (Heo et al., ICLR 2021), a drop-in replacement for SGD with momentum.
-
-    Args:
-        params: parameters or param groups to optimise.
-        lr: learning rate (required, as in the official code).
-        momentum: momentum factor, in [0, 1).
-        dampening: dampening for momentum.
-        weight_decay: decoupled weight decay, scaled by ``1 / (1 - momentum)``.
-        nesterov: use Nesterov momentum.
-        eps: added to norms in the projection.
-        delta: scale-invariance threshold (projection when ``max |cos| < delta / sqrt(D)``).
-        wd_ratio: weight-decay multiplier for weights detected as scale-invariant.
-        foreach: use the multi-tensor path (``None``: on CPU and CUDA).
-        maximize: maximise the objective instead.
-    """
-
-    method = "sgdp"
-    hyperparameters = SGDPHyperparameters
-
-    def __init__(
-        self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float,
-        momentum: float = 0.0,
-        dampening: float = 0.0,
-        weight_decay: float = 0.0,
-        nesterov: bool = False,
-        eps: float = 1e-8,
-        delta: float = 0.1,
-        wd_ratio: float = 0.1,
-        *,
-        foreach: bool | None = None,
-        maximize: bool = False,
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            eps=eps,
-            delta=delta,
-            wd_ratio=wd_ratio,
-            foreach=foreach,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """Perform one optimisation step; returns ``closure()``'s loss when given."""
-        loss = self._evaluate(closure)
-        for group, params in zip(self.param_groups, self._parameters_with_gradients()):
-            if not params:
-                continue
-            buffers = []
-            fresh = [param for param in params if not self.state[param]]
-            for param in params:
-                state = self.state[param]
-                if not state:
-                    state["momentum"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                buffers.append(state["momentum"])
-            if fresh and group["weight_decay"] > 0:
-                warn_if_zero_gradients(self.method, fresh, [param.grad for param in fresh])
-            implementation = _multi_tensor_sgdp if self._use_foreach(group, params) else _single_tensor_sgdp
-            implementation(
-                params,
-                [param.grad for param in params],
-                buffers,
-                lr=group["lr"],
-                momentum=group["momentum"],
-                dampening=group["dampening"],
-                weight_decay=group["weight_decay"],
-                nesterov=group["nesterov"],
-                eps=group["eps"],
-                delta=group["delta"],
-                wd_ratio=group["wd_ratio"],
-                maximize=group["maximize"],
-            )
-        return loss
 
 
 def _single_tensor_sgdp(
@@ -198,3 +115,76 @@ def _multi_tensor_sgdp(
         else:
             updates = group_buffers
         foreach_projected_step(group_params, group_grads, updates, projected)
+
+
+class SGDP(ScaleInvariantOptimizer):
+    """SGDP (Heo et al., ICLR 2021), a drop-in replacement for SGD with momentum.
+
+    Args:
+        params: parameters or param groups to optimise.
+        lr: learning rate (required, as in the official code).
+        momentum: momentum factor, in [0, 1).
+        dampening: dampening for momentum.
+        weight_decay: decoupled weight decay, scaled by ``1 / (1 - momentum)``.
+        nesterov: use Nesterov momentum.
+        eps: added to norms in the projection.
+        delta: scale-invariance threshold (projection when ``max |cos| < delta / sqrt(D)``).
+        wd_ratio: weight-decay multiplier for weights detected as scale-invariant.
+        foreach: use the multi-tensor path (``None``: on CPU and CUDA).
+        maximize: maximise the objective instead.
+        fused: use the fused CPU kernel (float32/float64; compiled at first use, see
+            :mod:`gradhub_adamp.fused`); other tensors take the multi-tensor path.
+    """
+
+    method = "sgdp"
+    hyperparameters = SGDPHyperparameters
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        eps: float = 1e-8,
+        delta: float = 0.1,
+        wd_ratio: float = 0.1,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            eps=eps,
+            delta=delta,
+            wd_ratio=wd_ratio,
+            foreach=foreach,
+            maximize=maximize,
+            fused=fused,
+        )
+        super().__init__(params, defaults)
+
+    state_names = ("momentum",)
+    counts_steps = False
+    single_tensor = staticmethod(_single_tensor_sgdp)
+    multi_tensor = staticmethod(_multi_tensor_sgdp)
+    fused_kernel = staticmethod(fused_sgdp)
+
+    def _options(self, group: dict[str, Any]) -> dict[str, Any]:
+        return dict(
+            lr=group["lr"],
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            weight_decay=group["weight_decay"],
+            nesterov=group["nesterov"],
+            eps=group["eps"],
+            delta=group["delta"],
+            wd_ratio=group["wd_ratio"],
+            maximize=group["maximize"],
+        )

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gradhub_adamp.adamp as ours_adamp
+import gradhub_adamp.fused as ours_fused
 import gradhub_adamp.multitensor as multitensor
 import gradhub_adamp.sgdp as ours_sgdp
 import pytest
@@ -30,10 +31,19 @@ Params = Iterable[Tensor] | Iterable[dict[str, Any]]
 OptimizerFactory = Callable[[Params], torch.optim.Optimizer]
 Loss = Callable[[], Tensor]
 
-STRATEGIES = ("per-tensor", "blocked", "row-blocked", "foreach")
-"""Every CPU code path: ``foreach=False``; the CPU multi-tensor strategy with stacked small
+UNFUSED_STRATEGIES = ("per-tensor", "blocked", "row-blocked", "foreach")
+"""The Python code paths: ``foreach=False``; the CPU multi-tensor strategy with stacked small
 weights; the same with ``BLOCK_BYTES`` shrunk so that every weight is walked in row
 blocks; and the branch-free foreach strategy that normally runs only off the CPU."""
+STRATEGIES = (*UNFUSED_STRATEGIES, "fused", "fused-rows")
+"""Every CPU code path: the above, the fused kernel (``fused=True``; the test network's
+weights are small, so each is done whole by one thread), and the fused kernel with its
+grain shrunk to ``FUSED_ROW_GRAIN`` elements, so weights are split into row chunks
+(statistics, decision, then rows; the layer view's extra pass) across threads."""
+
+FUSED_ROW_GRAIN = 64
+"""conv weights (8 x 27 and 8 x 72) and both linear weights (80 x 32, 10 x 80) exceed it:
+every weight takes the large-weight phases, in chunks of 1-2 rows."""
 
 ROW_BLOCK_BYTES = 512
 """With float64 this is 64 elements per block: conv1 (8 x 27) walks 2 rows per block, the
@@ -202,6 +212,8 @@ class StrategyLog:
     0 not projected, 1 channel view, 2 layer view."""
     large_vector_blocks: int = 0
     """Row-blocked one-dimensional tensors walked (the plain path of large tensors)."""
+    fused_calls: int = 0
+    """Calls of the fused kernels (AdamP's or SGDP's)."""
 
 
 @contextlib.contextmanager
@@ -248,6 +260,16 @@ def strategy(monkeypatch: pytest.MonkeyPatch, name: str) -> Iterator[tuple[dict[
 
         patch.setattr(multitensor, "row_blocks", row_blocks)
 
+        for optimizer in (ours_adamp.AdamP, ours_sgdp.SGDP):
+            original_fused = optimizer.fused_kernel
+
+            def fused(*args: Any, _original: Any = original_fused, **kwargs: Any) -> bool:
+                log.fused_calls += 1
+                return _original(*args, **kwargs)
+
+            patch.setattr(optimizer, "fused_kernel", staticmethod(fused))
+        if name == "fused-rows":
+            patch.setattr(ours_fused, "FUSED_GRAIN", FUSED_ROW_GRAIN)
         if name == "row-blocked":
             patch.setattr(multitensor, "BLOCK_BYTES", ROW_BLOCK_BYTES)
         if name == "foreach":
@@ -259,11 +281,24 @@ def strategy(monkeypatch: pytest.MonkeyPatch, name: str) -> Iterator[tuple[dict[
                     return {(_OffCPU(), *key[1:]): lists for key, lists in grouped.items()}
 
                 patch.setattr(module, "group_tensors", group_tensors)
-        yield {"foreach": name != "per-tensor"}, log
+        if name.startswith("fused"):
+            yield {"fused": True}, log
+        else:
+            yield {"foreach": name != "per-tensor"}, log
 
 
-def check_strategy_ran(name: str, log: StrategyLog) -> None:
-    """Raise if the selected strategy did not actually run (the patches took no effect)."""
+def check_strategy_ran(name: str, log: StrategyLog, fallback: bool = False) -> None:
+    """Raise if the selected strategy did not actually run (the patches took no effect).
+
+    For the fused strategies, ``fallback=True`` allows some tensors to have taken the
+    multi-tensor path too (non-contiguous weights, say); without it the kernel ran alone.
+    """
+    if name.startswith("fused"):
+        if not log.fused_calls:
+            raise AssertionError(f"{name}: the fused kernel did not run: {log}")
+        if not fallback and (log.blocked_calls or log.foreach_calls):
+            raise AssertionError(f"{name}: tensors fell back to the multi-tensor path: {log}")
+        return
     if name == "per-tensor" and (log.blocked_calls or log.foreach_calls):
         raise AssertionError(f"per-tensor path ran a multi-tensor strategy: {log}")
     if name in ("blocked", "row-blocked") and (not log.blocked_calls or log.foreach_calls):

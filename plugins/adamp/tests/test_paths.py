@@ -18,6 +18,7 @@ import pytest
 import torch
 from adamp_testkit import (
     STRATEGIES,
+    UNFUSED_STRATEGIES,
     check_strategy_ran,
     classification_loss,
     max_difference,
@@ -125,7 +126,7 @@ def _open_loop_run(
     return [param.detach().float() for param in params], start, optimizer, params
 
 
-@pytest.mark.parametrize("path", STRATEGIES)
+@pytest.mark.parametrize("path", UNFUSED_STRATEGIES)
 @pytest.mark.parametrize("method", ["adamp", "sgdp"])
 def test_bfloat16_close_to_float32(monkeypatch: pytest.MonkeyPatch, method: str, path: str) -> None:
     """bf16 parameters: steps run, parameters and state stay bf16 and finite, and each parameter's
@@ -170,7 +171,7 @@ def _rotating_target_norm_ratio(make: Callable[[list[nn.Parameter]], Any], dtype
     return weight.detach().float().norm().item() / initial
 
 
-@pytest.mark.parametrize("path", ["per-tensor", *STRATEGIES[1:]])
+@pytest.mark.parametrize("path", UNFUSED_STRATEGIES)
 @pytest.mark.parametrize(
     ("method", "hparams"),
     [("adamp", dict(lr=3e-3)), ("sgdp", dict(lr=0.03, momentum=0.9, nesterov=True))],
@@ -192,7 +193,7 @@ def test_bfloat16_projection_keeps_the_norm(
     )
 
 
-@pytest.mark.parametrize("path", STRATEGIES)
+@pytest.mark.parametrize("path", UNFUSED_STRATEGIES)
 def test_bfloat16_sgdp_in_place_projection_keeps_the_norm(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
     """SGDP without Nesterov projects its bf16 buffer itself (no folding), so every path keeps the norm."""
     hparams = dict(lr=0.03, momentum=0.9)
@@ -207,12 +208,12 @@ def test_bfloat16_sgdp_in_place_projection_keeps_the_norm(monkeypatch: pytest.Mo
 # Real sizes, unpatched constants
 
 
-@pytest.mark.parametrize("path", ["blocked", "foreach"])
+@pytest.mark.parametrize("path", ["blocked", "foreach", "fused"])
 @pytest.mark.parametrize("method", ["adamp", "sgdp"])
 def test_large_weights_with_real_block_sizes(monkeypatch: pytest.MonkeyPatch, method: str, path: str) -> None:
     """A 4.2 MB float64 weight (above BLOCK_BYTES = 4 MiB: walked in two row blocks on CPU; alone in its
-    foreach batch) with gradients orthogonal to its rows, and a 4.8 MB one with generic gradients:
-    3 steps equal the official ones (atol 1e-12)."""
+    foreach batch; in row chunks of the real FUSED_GRAIN in the fused kernel) with gradients orthogonal to
+    its rows, and a 4.8 MB one with generic gradients: 3 steps equal the official ones (atol 1e-12)."""
     assert multitensor.BLOCK_BYTES < 520 * 1024 * 8
     generator = torch.Generator().manual_seed(2)
     starts = [torch.randn(shape, generator=generator, dtype=torch.float64) for shape in ((520, 1024), (600, 1000))]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pydantic import Field
 
 import gradhub
-from gradhub.hyperparameters import Betas, Epsilon, Flag, Hyperparameters, LearningRate, WeightDecay
+from gradhub.hyperparameters import Betas, Epsilon, Foreach, Fused, Hyperparameters, LearningRate, WeightDecay
 from gradhub.specs import MethodSpec, Paper
 
 PAPER = Paper(
@@ -32,8 +32,6 @@ PAPER = Paper(
     code="https://github.com/shivram1987/diffGrad",
 )
 
-FOREACH = "multi-tensor path; None picks it on CPU and CUDA (an addition, not in the paper)"
-
 
 class DiffGradHyperparameters(Hyperparameters):
     """diffGrad's hyperparameters; defaults are the official ``diffGrad_v2.py`` (and torch-optimizer) ones."""
@@ -42,7 +40,8 @@ class DiffGradHyperparameters(Hyperparameters):
     betas: Betas = (0.9, 0.999)
     eps: Epsilon = 1e-8
     weight_decay: WeightDecay = Field(0.0, description="coupled L2 penalty added to the gradient (as in Adam)")
-    foreach: Flag | None = Field(None, description=FOREACH)
+    foreach: Foreach = None
+    fused: Fused = None
 
 
 SPECS = (
@@ -57,7 +56,16 @@ SPECS = (
         tags=("adaptive", "adam-variant", "friction"),
         dtypes=("float32", "float64", "bfloat16"),
         # Elementwise per parameter: DDP and FSDP2 shards see exactly the single-process update.
-        capabilities={"supports_foreach": True, "ddp": {"status": "tested"}, "fsdp2": {"status": "tested"}},
+        capabilities={
+            "supports_foreach": True,
+            "fused": (
+                "hand-written C++ kernel for contiguous float32/float64 CPU tensors (one pass over memory), compiled "
+                "at first use (needs a C++ compiler and ninja; cached per machine); other tensors (DTensor shards "
+                "included), and all of them where it cannot be compiled, take the multi-tensor path with a warning"
+            ),
+            "ddp": {"status": "tested"},
+            "fsdp2": {"status": "tested"},
+        },
         claims=("gradhub_diffgrad.claims:synthetic_function_f1",),
     ),
 )

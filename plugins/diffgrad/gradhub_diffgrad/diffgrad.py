@@ -31,91 +31,39 @@ Readings settled from the official code (and what differs from it):
 * No AMSGrad variant: the official docstring mentions one, the code has none.
 
 Matches ``torch_optimizer.DiffGrad`` 0.3.0 to float64 round-off (same state keys, int
-``step`` per parameter). Addition: ``foreach`` (the multi-tensor path; ``None`` picks it on
-CPU and CUDA). Neither path synchronises with the device. State is kept in the parameter's
-dtype, as in the official code.
+``step`` per parameter). Additions: ``foreach`` (the multi-tensor path; ``None`` picks it on
+CPU and CUDA) and ``fused`` (a hand-written CPU kernel, off by default). No path
+synchronises with the device. State is kept in the parameter's dtype, as in the
+official code.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from gradhub.kernels import CACHE_BLOCK_BYTES, cache_blocks, foreach_copy_, group_tensors
-from gradhub.kinds.optimizer import Optimizer
+from gradhub.kernels import (
+    CACHE_BLOCK_BYTES,
+    adam_moments_,
+    adam_step_scalars,
+    cache_blocks,
+    foreach_copy_,
+    group_tensors,
+    native,
+)
+from gradhub.kinds.optimizer import ElementwiseOptimizer
 from gradhub_diffgrad import DiffGradHyperparameters
 
 __all__ = ["DiffGrad"]
 
 
-class DiffGrad(Optimizer):
-    """diffGrad (Dubey et al., IEEE TNNLS 2020), a drop-in replacement for Adam.
-
-    Args:
-        params: parameters or param groups to optimise.
-        lr: learning rate.
-        betas: decay rates of the first and second moment estimates.
-        eps: added to ``sqrt(v)`` in the denominator.
-        weight_decay: coupled L2 coefficient (added to the gradient before everything else).
-        foreach: use the multi-tensor path (``None``: on CPU and CUDA).
-    """
-
-    method = "diffgrad"
-    hyperparameters = DiffGradHyperparameters
-
-    def __init__(
-        self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        *,
-        foreach: bool | None = None,
-    ) -> None:
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach)
-        super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """Perform one optimisation step; returns ``closure()``'s loss when given."""
-        loss = self._evaluate(closure)
-        for group, params in zip(self.param_groups, self._parameters_with_gradients()):
-            if not params:
-                continue
-            states = [self.state[param] for param in params]
-            for param, state in zip(params, states):
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                    state["previous_grad"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                state["step"] += 1
-            implementation = _multi_tensor_diffgrad if self._use_foreach(group, params) else _single_tensor_diffgrad
-            beta1, beta2 = group["betas"]
-            implementation(
-                params,
-                [param.grad for param in params],
-                [state["exp_avg"] for state in states],
-                [state["exp_avg_sq"] for state in states],
-                [state["previous_grad"] for state in states],
-                [state["step"] for state in states],
-                lr=group["lr"],
-                beta1=beta1,
-                beta2=beta2,
-                eps=group["eps"],
-                weight_decay=group["weight_decay"],
-            )
-        return loss
-
-
 def _step_size(lr: float, beta1: float, beta2: float, step: int) -> float:
     """``lr * sqrt(1 - beta2^t) / (1 - beta1^t)``: both bias corrections folded into one scalar."""
-    return lr * math.sqrt(1 - beta2**step) / (1 - beta1**step)
+    return adam_step_scalars(lr, beta1, beta2, step, 0.0)[0]
 
 
 def _single_tensor_diffgrad(
@@ -177,10 +125,7 @@ def _multi_tensor_diffgrad(
         for block_params, block_grads, block_exp_avgs, block_exp_avg_sqs, block_previous in blocks:
             if weight_decay != 0:
                 block_grads = torch._foreach_add(block_grads, block_params, alpha=weight_decay)
-            torch._foreach_mul_(block_exp_avgs, beta1)
-            torch._foreach_add_(block_exp_avgs, block_grads, alpha=1 - beta1)
-            torch._foreach_mul_(block_exp_avg_sqs, beta2)
-            torch._foreach_addcmul_(block_exp_avg_sqs, block_grads, block_grads, value=1 - beta2)
+            adam_moments_(block_exp_avgs, block_exp_avg_sqs, block_grads, beta1, beta2)
             # previous <- sigmoid(|previous - g|) * m: the friction coefficient (DFC) times m, in place.
             torch._foreach_sub_(block_previous, block_grads)
             torch._foreach_abs_(block_previous)
@@ -190,3 +135,79 @@ def _multi_tensor_diffgrad(
             torch._foreach_add_(denoms, eps)
             torch._foreach_addcdiv_(block_params, block_previous, denoms, value=step_size)
             foreach_copy_(block_previous, block_grads)  # a copy, never an alias of p.grad (the v1 bug)
+
+
+SOURCE = Path(__file__).with_name("csrc") / "diffgrad.cpp"
+
+
+def fused_diffgrad(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    previous_grads: list[Tensor],
+    steps: list[int],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> bool:
+    """The step as one pass over memory (``csrc/diffgrad.cpp``): read w, g, m, v, g_prev, write w, m, v, g_prev.
+
+    Contiguous float32/float64 CPU lists only (the optimizer sends the rest to the
+    multi-tensor path). The kernel is compiled at first use by
+    :func:`gradhub.kernels.native.load`; returns False (after one warning) where it cannot
+    be, and the optimizer then runs the multi-tensor path. float32's sigmoid uses the
+    kernel header's vectorised ``exp`` (within 2 ulp), so float32 results differ from the
+    other paths by round-off; float64 uses ``std::exp``.
+    """
+    kernels = native.load("diffgrad", [SOURCE], method="diffgrad")
+    if kernels is None:
+        return False
+    grouped = group_tensors([params, grads, exp_avgs, exp_avg_sqs, previous_grads], extra_keys=steps)
+    for (_, _, step), lists in grouped.items():
+        kernels.diffgrad_(*lists, beta1, beta2, eps, weight_decay, _step_size(lr, beta1, beta2, step))
+    return True
+
+
+class DiffGrad(ElementwiseOptimizer):
+    """diffGrad (Dubey et al., IEEE TNNLS 2020), a drop-in replacement for Adam.
+
+    Args:
+        params: parameters or param groups to optimise.
+        lr: learning rate.
+        betas: decay rates of the first and second moment estimates.
+        eps: added to ``sqrt(v)`` in the denominator.
+        weight_decay: coupled L2 coefficient (added to the gradient before everything else).
+        foreach: use the multi-tensor path (``None``: on CPU and CUDA).
+        fused: use the fused CPU kernel (float32/float64; compiled at first use, see
+            :func:`fused_diffgrad`); other tensors take the multi-tensor path.
+    """
+
+    method = "diffgrad"
+    hyperparameters = DiffGradHyperparameters
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+    ) -> None:
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach, fused=fused)
+        super().__init__(params, defaults)
+
+    state_names = ("exp_avg", "exp_avg_sq", "previous_grad")
+    single_tensor = staticmethod(_single_tensor_diffgrad)
+    multi_tensor = staticmethod(_multi_tensor_diffgrad)
+    fused_kernel = staticmethod(fused_diffgrad)
+
+    def _options(self, group: dict[str, Any]) -> dict[str, Any]:
+        beta1, beta2 = group["betas"]
+        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"])

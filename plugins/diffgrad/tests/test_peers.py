@@ -39,13 +39,15 @@ def _trained(make: Any) -> tuple[list[torch.Tensor], list[torch.Tensor], list[to
     return [p.detach().clone() for p in params], state, grads
 
 
-@pytest.mark.parametrize("foreach", [False, True], ids=["per-tensor", "multi-tensor"])
+@pytest.mark.parametrize(
+    "options", [{"foreach": False}, {"foreach": True}, {"fused": True}], ids=["per-tensor", "multi-tensor", "fused"]
+)
 @pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
-def test_matches_torch_optimizer(foreach: bool, weight_decay: float) -> None:
+def test_matches_torch_optimizer(options: dict[str, bool], weight_decay: float) -> None:
     """float64, 25 steps, two param groups: parameters and state (m, v, previous_grad) within 1e-12."""
     hparams = dict(lr=1e-2, betas=(0.9, 0.99), eps=1e-8, weight_decay=weight_decay)
     peer_params, peer_state, peer_grads = _trained(lambda groups: torch_optimizer.DiffGrad(groups, **hparams))
-    params, state, grads = _trained(lambda groups: DiffGrad(groups, foreach=foreach, **hparams))
+    params, state, grads = _trained(lambda groups: DiffGrad(groups, **options, **hparams))
     for ours, theirs in zip(params + state, peer_params + peer_state):
         torch.testing.assert_close(ours, theirs, rtol=TOLERANCE, atol=TOLERANCE)
     # torch-optimizer leaves p.grad decayed (g + wd p, p before the last step); ours leaves autograd's

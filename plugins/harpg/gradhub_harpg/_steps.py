@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gradhub import kernels
 from gradhub.errors import UnsupportedInputError
 from gradhub.kernels import foreach_copy_, group_tensors
 
@@ -146,14 +147,11 @@ def mix_directions(
 
 
 def global_norm(tensors: list[Tensor], foreach: bool) -> Tensor:
-    """||concat(tensors)||_2 as a 0-d tensor on the first tensor's device (no host sync)."""
+    """||concat(tensors)||_2 as a 0-d tensor in the first tensor's dtype and device (no host sync)."""
     first = tensors[0]
     if foreach:
-        norms: list[Tensor] = []
-        for _, (group,) in group_tensors([tensors]).items():
-            norms.extend(torch._foreach_norm(group))
-    else:
-        norms = [torch.linalg.vector_norm(t) for t in tensors]
+        return kernels.global_norm(tensors).to(dtype=first.dtype)
+    norms = [torch.linalg.vector_norm(t) for t in tensors]
     return torch.linalg.vector_norm(torch.stack([n.to(device=first.device, dtype=first.dtype) for n in norms]))
 
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
 from gradhub.hyperparameters import validate_hyperparameters, validated
-from gradhub.kernels.multitensor import group_tensors
+from gradhub.kernels import global_norm
 from gradhub_refined_schedules import GradNormHyperparameters, GradNormRecorderHyperparameters
 
 __all__ = ["GradNormRecorder", "global_grad_norm", "grad_norm"]
@@ -50,20 +50,10 @@ def _gradients(method: str, parameters: Iterable[torch.Tensor]) -> list[torch.Te
 def global_grad_norm(grads: list[torch.Tensor], kind: str = "l2") -> torch.Tensor:
     """The global L2 (``kind="l2"``) or L1 (``"l1_adam"``) norm of ``grads``, a 0-d tensor, no host sync.
 
-    One ``torch._foreach_norm`` per (device, dtype) group, then one stack (on the first
-    gradient's device, in float32 or wider) and one norm.
+    :func:`gradhub.kernels.global_norm`: one ``torch._foreach_norm`` per (device, dtype)
+    group, then one stack (on the first gradient's device, in float32 or wider) and one norm.
     """
-    order = _ORDER[kind]
-    device = grads[0].device
-    norms: list[torch.Tensor] = []
-    for (_, dtype), (group,) in group_tensors([grads]).items():
-        wide = torch.promote_types(dtype, torch.float32)
-        norms.extend(
-            torch._foreach_norm(group, order, dtype=wide) if dtype != wide else torch._foreach_norm(group, order)
-        )
-    dtype = torch.float64 if any(n.dtype == torch.float64 for n in norms) else torch.float32
-    stacked = torch.stack([n.to(device=device, dtype=dtype) for n in norms])
-    return torch.linalg.vector_norm(stacked, order)
+    return global_norm(grads, _ORDER[kind])
 
 
 @validated(FUNCTION_METHOD, GradNormHyperparameters)

@@ -1,0 +1,37 @@
+"""Adam's moment estimates over tensor lists: the part every Adam-family optimizer shares.
+
+``m <- m + (1 - beta1)(g - m)`` and ``v <- beta2 v + (1 - beta2) g^2`` (Kingma & Ba, 2015,
+Algorithm 1), as three ``torch._foreach_*`` calls, and the scalars that fold both bias
+corrections into one step size: ``m_hat / (sqrt(v_hat) + eps)`` equals
+``c * m / (sqrt(v) + c * eps) * (1 / (1 - beta1^t)) / c`` with ``c = sqrt(1 - beta2^t)``,
+so a step is ``-step_size * m / (sqrt(v) + scaled_eps)`` and no tensor is bias-corrected.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = ["adam_moments_", "adam_step_scalars"]
+
+
+def adam_moments_(
+    exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor], grads: list[Tensor], beta1: float, beta2: float
+) -> None:
+    """Update first and second moments in place (lists on one device and dtype)."""
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+
+
+def adam_step_scalars(lr: float, beta1: float, beta2: float, step: int, eps: float) -> tuple[float, float]:
+    """``(step_size, scaled_eps)``: ``lr sqrt(1 - beta2^t) / (1 - beta1^t)`` and ``eps sqrt(1 - beta2^t)``.
+
+    With these, Adam's update ``lr * m_hat / (sqrt(v_hat) + eps)`` is
+    ``step_size * m / (sqrt(v) + scaled_eps)`` (eps added after the bias correction of v,
+    as torch.optim.Adam does).
+    """
+    bias_correction2_sqrt = math.sqrt(1 - beta2**step)
+    return lr / (1 - beta1**step) * bias_correction2_sqrt, eps * bias_correction2_sqrt
