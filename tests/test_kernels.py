@@ -87,3 +87,40 @@ def test_cache_blocks_cover_every_element_once_and_write_through() -> None:
     noncontiguous = torch.zeros(100, 100).t()
     (only,) = list(cache_blocks([[noncontiguous]], max_block_numel=64))
     assert only[0][0] is noncontiguous  # not sliced: yielded whole
+
+
+def test_global_norm_equals_the_norm_of_the_concatenation() -> None:
+    from gradhub.kernels import global_norm
+
+    generator = torch.Generator().manual_seed(0)
+    tensors = [
+        torch.randn(3, 4, generator=generator),
+        torch.randn(5, generator=generator, dtype=torch.float64),
+        torch.randn(7, generator=generator).bfloat16(),
+    ]
+    flat = torch.cat([t.double().flatten() for t in tensors])
+    for order in (1.0, 2.0, float("inf")):
+        norm = global_norm(tensors, order)
+        assert norm.dtype == torch.float64 and norm.dim() == 0
+        torch.testing.assert_close(norm, torch.linalg.vector_norm(flat, order), rtol=1e-6, atol=0)
+    assert global_norm(tensors[:1] + tensors[2:]).dtype == torch.float32  # no float64 input: float32
+
+
+def test_adam_blocks_give_torch_adams_step() -> None:
+    """adam_moments_ + adam_step_scalars: 5 steps of torch.optim.Adam (float64, eps after the correction)."""
+    from gradhub.kernels import adam_moments_, adam_step_scalars
+
+    generator = torch.Generator().manual_seed(1)
+    start = torch.randn(4, 3, generator=generator, dtype=torch.float64)
+    grads = [torch.randn(4, 3, generator=generator, dtype=torch.float64) for _ in range(5)]
+    reference = torch.nn.Parameter(start.clone())
+    adam = torch.optim.Adam([reference], lr=1e-2, betas=(0.8, 0.9), eps=1e-3, foreach=False)
+    weight, exp_avg, exp_avg_sq = start.clone(), torch.zeros_like(start), torch.zeros_like(start)
+    for step, grad in enumerate(grads, start=1):
+        reference.grad = grad
+        adam.step()
+        adam_moments_([exp_avg], [exp_avg_sq], [grad], 0.8, 0.9)
+        step_size, scaled_eps = adam_step_scalars(1e-2, 0.8, 0.9, step, 1e-3)
+        weight -= step_size * exp_avg / (exp_avg_sq.sqrt() + scaled_eps)
+    torch.testing.assert_close(weight, reference.detach(), rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(exp_avg, adam.state[reference]["exp_avg"], rtol=1e-13, atol=1e-15)

@@ -2,8 +2,7 @@
 
 * :mod:`gradhub.kernels.multitensor`: grouping tensors by device and dtype, batching
   same-shape tensors into one ``(k, rows, row_length)`` tensor, cache-sized blocks.
-* :mod:`gradhub.kernels.reductions`: norms and dot products of tensor lists without a
-  host sync (per tensor, or one over the whole list).
+* :mod:`gradhub.kernels.reductions`: one norm over a whole tensor list, without a host sync.
 * :mod:`gradhub.kernels.moments`: Adam's moment update and bias corrections over lists.
 * :mod:`gradhub.kernels.native`: hand-written C++ kernels compiled at first use (the fused
   paths), with ``csrc/gradhub_kernels.h`` for their sources.
@@ -29,7 +28,7 @@ _EXPORTS = {
         ),
         "gradhub.kernels.multitensor",
     ),
-    **dict.fromkeys(("global_norm", "per_tensor_dots", "per_tensor_norms"), "gradhub.kernels.reductions"),
+    "global_norm": "gradhub.kernels.reductions",
     **dict.fromkeys(("adam_moments_", "adam_step_scalars"), "gradhub.kernels.moments"),
 }
 
