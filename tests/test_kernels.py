@@ -89,6 +89,28 @@ def test_cache_blocks_cover_every_element_once_and_write_through() -> None:
     assert only[0][0] is noncontiguous  # not sliced: yielded whole
 
 
+def test_cache_blocks_cut_parameters_but_not_tensor_subclasses() -> None:
+    """An optimizer's lists hold ``nn.Parameter``s: a large one is cut like a plain tensor."""
+    import torch
+
+    from gradhub.kernels import cache_blocks
+
+    parameter = torch.nn.Parameter(torch.zeros(1000))
+    blocks = list(cache_blocks([[parameter], [torch.zeros(1000)]], max_block_numel=64))
+    assert len(blocks) == 16
+    with torch.no_grad():  # as in an optimizer step
+        for block_params, _ in blocks:
+            torch._foreach_add_(block_params, 1.0)
+    assert bool((parameter == 1).all())
+
+    class Marked(torch.Tensor):
+        """A tensor subclass, as FSDP2's DTensor is: never cut into views."""
+
+    marked = torch.zeros(1000).as_subclass(Marked)
+    (only,) = list(cache_blocks([[marked]], max_block_numel=64))
+    assert only[0][0] is marked
+
+
 def test_global_norm_equals_the_norm_of_the_concatenation() -> None:
     from gradhub.kernels import global_norm
 

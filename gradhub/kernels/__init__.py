@@ -21,6 +21,7 @@ _EXPORTS = {
             "cache_blocks",
             "foreach_copy_",
             "group_tensors",
+            "is_plain",
             "row_blocks",
             "row_shape",
             "same_shape_batches",

@@ -11,8 +11,9 @@ from collections.abc import Hashable, Iterator, Sequence
 
 import torch
 from torch import Tensor
+from torch.nn import Parameter
 
-__all__ = ["as_rows", "group_tensors", "row_blocks", "row_shape", "same_shape_batches", "write_back"]
+__all__ = ["as_rows", "group_tensors", "is_plain", "row_blocks", "row_shape", "same_shape_batches", "write_back"]
 
 
 def group_tensors(
@@ -77,13 +78,22 @@ def as_rows(tensors: Sequence[Tensor]) -> tuple[Tensor, bool]:
     return torch.stack([tensor.reshape(rows, row_length) for tensor in tensors]), True
 
 
+def is_plain(tensor: Tensor) -> bool:
+    """Whether ``tensor`` is a plain tensor or parameter, not a tensor subclass (FSDP2's DTensor shards).
+
+    ``nn.Parameter`` counts as plain: it wraps a plain tensor (a parameter made from a DTensor
+    is that DTensor). Foreach ops and flat views are safe on plain tensors only.
+    """
+    return type(tensor) is Tensor or type(tensor) is Parameter
+
+
 def foreach_copy_(targets: Sequence[Tensor], sources: Sequence[Tensor]) -> None:
     """``targets[i].copy_(sources[i])`` for all i: one ``torch._foreach_copy_`` for plain tensors.
 
     Tensor subclasses (FSDP2's DTensor shards) have no sharding strategy for the foreach copy
     in torch 2.13; they are copied one by one, each copy local to its shard.
     """
-    if all(type(target) is Tensor for target in targets):
+    if all(is_plain(target) for target in targets):
         torch._foreach_copy_(list(targets), list(sources))
     else:
         for target, source in zip(targets, sources):
@@ -107,7 +117,7 @@ def cache_blocks(tensor_lists: Sequence[Sequence[Tensor]], max_block_numel: int)
     size = 0
     for row in zip(*tensor_lists):
         numel = row[0].numel()
-        if numel > max_block_numel and all(type(t) is Tensor and t.is_contiguous() for t in row):
+        if numel > max_block_numel and all(is_plain(t) and t.is_contiguous() for t in row):
             if size:
                 yield current
                 current, size = [[] for _ in tensor_lists], 0
