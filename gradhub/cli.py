@@ -85,7 +85,7 @@ def command_info(args: argparse.Namespace) -> int:
     if capabilities:
         print("capabilities:")
         for key, value in capabilities.items():
-            print(f"  {key}: {value}")
+            print(f"  {key}: {value if value != '' else '-'}")
     if getattr(spec.capabilities, "fused", ""):
         from gradhub.kernels.native import toolchain
 

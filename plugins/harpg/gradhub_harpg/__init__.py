@@ -16,7 +16,7 @@ from pydantic import Field, Strict
 
 import gradhub
 from gradhub.hyperparameters import Epsilon, Flag, Hyperparameters, LearningRate, Real
-from gradhub.specs import MethodSpec, OptimizerCapabilities, Paper
+from gradhub.specs import DistributedSupport, MethodSpec, OptimizerCapabilities, Paper
 
 PAPER = Paper(
     title="Stochastic Policy Gradient Methods: Improved Sample Complexity for Fisher-non-degenerate Policies",
@@ -35,6 +35,11 @@ LR_SCHEDULE = "step sizes gamma_t: 'paper' (lr * 2 / (t + 2)) or 'constant' (lr)
 ETA = "the constant momentum weight eta_t (t >= 1) used when eta_schedule='constant'"
 EPS = "lower bound on ||d_t|| in the normalised step (a zero direction gives a zero step)"
 FOREACH = "multi-tensor path; None picks it on CPU and CUDA (an addition, not in the paper)"
+DISTRIBUTED = (
+    "a (loss, logp) closure with several torch.distributed processes, which DDP/FSDP2 do not reduce: 'error', "
+    "'average' (all-reduce the estimates) or 'local' (each process its own)"
+)
+Distributed = Literal["error", "average", "local"]
 SEED = "seed of the uniform draws q_t of the Hessian-correction point (q_t is a function of seed and t)"
 
 
@@ -47,6 +52,7 @@ class NPGIGTHyperparameters(Hyperparameters):
     eta: Real = Field(0.1, gt=0, le=1, description=ETA)
     normalize: Flag = Field(True, description="normalised steps gamma_t d_t / ||d_t|| (global norm)")
     eps: Epsilon = Field(1e-12, description=EPS)
+    distributed: Distributed = Field("error", description=DISTRIBUTED)
     foreach: Flag | None = Field(None, description=FOREACH)
 
 
@@ -60,6 +66,7 @@ class HARPGHyperparameters(Hyperparameters):
     normalize: Flag = Field(False, description="normalised steps gamma_t d_t / ||d_t|| (N-HARPG)")
     eps: Epsilon = Field(1e-12, description=EPS)
     seed: Annotated[int, Strict(), Field(ge=0, description=SEED)] = 0
+    distributed: Distributed = Field("error", description=DISTRIBUTED)
     foreach: Flag | None = Field(None, description=FOREACH)
 
 
@@ -75,6 +82,14 @@ _CAPABILITIES = OptimizerCapabilities(
     # The normalisation uses one norm over every parameter of the optimizer (the paper's theta is
     # one vector), so two param groups are not two separate optimizers.
     param_groups=False,
+    ddp=DistributedSupport(
+        status="tested",
+        reason="torch.optim closures; a (loss, logp) closure needs distributed='average' (or 'local')",
+    ),
+    fsdp2=DistributedSupport(
+        status="tested",
+        reason="torch.optim closures; a (loss, logp) closure is refused on DTensor shards",
+    ),
 )
 
 _COMMON = dict(

@@ -30,6 +30,10 @@ class PolicyGradientOptimizer(Optimizer):
             )
         return closure
 
+    def _distributed(self) -> str:
+        """The ``distributed`` mode (an optimizer-wide choice: the first param group's)."""
+        return self.param_groups[0]["distributed"]
+
     def _all_parameters(self) -> list[tuple[dict[str, Any], Tensor]]:
         return [(group, param) for group in self.param_groups for param in group["params"]]
 

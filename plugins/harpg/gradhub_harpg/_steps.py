@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 from gradhub import kernels
@@ -20,6 +21,7 @@ from gradhub.kernels import foreach_copy_, group_tensors
 
 __all__ = [
     "ClosureOutput",
+    "across_processes",
     "apply_update",
     "closure_output",
     "displace",
@@ -73,6 +75,58 @@ def gradients_of(output: ClosureOutput, params: Sequence[Tensor]) -> list[Tensor
     with torch.enable_grad():
         grads = torch.autograd.grad(output.loss, list(params), allow_unused=True)
     return [g.detach() if g is not None else None for g in grads]
+
+
+def across_processes(method: str, mode: str, params: Sequence[Tensor], estimates: list[Tensor | None]) -> None:
+    """Reduce a (loss, logp) closure's estimates across processes, in place, as ``mode`` says.
+
+    Such a closure is differentiated here with ``torch.autograd.grad``, which DDP's and FSDP2's
+    gradient reductions never see: without this, every process would step on its own
+    trajectories while the user believes the batch is global. With one process (or none
+    initialised) nothing happens. ``mode`` is the ``distributed`` hyperparameter: "error"
+    refuses, "local" leaves each process its estimates, "average" replaces each estimate by its
+    mean over the default process group (one all-reduce of a flat buffer; an estimate that is
+    None on every process stays None). DTensor shards (FSDP2) are refused: their gradient is
+    not a per-process estimate of the whole tensor.
+    """
+    if mode == "local" or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    world = dist.get_world_size()
+    if mode == "error":
+        raise UnsupportedInputError(
+            method,
+            "distributed",
+            f"'error' with {world} processes and a (loss, logp) closure",
+            "'average' (all-reduce the estimates: data parallelism over trajectories) or 'local' (each process "
+            "steps on its own); or a torch.optim closure that calls backward(), which DDP/FSDP2 reduce",
+        )
+    if any(type(param) not in (Tensor, torch.nn.Parameter) for param in params):
+        raise UnsupportedInputError(
+            method,
+            "distributed",
+            "'average' with tensor-subclass parameters (FSDP2 DTensor shards)",
+            "replicated parameters (DistributedDataParallel, or none); with FSDP2 use a torch.optim closure",
+        )
+    present = [estimate for estimate in estimates if estimate is not None]
+    dtype = present[0].dtype if present else params[0].dtype
+    device = present[0].device if present else params[0].device
+    flags = torch.tensor([estimate is not None for estimate in estimates], dtype=dtype, device=device)
+    buffer = torch.cat(
+        [
+            (estimate if estimate is not None else torch.zeros_like(param)).reshape(-1).to(dtype)
+            for estimate, param in zip(estimates, params)
+        ]
+        + [flags]
+    )
+    dist.all_reduce(buffer)
+    buffer.div_(world)
+    anywhere = buffer[buffer.numel() - len(params) :].ne(0).tolist()  # one host sync per step, not per tensor
+    offset = 0
+    for index, param in enumerate(params):
+        numel = param.numel()
+        chunk = buffer[offset : offset + numel].view_as(param).to(param.dtype)
+        estimates[index] = chunk if anywhere[index] else None
+        offset += numel
 
 
 def _dot(first: Sequence[Tensor], second: Sequence[Tensor]) -> Tensor:

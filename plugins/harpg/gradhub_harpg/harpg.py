@@ -47,7 +47,7 @@ from torch import Tensor
 
 from gradhub_harpg import HARPGHyperparameters, NHARPGHyperparameters
 from gradhub_harpg._base import PolicyGradientOptimizer
-from gradhub_harpg._steps import closure_output, displace, gradients_of, hessian_vector_product
+from gradhub_harpg._steps import across_processes, closure_output, displace, gradients_of, hessian_vector_product
 
 __all__ = ["HARPG", "NHARPG", "correction_point"]
 
@@ -72,6 +72,9 @@ class HARPG(PolicyGradientOptimizer):
         normalize: normalised steps (N-HARPG).
         eps: lower bound on ||d_t|| in the normalised step.
         seed: seed of the q_t draws.
+        distributed: a (loss, logp) closure under torch.distributed with several processes:
+            "error" (refuse: DDP/FSDP2 never see its gradients), "average" (all-reduce the
+            estimates, i.e. data parallelism over trajectories) or "local" (each its own).
         foreach: the multi-tensor path (None: on CPU and CUDA).
     """
 
@@ -88,6 +91,7 @@ class HARPG(PolicyGradientOptimizer):
         normalize: bool = False,
         eps: float = 1e-12,
         seed: int = 0,
+        distributed: str = "error",
         *,
         foreach: bool | None = None,
     ) -> None:
@@ -99,6 +103,7 @@ class HARPG(PolicyGradientOptimizer):
             normalize=normalize,
             eps=eps,
             seed=seed,
+            distributed=distributed,
             foreach=foreach,
         )
         super().__init__(params, defaults)
@@ -119,6 +124,8 @@ class HARPG(PolicyGradientOptimizer):
         output = closure_output(self.method, self._evaluate(closure))
         gradients = gradients_of(output, params)
         self._reject_sparse(gradients)
+        if not output.plain:
+            across_processes(self.method, self._distributed(), params, gradients)
         if output.plain:
             # Deterministic closure: v_t = grad f(theta_t) - grad f(theta_{t-1}) exactly (see the module docstring).
             for index, (param, gradient) in enumerate(zip(params, gradients)):
@@ -160,13 +167,14 @@ class HARPG(PolicyGradientOptimizer):
             output = closure_output(self.method, self._evaluate(closure))
             if output.plain:
                 return [None] * len(params)
-            products, _ = hessian_vector_product(output, moved, deltas)
+            products: list[Tensor | None] = list(hessian_vector_product(output, moved, deltas)[0])
         finally:
             for param, value in zip(moved, current):
                 param.copy_(value)
+        across_processes(self.method, self._distributed(), moved, products)
         corrections: list[Tensor | None] = [None] * len(params)
         for index, product in zip(started, products):
-            corrections[index] = product
+            corrections[index] = product if product is not None else torch.zeros_like(params[index])
         return corrections
 
 
@@ -186,6 +194,7 @@ class NHARPG(HARPG):
         normalize: bool = True,
         eps: float = 1e-12,
         seed: int = 0,
+        distributed: str = "error",
         *,
         foreach: bool | None = None,
     ) -> None:
@@ -198,5 +207,6 @@ class NHARPG(HARPG):
             normalize=normalize,
             eps=eps,
             seed=seed,
+            distributed=distributed,
             foreach=foreach,
         )

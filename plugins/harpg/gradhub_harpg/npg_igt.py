@@ -37,7 +37,7 @@ from torch import Tensor
 
 from gradhub_harpg import NPGIGTHyperparameters
 from gradhub_harpg._base import PolicyGradientOptimizer
-from gradhub_harpg._steps import closure_output, displace, gradients_of
+from gradhub_harpg._steps import across_processes, closure_output, displace, gradients_of
 
 __all__ = ["NPGIGT"]
 
@@ -53,6 +53,9 @@ class NPGIGT(PolicyGradientOptimizer):
         eta: the constant momentum weight.
         normalize: normalised steps (the paper's method); False is plain IGT momentum.
         eps: lower bound on ||d_t|| in the normalised step.
+        distributed: a (loss, logp) closure under torch.distributed with several processes:
+            "error" (refuse: DDP/FSDP2 never see its gradients), "average" (all-reduce the
+            estimates, i.e. data parallelism over trajectories) or "local" (each its own).
         foreach: the multi-tensor path (None: on CPU and CUDA).
     """
 
@@ -68,6 +71,7 @@ class NPGIGT(PolicyGradientOptimizer):
         eta: float = 0.1,
         normalize: bool = True,
         eps: float = 1e-12,
+        distributed: str = "error",
         *,
         foreach: bool | None = None,
     ) -> None:
@@ -78,6 +82,7 @@ class NPGIGT(PolicyGradientOptimizer):
             eta=eta,
             normalize=normalize,
             eps=eps,
+            distributed=distributed,
             foreach=foreach,
         )
         super().__init__(params, defaults)
@@ -109,6 +114,8 @@ class NPGIGT(PolicyGradientOptimizer):
                 for param, value in zip(params, values):
                     param.copy_(value)
         self._reject_sparse(gradients)
+        if not output.plain:
+            across_processes(self.method, self._distributed(), [param for _, param in entries], gradients)
         self._update(
             [
                 (group, param, gradient, None)
