@@ -94,7 +94,7 @@ SPECS = (
         claims=_CLAIMS,
         tags=_TAGS,
         dtypes=("float32", "float64"),
-        capabilities={"supports_foreach": True, "requires_closure": True},
+        capabilities={"supports_foreach": True, "requires_closure": True, "fsdp2": {"status": "tested"}},
     ),
     MethodSpec(
         name="lr_gd",

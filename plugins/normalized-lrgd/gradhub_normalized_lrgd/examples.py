@@ -62,6 +62,12 @@ def normalized_lrgd_example(device: Any = "cpu", dtype: torch.dtype = torch.floa
     return OptimizerExample(model=model, loss=loss, hparams={"lr": 0.5}, steps=10)
 
 
+def grad_norm_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> OptimizerExample:
+    """The optimizer's example with ``normalize="grad_norm"`` (its distributed test runs the suite's checks on it)."""
+    example = normalized_lrgd_example(device, dtype, seed)
+    return OptimizerExample(model=example.model, loss=example.loss, hparams={"lr": 0.5, "normalize": "grad_norm"})
+
+
 def _solver_example(device: Any, dtype: torch.dtype, seed: int, hparams: dict[str, Any]) -> SolverExample:
     X, y, _ = separable_data(n=64, d=5, margin=0.1, seed=seed, device=device, dtype=dtype)
     return SolverExample(

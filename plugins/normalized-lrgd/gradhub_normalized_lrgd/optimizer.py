@@ -28,7 +28,9 @@ Under DistributedDataParallel the closure's loss is the rank's shard loss; with
 ``reduce_loss`` (on by default when ``torch.distributed`` is initialized) it is averaged
 over the process group (one all-reduce of a scalar per step), so every rank divides by
 the global loss. ``normalize="grad_norm"`` needs no reduction under DDP (the gradients are
-already averaged) but, under FSDP2, would need the full gradient's norm (not implemented).
+already averaged); under FSDP2 the gradients are DTensor shards, and the squared sums of
+DTensors are reduced across the mesh by DTensor itself, so the norm is the full gradient's
+(both checked against one process, ``tests/test_distributed.py``).
 
 The step needs only one scalar from the closure (the loss, or the squared gradient norm
 summed over tensors) and is otherwise elementwise; it never synchronises with the device.
