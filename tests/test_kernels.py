@@ -146,3 +146,39 @@ def test_adam_blocks_give_torch_adams_step() -> None:
         weight -= step_size * exp_avg / (exp_avg_sq.sqrt() + scaled_eps)
     torch.testing.assert_close(weight, reference.detach(), rtol=1e-13, atol=1e-15)
     torch.testing.assert_close(exp_avg, adam.state[reference]["exp_avg"], rtol=1e-13, atol=1e-15)
+
+
+def test_foreach_scalar_gives_the_same_bits_as_a_number() -> None:
+    """A 0-d tensor (CPU, float32/float64) where foreach ops would wrap a number per tensor; never other results."""
+    import torch
+
+    from gradhub.kernels import foreach_scalar
+
+    generator = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        tensors = [torch.randn(7, 3, generator=generator, dtype=dtype) for _ in range(5)]
+        scalar = foreach_scalar(0.999, tensors[0])
+        assert isinstance(scalar, torch.Tensor) and scalar.dtype == dtype and scalar.dim() == 0
+        with_number, with_tensor = [t.clone() for t in tensors], [t.clone() for t in tensors]
+        torch._foreach_mul_(with_number, 0.999)
+        torch._foreach_mul_(with_tensor, scalar)
+        torch._foreach_add_(with_number, 1e-8)
+        torch._foreach_add_(with_tensor, foreach_scalar(1e-8, tensors[0]))
+        assert all(torch.equal(a, b) for a, b in zip(with_number, with_tensor))
+    # bfloat16: a 0-d bfloat16 tensor would round 0.999 to 1.0 first; the number is kept.
+    assert foreach_scalar(0.999, torch.zeros(2, dtype=torch.bfloat16)) == 0.999
+
+
+def test_group_tensors_one_group_and_mixed_groups_keep_order() -> None:
+    import torch
+
+    from gradhub.kernels import group_tensors
+
+    same = [torch.zeros(2), torch.ones(3)]
+    (key, lists), *rest = group_tensors([same, same], extra_keys=[1, 1]).items()
+    assert not rest and key == (torch.device("cpu"), torch.float32, 1)
+    assert lists[0] is not same and [t is s for t, s in zip(lists[0], same)] == [True, True]
+    mixed = [torch.zeros(1), torch.zeros(1, dtype=torch.float64), torch.ones(1), torch.ones(1)]
+    groups = group_tensors([mixed], extra_keys=[1, 1, 1, 2])
+    assert [len(lists[0]) for lists in groups.values()] == [2, 1, 1]
+    assert groups[(torch.device("cpu"), torch.float32, 1)][0][1] is mixed[2]

@@ -20,6 +20,7 @@ _EXPORTS = {
             "as_rows",
             "cache_blocks",
             "foreach_copy_",
+            "foreach_scalar",
             "group_tensors",
             "is_plain",
             "row_blocks",

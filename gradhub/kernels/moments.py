@@ -14,6 +14,8 @@ import math
 import torch
 from torch import Tensor
 
+from gradhub.kernels.multitensor import foreach_scalar
+
 __all__ = ["adam_moments_", "adam_step_scalars"]
 
 
@@ -21,8 +23,10 @@ def adam_moments_(
     exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor], grads: list[Tensor], beta1: float, beta2: float
 ) -> None:
     """Update first and second moments in place (lists on one device and dtype)."""
+    if not exp_avg_sqs:
+        return
     torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_mul_(exp_avg_sqs, foreach_scalar(beta2, exp_avg_sqs[0]))
     torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
 
 
