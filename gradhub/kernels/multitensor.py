@@ -99,7 +99,7 @@ def foreach_scalar(value: float, like: Tensor) -> float | Tensor:
     """``value`` as the cheapest scalar argument of a ``torch._foreach_*`` op over tensors like ``like``.
 
     On a CPU the ops loop over the tensors, and a Python number is wrapped in a new tensor for
-    each one (about 1 us: 2,000 small tensors pay 2 ms per op); a 0-d tensor is passed as is.
+    each one (about 1.3 us: 1,000 small tensors pay 1.8 ms per op, 0.5 ms with a 0-d tensor).
     For float32/float64 lists the 0-d tensor has their dtype, so the result is bit for bit the
     same. Elsewhere (CUDA has fused foreach kernels) and in half precision (a 0-d half tensor
     would round the scalar before the op, unlike a number) the number itself is returned.
