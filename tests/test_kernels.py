@@ -152,7 +152,7 @@ def test_foreach_scalar_gives_the_same_bits_as_a_number() -> None:
     """A 0-d tensor (CPU, float32/float64) where foreach ops would wrap a number per tensor; never other results."""
     import torch
 
-    from gradhub.kernels import foreach_scalar
+    from gradhub.kernels import foreach_add_scalar_, foreach_scalar
 
     generator = torch.Generator().manual_seed(0)
     for dtype in (torch.float32, torch.float64):
@@ -163,7 +163,7 @@ def test_foreach_scalar_gives_the_same_bits_as_a_number() -> None:
         torch._foreach_mul_(with_number, 0.999)
         torch._foreach_mul_(with_tensor, scalar)
         torch._foreach_add_(with_number, 1e-8)
-        torch._foreach_add_(with_tensor, foreach_scalar(1e-8, tensors[0]))
+        foreach_add_scalar_(with_tensor, 1e-8)
         assert all(torch.equal(a, b) for a, b in zip(with_number, with_tensor))
     # bfloat16: a 0-d bfloat16 tensor would round 0.999 to 1.0 first; the number is kept.
     assert foreach_scalar(0.999, torch.zeros(2, dtype=torch.bfloat16)) == 0.999

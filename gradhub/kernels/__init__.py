@@ -19,6 +19,7 @@ _EXPORTS = {
             "CACHE_BLOCK_BYTES",
             "as_rows",
             "cache_blocks",
+            "foreach_add_scalar_",
             "foreach_copy_",
             "foreach_scalar",
             "group_tensors",

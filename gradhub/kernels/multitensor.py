@@ -17,6 +17,7 @@ __all__ = [
     "CACHE_BLOCK_BYTES",
     "as_rows",
     "cache_blocks",
+    "foreach_add_scalar_",
     "foreach_copy_",
     "foreach_scalar",
     "group_tensors",
@@ -103,10 +104,24 @@ def foreach_scalar(value: float, like: Tensor) -> float | Tensor:
     For float32/float64 lists the 0-d tensor has their dtype, so the result is bit for bit the
     same. Elsewhere (CUDA has fused foreach kernels) and in half precision (a 0-d half tensor
     would round the scalar before the op, unlike a number) the number itself is returned.
+    ``_foreach_add_`` reads a 0-d tensor as a number unless ``alpha`` is given: use
+    :func:`foreach_add_scalar_`.
     """
     if like.device.type == "cpu" and like.dtype in _EXACT_TENSOR_SCALARS:
         return torch.tensor(value, dtype=like.dtype)
     return value
+
+
+def foreach_add_scalar_(tensors: list[Tensor], value: float) -> None:
+    """``tensors[i] += value`` for all i, with the cheapest scalar argument (:func:`foreach_scalar`).
+
+    ``alpha`` selects the tensor-scalar overload; without it torch takes the number overload.
+    """
+    scalar = foreach_scalar(value, tensors[0])
+    if isinstance(scalar, Tensor):
+        torch._foreach_add_(tensors, scalar, alpha=1)
+    else:
+        torch._foreach_add_(tensors, scalar)
 
 
 def is_plain(tensor: Tensor) -> bool:

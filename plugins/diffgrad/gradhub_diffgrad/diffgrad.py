@@ -51,8 +51,8 @@ from gradhub.kernels import (
     adam_moments_,
     adam_step_scalars,
     cache_blocks,
+    foreach_add_scalar_,
     foreach_copy_,
-    foreach_scalar,
     group_tensors,
     native,
 )
@@ -133,7 +133,7 @@ def _multi_tensor_diffgrad(
             torch._foreach_sigmoid_(block_previous)
             torch._foreach_mul_(block_previous, block_exp_avgs)
             denoms = torch._foreach_sqrt(block_exp_avg_sqs)
-            torch._foreach_add_(denoms, foreach_scalar(eps, denoms[0]))
+            foreach_add_scalar_(denoms, eps)
             torch._foreach_addcdiv_(block_params, block_previous, denoms, value=step_size)
             foreach_copy_(block_previous, block_grads)  # a copy, never an alias of p.grad (the v1 bug)
 
