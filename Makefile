@@ -32,13 +32,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check gradhub plugins benchmarks tests
 
 specs: $(STAMP)
-	$(BIN)/python -m gradhub.specs specs
+	$(BIN)/python -m gradhub.generate specs
 
 # Each plugin's claim checks, drawn into plugins/<slug>/demo/ (index.md + PNGs) for its README.
 figures: $(STAMP)
 	for dir in $(PLUGINS); do \
 		slug=$$(basename $$dir); \
-		names=$$($(BIN)/python -c "from gradhub._firstparty import FIRST_PARTY_METHODS as F; print(*[n for n, s in F.items() if s == '$$slug'])"); \
+		names=$$($(BIN)/python -c "from gradhub.testing import distribution_methods as d; print(*d('gradhub-$$slug'))"); \
 		$(BIN)/gradhub demo $$names --quiet --report $${dir}demo > /dev/null && rm $${dir}demo/results.json || exit 1; \
 	done
 

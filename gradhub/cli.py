@@ -80,7 +80,7 @@ def command_info(args: argparse.Namespace) -> int:
         print("  (none)")
     print(f"\ndevices:   {', '.join(spec.devices)}")
     print(f"dtypes:    {', '.join(spec.dtypes)}")
-    capabilities = {name: getattr(spec.capabilities, name) for name in spec.capabilities.model_fields}
+    capabilities = {name: getattr(spec.capabilities, name) for name in type(spec.capabilities).model_fields}
     capabilities.pop("kind", None)
     if capabilities:
         print("capabilities:")

@@ -21,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from gradhub.errors import HyperparameterError, MissingHyperparameterError, UnknownHyperparameterError, show_value
 
+if typing.TYPE_CHECKING:
+    from gradhub.specs import MethodSpec
+
 __all__ = [
     "Beta",
     "Betas",
@@ -29,17 +32,36 @@ __all__ = [
     "Foreach",
     "Fused",
     "Hyperparameters",
+    "KeywordOnly",
     "LearningRate",
+    "Maximize",
     "Momentum",
     "NonNegative",
     "Probability",
     "Real",
     "WeightDecay",
+    "bind_and_validate",
     "bind_arguments",
     "describe_field",
+    "hyperparameter_docs",
+    "hyperparameter_signature",
+    "public_signature",
     "validate_hyperparameters",
     "validated",
+    "with_hyperparameter_docs",
 ]
+
+
+class KeywordOnly:
+    """Metadata marking a hyperparameter keyword-only in the signatures derived from the model.
+
+    ``foreach: Annotated[bool, KeywordOnly()] = False``; :data:`Foreach`, :data:`Fused` and
+    :data:`Maximize` carry it (torch.optim's convention for options that are not the paper's).
+    """
+
+    def __repr__(self) -> str:
+        return "KeywordOnly()"
+
 
 Real = Annotated[float, Strict()]
 """A real number: ints and floats (and numpy or 0-d tensor scalars), never strings or bools.
@@ -56,7 +78,9 @@ Momentum = Annotated[float, Strict(), Field(ge=0, lt=1, description="momentum fa
 Probability = Annotated[float, Strict(), Field(ge=0, le=1)]
 Flag = Annotated[bool, Strict()]
 Foreach = Annotated[
-    Flag | None, Field(description="multi-tensor path; None picks it on CPU and CUDA (an addition, not in the paper)")
+    Flag | None,
+    Field(description="multi-tensor path; None picks it on CPU and CUDA (an addition, not in the paper)"),
+    KeywordOnly(),
 ]
 """An optimizer's ``foreach`` option (see :func:`gradhub.kinds.optimizer.default_foreach`)."""
 Fused = Annotated[
@@ -67,8 +91,13 @@ Fused = Annotated[
             "with a warning where it cannot run; None: off (an addition, not in the paper)"
         )
     ),
+    KeywordOnly(),
 ]
 """An optimizer's ``fused`` option (see :mod:`gradhub.kernels.native`)."""
+Maximize = Annotated[
+    Flag, Field(description="maximise the objective instead (an addition, not in the paper)"), KeywordOnly()
+]
+"""An optimizer's ``maximize`` option, keyword-only as in torch.optim."""
 
 
 class Hyperparameters(BaseModel):
@@ -168,7 +197,16 @@ def _to_gradhub_error(
 ) -> HyperparameterError:
     first = error.errors()[0]
     location = first["loc"]
-    name = str(location[0]) if location else "?"
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, HyperparameterError):
+        return cause  # a model_validator named the parameter itself
+    if not location:
+        # A rule between fields (a model_validator) that raised a plain ValueError: its own words.
+        text = str(cause) if cause is not None else first["msg"].removeprefix("Value error, ")
+        combined = HyperparameterError(method, "hyperparameters", dict(values), text)
+        combined.args = (f"{method}: invalid combination of hyperparameters {show_value(dict(values))}: {text}",)
+        return combined
+    name = str(location[0])
     if first["type"] == "extra_forbidden":
         return UnknownHyperparameterError(method, name, values.get(name), list(model.model_fields))
     value = values.get(name, first.get("input"))
@@ -179,6 +217,8 @@ def _to_gradhub_error(
     if len(location) > 1:
         input_value = first.get("input")
         allowed += f" ({_render_location(location)}={show_value(input_value)}: {first['msg'].lower()})"
+    elif first["type"] == "value_error" and cause is not None:
+        allowed += f" ({cause})"  # a field validator's own reason
     if first["type"] == "missing" and len(location) == 1:
         return MissingHyperparameterError(method, name, allowed)
     return HyperparameterError(method, name, value, allowed)
@@ -230,29 +270,213 @@ def bind_arguments(
         raise TypeError(f"{method}: {error}; the signature is {shown}") from None
 
 
+def is_keyword_only(model: type[BaseModel], name: str) -> bool:
+    """True when the field carries :class:`KeywordOnly` (directly or through its annotated type)."""
+    field = model.model_fields[name]
+    return any(isinstance(item, KeywordOnly) for item in field.metadata)
+
+
+def field_default(model: type[BaseModel], name: str) -> Any:
+    """The field's default, or ``inspect.Parameter.empty`` when it is required."""
+    field = model.model_fields[name]
+    if field.is_required():
+        return inspect.Parameter.empty
+    return field.get_default(call_default_factory=True)
+
+
+def plain_annotation(annotation: Any) -> Any:
+    """``annotation`` without its ``Annotated`` metadata, recursively: what a signature should show.
+
+    ``Betas`` (two bounded, strict floats) reads ``tuple[float, float]``; ``Foreach`` ``bool | None``.
+    """
+    if typing.get_origin(annotation) is Annotated:
+        return plain_annotation(typing.get_args(annotation)[0])
+    origin = typing.get_origin(annotation)
+    arguments = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return functools.reduce(lambda left, right: left | right, [plain_annotation(a) for a in arguments])
+    if origin is tuple and arguments:
+        return tuple[tuple(plain_annotation(a) for a in arguments)]  # type: ignore[misc]
+    return annotation
+
+
+def hyperparameter_signature(
+    model: type[BaseModel],
+    leading: typing.Sequence[inspect.Parameter] = (),
+    trailing: typing.Sequence[inspect.Parameter] = (),
+) -> inspect.Signature:
+    """The call signature the model implies: ``leading`` parameters, then one per field in order.
+
+    Fields without a default come first among the positional ones would be invalid Python, so a
+    required field after one with a default becomes keyword-only; fields marked
+    :class:`KeywordOnly` are keyword-only. ``trailing`` are keyword-only extras (``generator``).
+    """
+    positional: list[inspect.Parameter] = list(leading)
+    keyword: list[inspect.Parameter] = []
+    seen_default = any(p.default is not inspect.Parameter.empty for p in leading)
+    already_keyword = any(p.kind is inspect.Parameter.KEYWORD_ONLY for p in leading)
+    for name, field in model.model_fields.items():
+        default = field_default(model, name)
+        annotation = plain_annotation(field.annotation) if field.annotation is not None else inspect.Parameter.empty
+        if already_keyword or is_keyword_only(model, name) or (seen_default and default is inspect.Parameter.empty):
+            keyword.append(
+                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+            )
+        else:
+            seen_default = seen_default or default is not inspect.Parameter.empty
+            positional.append(
+                inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=annotation)
+            )
+    leading_keyword = [p for p in positional if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    positional = [p for p in positional if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    return inspect.Signature([*positional, *leading_keyword, *keyword, *trailing])
+
+
+def hyperparameter_docs(model: type[BaseModel]) -> str:
+    """A docstring section listing every hyperparameter: default, what it accepts, what it does."""
+    lines = ["Hyperparameters (from the method's model; defaults and bounds are written there once):"]
+    for name, field in model.model_fields.items():
+        default = field_default(model, name)
+        shown = "required" if default is inspect.Parameter.empty else f"default {default!r}"
+        description = f"; {field.description}" if field.description else ""
+        lines.append(f"    {name} ({shown}): {describe_field(model, name)}{description}")
+    return "\n".join(lines)
+
+
+def with_hyperparameter_docs(doc: str | None, model: type[BaseModel]) -> str:
+    """``doc`` with :func:`hyperparameter_docs` appended (once)."""
+    section = hyperparameter_docs(model)
+    doc = inspect.cleandoc(doc or "")
+    if section in doc:
+        return doc
+    return f"{doc}\n\n{section}" if doc else section
+
+
 Function = TypeVar("Function", bound=Callable[..., Any])
 
 
-def validated(method: str, model: type[Hyperparameters]) -> Callable[[Function], Function]:
-    """Decorate a function-style method so its hyperparameters are checked on every call.
+def _spec_and_model(
+    spec_or_method: MethodSpec | str, model: type[Hyperparameters] | None
+) -> tuple[str, type[Hyperparameters], MethodSpec | None]:
+    if isinstance(spec_or_method, str):
+        if model is None:
+            raise TypeError("validated(name, model): pass the hyperparameter model, or pass the method's spec alone")
+        return spec_or_method, model, None
+    return spec_or_method.name, model or spec_or_method.params, spec_or_method
 
-    Arguments named like fields of ``model`` are validated (and coerced) with
-    :func:`validate_hyperparameters`; an unknown keyword raises
-    :class:`~gradhub.errors.UnknownHyperparameterError` listing the accepted ones.
+
+def public_signature(function: Callable[..., Any], model: type[BaseModel], method: str) -> inspect.Signature:
+    """``function``'s signature with each hyperparameter's default taken from ``model``.
+
+    A parameter named like a field gets the field's default; writing a different default in the
+    function is a programming error (two sources of truth) and raises ``TypeError`` here.
     """
+    signature = inspect.signature(function)
+    parameters = []
+    for name, parameter in signature.parameters.items():
+        if name in model.model_fields:
+            default = field_default(model, name)
+            own = parameter.default
+            if own is not inspect.Parameter.empty and own != default:
+                raise TypeError(
+                    f"{method}: {function.__qualname__} writes the default {name}={own!r} but its hyperparameter "
+                    f"model says {default!r}; drop the default from the function (the model is the one source)"
+                )
+            parameter = parameter.replace(default=default)
+        parameters.append(parameter)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        # ``**kwargs`` passed on (a subclass's set-up around its parent's constructor): the model's
+        # fields it does not name are still its hyperparameters, bound and validated here.
+        named = {p.name for p in parameters}
+        parameters += [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=field_default(model, name))
+            for name in model.model_fields
+            if name not in named
+        ]
+    ordered = [p for p in parameters if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    ordered += [p for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    return signature.replace(parameters=_legal_order(ordered))
 
-    def decorate(function: Function) -> Function:
-        signature = inspect.signature(function)
-        accepted = list(model.model_fields)
 
-        @functools.wraps(function)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            bound = bind_arguments(method, signature, args, kwargs, accepted, model)
-            bound.apply_defaults()
-            values = {name: bound.arguments[name] for name in model.model_fields if name in bound.arguments}
-            bound.arguments.update(validate_hyperparameters(method, model, values))
-            return function(*bound.args, **bound.kwargs)
+def _legal_order(parameters: list[inspect.Parameter]) -> list[inspect.Parameter]:
+    """Positional parameters without a default after one with a default become keyword-only."""
+    result, seen_default = [], False
+    for parameter in parameters:
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            if parameter.default is inspect.Parameter.empty and seen_default:
+                parameter = parameter.replace(kind=parameter.KEYWORD_ONLY)
+            seen_default = seen_default or parameter.default is not inspect.Parameter.empty
+        result.append(parameter)
+    positional = [p for p in result if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    keyword = [p for p in result if p.kind is p.KEYWORD_ONLY]
+    variadic = [p for p in result if p.kind is p.VAR_KEYWORD]
+    return positional + keyword + variadic
 
+
+def validated(
+    spec_or_method: MethodSpec | str, model: type[Hyperparameters] | None = None
+) -> Callable[[Function], Function]:
+    """Bind a function- or module-kind implementation to its spec: hyperparameters checked per call.
+
+    ``@validated(SPEC)`` over ``def method(inputs, *, alpha, beta)``: the defaults of ``alpha`` and
+    ``beta`` come from ``SPEC.params`` (shown by ``help()`` and IDEs through ``__signature__``),
+    every call is validated against the model (a :class:`~gradhub.errors.HyperparameterError`
+    naming the method, parameter, value and what is allowed; an unknown keyword lists the
+    accepted ones), and the wrapper carries ``spec`` so the implementation's errors can name
+    ``method.spec.name``. Over a class (an ``nn.Module`` layer or loss) the same is done to its
+    ``__init__``. The protocol-1 form ``validated("name", Model)`` still works.
+    """
+    method, hyperparameters, spec = _spec_and_model(spec_or_method, model)
+
+    def decorate(target: Function) -> Function:
+        if inspect.isclass(target):
+            init = target.__init__
+            checked = _checked(init, hyperparameters, method)
+            target.__init__ = checked  # type: ignore[misc]
+            target.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+                list(checked.__signature__.parameters.values())[1:]  # type: ignore[attr-defined]
+            )
+            target.__doc__ = with_hyperparameter_docs(target.__doc__, hyperparameters)
+            target.spec = spec  # type: ignore[attr-defined]
+            target.method = method  # type: ignore[attr-defined]
+            return target  # type: ignore[return-value]
+        wrapper = _checked(target, hyperparameters, method)
+        wrapper.__doc__ = with_hyperparameter_docs(target.__doc__, hyperparameters)
+        wrapper.spec = spec  # type: ignore[attr-defined]
+        wrapper.method = method  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def bind_and_validate(
+    method: str,
+    signature: inspect.Signature,
+    model: type[Hyperparameters],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[inspect.BoundArguments, dict[str, Any]]:
+    """Bind a call to ``signature`` (gradhub errors) and validate the arguments that are model fields.
+
+    Returns the bound arguments, defaults applied and hyperparameters replaced by their validated
+    values, and the validated hyperparameters. What every kind's call frame does first.
+    """
+    accepted = [name for name in signature.parameters if name in model.model_fields] or list(model.model_fields)
+    bound = bind_arguments(method, signature, args, kwargs, accepted, model)
+    bound.apply_defaults()
+    fields = [name for name in model.model_fields if name in bound.arguments]
+    checked = validate_hyperparameters(method, model, {name: bound.arguments[name] for name in fields})
+    bound.arguments.update({name: checked[name] for name in fields})
+    return bound, checked
+
+
+def _checked(function: Callable[..., Any], model: type[Hyperparameters], method: str) -> Callable[..., Any]:
+    signature = public_signature(function, model, method)
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        bound, _ = bind_and_validate(method, signature, model, args, kwargs)
+        return function(*bound.args, **bound.kwargs)
+
+    wrapper.__signature__ = signature  # type: ignore[attr-defined]
+    return wrapper

@@ -37,12 +37,16 @@ from gradhub.errors import (
 )
 
 if TYPE_CHECKING:
-    import pluggy
+    from types import ModuleType
 
     from gradhub.specs import MethodSpec
 
 KINDS = ("optimizer", "layer", "loss", "solver", "attack", "sampler", "schedule", "probe")
-_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*$")
+"""The eight kinds, each an entry-point group ``gradhub.<kind>`` and an interface in ``gradhub.kinds``.
+Defined here once; :class:`gradhub.specs.Kind` and :data:`gradhub.kinds.KINDS` are built from it."""
+NAME_PATTERN = r"^[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*$"
+"""What a method name looks like (lower-case words joined by ``_`` or ``-``)."""
+_NAME = re.compile(NAME_PATTERN)
 _MODULE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
 
 
@@ -114,7 +118,6 @@ class Registry:
         self._aliases: dict[str, str] = {}
         self._targets: dict[str, Any] = {}
         self._loaded_modules: set[tuple[str | None, str]] = set()
-        self._plugin_manager: pluggy.PluginManager | None = None
 
     def refresh(self) -> None:
         """Forget everything discovered; the next lookup reads the installed metadata again.
@@ -192,16 +195,6 @@ class Registry:
 
     # loading ---------------------------------------------------------------------------
 
-    def _manager(self) -> pluggy.PluginManager:
-        if self._plugin_manager is None:
-            import pluggy
-
-            from gradhub import hookspecs
-
-            self._plugin_manager = pluggy.PluginManager(hookspecs.PROJECT)
-            self._plugin_manager.add_hookspecs(hookspecs)
-        return self._plugin_manager
-
     def _load_module(self, distribution: str | None, module_name: str) -> None:
         key = (distribution, module_name)
         if key in self._loaded_modules:
@@ -224,31 +217,31 @@ class Registry:
         try:
             module = importlib.import_module(module_name)
         except Exception as error:
+            if type(error).__name__ == "ValidationError" and type(error).__module__.startswith("pydantic"):
+                problems = "; ".join(
+                    f"{'.'.join(map(str, problem['loc'])) or 'spec'}: {problem['msg']}"
+                    for problem in error.errors()[:5]
+                )
+                message = (
+                    f"method {'/'.join(map(repr, names))} from {where}: its entry module {module_name!r} builds an "
+                    f"invalid spec ({problems}). {remedy}"
+                )
+                self._fail(names, InvalidSpecError(message), error)
+                return
             message = (
                 f"method {'/'.join(map(repr, names))} from {where} could not be loaded: importing its "
                 f"entry module {module_name!r} raised {type(error).__name__}: {error}. {remedy}"
             )
             self._fail(names, PluginLoadError(message), error)
             return
-
-        collected: dict[str, MethodSpec] = {}
-
-        def register(spec: MethodSpec | dict[str, Any]) -> None:
-            validated = _validate_spec(spec, f"{module_name} ({where})")
-            collected[validated.name] = validated
-
-        manager = self._manager()
         try:
-            if not manager.is_registered(module):
-                manager.register(module, name=f"{distribution}:{module_name}")
-            others = [plugin for plugin in manager.get_plugins() if plugin is not module]
-            manager.subset_hook_caller("register_methods", remove_plugins=others)(register=register)
+            collected = {spec.name: spec for spec in specs_of_module(module, f"{module_name} ({where})")}
         except InvalidSpecError as error:
             self._fail(names, InvalidSpecError(f"{error} {remedy}"), error)
             return
         except Exception as error:
             message = (
-                f"method {'/'.join(map(repr, names))} from {where}: the register_methods hook of "
+                f"method {'/'.join(map(repr, names))} from {where}: reading the specs of its entry module "
                 f"{module_name!r} raised {type(error).__name__}: {error}. {remedy}"
             )
             self._fail(names, PluginLoadError(message), error)
@@ -261,8 +254,8 @@ class Registry:
                     [name],
                     InvalidSpecError(
                         f"{where} declares {name!r} as {with_article(entry.kind)} (entry point group gradhub."
-                        f"{entry.kind}) but its entry module {module_name!r} registered {found}. "
-                        f"Its register_methods hook must call register() with that spec. {remedy}"
+                        f"{entry.kind}) but its entry module {module_name!r} defines {found}. "
+                        f"The module must define a MethodSpec with name={name!r} and kind={entry.kind!r}. {remedy}"
                     ),
                 )
                 continue
@@ -272,7 +265,7 @@ class Registry:
         undeclared = sorted(set(collected) - set(declared) - set(self._entries))
         if undeclared:
             warnings.warn(
-                f"{module_name} ({where}) registered {undeclared} without declaring entry points "
+                f"{module_name} ({where}) defines specs {undeclared} without declaring entry points "
                 "for them; they are ignored. Declare each in the gradhub.<kind> entry-point group.",
                 stacklevel=2,
             )
@@ -418,6 +411,36 @@ class Registry:
                 row for row in rows if (fnmatch.fnmatchcase(row.name, lowered) if wildcard else lowered in row.name)
             ]
         return sorted(rows, key=lambda row: (row.name, row.distribution or ""))
+
+
+def specs_of_module(module: ModuleType, origin: str) -> list[MethodSpec]:
+    """The method specs an entry module declares: its module-level ``MethodSpec`` objects.
+
+    A global that is a spec, or a tuple or list of specs, counts. A protocol-1 entry module
+    (a ``register_methods(register)`` function and no module-level specs) is still read,
+    through that function, with a ``DeprecationWarning``.
+    """
+    from gradhub.specs import MethodSpec
+
+    found: dict[int, MethodSpec] = {}
+    for value in vars(module).values():
+        if isinstance(value, MethodSpec):
+            found.setdefault(id(value), value)
+        elif isinstance(value, (tuple, list)) and value and all(isinstance(item, MethodSpec) for item in value):
+            for item in value:
+                found.setdefault(id(item), item)
+    legacy = getattr(module, "register_methods", None)
+    if not found and callable(legacy):
+        warnings.warn(
+            f"{origin} declares its methods through a register_methods hook (gradhub plugin protocol 1); "
+            "protocol 2 reads module-level MethodSpec objects instead (specs/plugin-protocol.md, Migration)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        registered: list[MethodSpec] = []
+        legacy(register=lambda spec: registered.append(_validate_spec(spec, origin)))
+        return registered
+    return list(found.values())
 
 
 def _validate_spec(spec: Any, origin: str) -> MethodSpec:

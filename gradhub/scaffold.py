@@ -1,7 +1,7 @@
 """``gradhub new``: write a plugin package that installs and passes ``gradhub check`` as generated.
 
 The package holds a small working method of the requested kind (templates in
-``gradhub/templates/<kind>/``), its torch-free entry module with spec and hook, a real
+``gradhub/templates/<kind>/``), its torch-free entry module declaring the method once (its spec), a real
 correctness test and the conformance suite as a pytest test. Its author replaces the
 method with the paper's and keeps both green.
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 from string import Template
 
 from gradhub.errors import UnsupportedInputError
-from gradhub.registry import KINDS
+from gradhub.registry import KINDS, NAME_PATTERN
 
-_SLUG = re.compile(r"^[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*$")
+_SLUG = re.compile(NAME_PATTERN)
 
 # template file -> path in the generated package (``{module}`` is substituted)
 _LAYOUT = {
@@ -43,6 +43,7 @@ def _names(slug: str, kind: str) -> dict[str, str]:
         "distribution": "gradhub-" + slug.replace("_", "-"),
         "module": "gradhub_" + slug.replace("-", "_"),
         "Class": "".join(word.capitalize() for word in words),
+        "SPEC": "_".join(words).upper(),
         "function": "_".join(words),
         "title": " ".join(word.capitalize() for word in words),
         "year": str(datetime.date.today().year),

@@ -13,25 +13,44 @@ import pytest
 from gradhub.registry import Registry
 
 SPEC_MODULE = """
+from gradhub.specs import MethodSpec, Paper
+
+PAPER = Paper(title="A Paper", authors=("A. Author",), year=2024)
+
+{specs}
+"""
+"""A plugin protocol 2 entry module: module-level specs, read by the registry without a hook."""
+
+LEGACY_SPEC_MODULE = """
 import gradhub
-from gradhub.specs import MethodSpec
 
 PAPER = dict(title="A Paper", authors=("A. Author",), year=2024)
 SPECS = [
 {specs}
 ]
 
+
 @gradhub.hookimpl
 def register_methods(register):
     for spec in SPECS:
-        register(spec)
+        register(dict(paper=PAPER, **spec))
 """
+"""A protocol 1 entry module: spec dicts handed over through ``register_methods`` (still read, deprecated)."""
+
+
+def spec_fields(name: str, kind: str = "optimizer", target: str = "torch.optim:SGD", **extra: object) -> dict:
+    return dict(name=name, kind=kind, summary=f"{name} summary", target=target, example="builtins:print", **extra)
 
 
 def spec_source(name: str, kind: str = "optimizer", target: str = "torch.optim:SGD", **extra: object) -> str:
-    """Source of one spec dict, for a fake entry module."""
-    fields = dict(name=name, kind=kind, summary=f"{name} summary", target=target, example="builtins:print", **extra)
-    return f"    dict(paper=PAPER, **{fields!r}),"
+    """Source of one module-level spec, ``NAME = MethodSpec(...)``, for a fake entry module."""
+    handle = name.upper().replace("-", "_")
+    return f"{handle} = MethodSpec(paper=PAPER, **{spec_fields(name, kind, target, **extra)!r})"
+
+
+def legacy_spec_source(name: str, kind: str = "optimizer", target: str = "torch.optim:SGD", **extra: object) -> str:
+    """Source of one spec dict in :data:`LEGACY_SPEC_MODULE`'s ``SPECS`` list."""
+    return f"    {spec_fields(name, kind, target, **extra)!r},"
 
 
 class FakePlugins:
@@ -60,16 +79,25 @@ class FakePlugins:
         for module, source in modules.items():
             (self.root / f"{module}.py").write_text(textwrap.dedent(source))
 
-    def plugin(self, distribution: str, specs: dict[str, str], kind: str = "optimizer", version: str = "1.0") -> str:
-        """A working plugin whose entry module registers one spec per name; returns the module name."""
+    def plugin(
+        self,
+        distribution: str,
+        specs: dict[str, str | None],
+        kind: str = "optimizer",
+        version: str = "1.0",
+        legacy: bool = False,
+    ) -> str:
+        """A working plugin whose entry module defines one spec per name; returns the module name.
+
+        ``legacy``: the entry module hands its specs over through a protocol-1 ``register_methods`` hook.
+        """
         module = self.module_name(distribution.replace("-", "_"))
-        body = "\n".join(
-            spec_source(name, kind, **({"target": target} if target else {})) for name, target in specs.items()
-        )
+        source, template = (legacy_spec_source, LEGACY_SPEC_MODULE) if legacy else (spec_source, SPEC_MODULE)
+        body = "\n".join(source(name, kind, **({"target": target} if target else {})) for name, target in specs.items())
         self.distribution(
             distribution,
             {f"gradhub.{kind}": dict.fromkeys(specs, module)},
-            {module: SPEC_MODULE.format(specs=body)},
+            {module: template.format(specs=body)},
             version,
         )
         return module

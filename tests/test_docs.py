@@ -19,10 +19,14 @@ def python_blocks(path: Path) -> list[str]:
 
 
 def test_contributing_entry_module_example_builds_a_valid_spec() -> None:
-    block = next(block for block in python_blocks(ROOT / "CONTRIBUTING.md") if "register_methods" in block)
+    """The entry module CONTRIBUTING.md shows is protocol 2: a module-level spec, no hook."""
+    block = next(
+        block for block in python_blocks(ROOT / "CONTRIBUTING.md") if "# gradhub_my_method/__init__.py" in block
+    )
+    assert "register_methods" not in block and "import torch" not in block
     namespace: dict[str, object] = {}
     exec(compile(block, "CONTRIBUTING.md", "exec"), namespace)
-    spec = namespace["SPEC"]
+    spec = namespace["MY_METHOD"]
     assert isinstance(spec, MethodSpec) and spec.name == "my-method"
     assert spec.params.model_fields["radius"].description == "trust-region radius (Eq. 4)"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Literal
 
@@ -18,6 +19,7 @@ from gradhub.hyperparameters import (
     validate_hyperparameters,
     validated,
 )
+from gradhub.specs import MethodSpec, Paper
 
 
 class Params(Hyperparameters):
@@ -76,13 +78,33 @@ def test_describe_field() -> None:
     assert describe_field(Params, "mode") == "one of 'a', 'b'"
 
 
+SCALED = MethodSpec(
+    name="scaled",
+    kind="layer",
+    summary="a function of the test's hyperparameters",
+    paper=Paper(title="T", authors=("A",), year=2024),
+    target="tests.test_hyperparameters:scaled",
+    params=Params,
+    example="tests.test_hyperparameters:scaled",
+)
+
+
+def defaults(function: object) -> dict[str, object]:
+    return {name: p.default for name, p in inspect.signature(function).parameters.items()}  # type: ignore[arg-type]
+
+
 def test_validated_decorator() -> None:
-    @validated("scaled", Params)
-    def scaled(x: float, lr: float = 1e-3, steps: int = 3) -> float:
+    """``@validated(SPEC)``: keyword-only hyperparameters without defaults; the model supplies them."""
+
+    @validated(SCALED)
+    def scaled(x: float, *, lr: float, steps: int) -> float:
         return x * lr * steps
 
+    assert scaled.spec is SCALED and scaled.method == "scaled"
+    assert defaults(scaled) == {"x": inspect.Parameter.empty, "lr": 1e-3, "steps": 3}
+    assert inspect.signature(scaled).parameters["lr"].kind is inspect.Parameter.KEYWORD_ONLY
     assert scaled(2.0, lr=1, steps=2) == 4.0
-    assert isinstance(scaled(2.0, lr=1), float)
+    assert isinstance(scaled(2.0, lr=1), float) and scaled(1.0) == 0.003
     with pytest.raises(HyperparameterError, match="scaled: invalid lr=-2"):
         scaled(1.0, lr=-2)
     with pytest.raises(UnknownHyperparameterError, match="did you mean 'steps'"):
@@ -90,7 +112,50 @@ def test_validated_decorator() -> None:
     with pytest.raises(MissingHyperparameterError, match="scaled: missing required hyperparameter 'x'"):
         scaled()
     with pytest.raises(TypeError, match="scaled: too many positional arguments"):
-        scaled(1.0, 2.0, 3, 4)
+        scaled(1.0, 2.0)
+
+
+def test_validated_refuses_a_second_source_of_defaults() -> None:
+    with pytest.raises(TypeError, match=r"writes the default lr=0.1 but its hyperparameter model says 0.001"):
+
+        @validated(SCALED)
+        def scaled(x: float, *, lr: float = 0.1) -> float:
+            return x * lr
+
+    @validated(SCALED)
+    def same(x: float, *, lr: float = 1e-3) -> float:  # the model's own default is tolerated
+        return x * lr
+
+    assert same(2.0) == 2e-3
+
+
+def test_validated_class_checks_its_constructor() -> None:
+    @validated(SCALED)
+    class Scaled:
+        def __init__(self, *, lr: float, mode: str) -> None:
+            self.lr, self.mode = lr, mode
+
+    assert Scaled.spec is SCALED and Scaled.method == "scaled"
+    assert defaults(Scaled) == {"lr": 1e-3, "mode": "a"}
+    assert (Scaled(lr=1).lr, Scaled().mode) == (1.0, "a")
+    with pytest.raises(HyperparameterError, match="scaled: invalid mode='c'"):
+        Scaled(mode="c")
+    assert "lr (default 0.001): a finite number >= 0" in (Scaled.__doc__ or "")
+
+
+def test_validated_with_a_name_and_a_model() -> None:
+    """Plugin protocol 1's spelling, still accepted: the defaults written in the function."""
+
+    @validated("scaled", Params)
+    def scaled(x: float, lr: float = 1e-3, steps: int = 3) -> float:
+        return x * lr * steps
+
+    assert scaled.spec is None and scaled.method == "scaled"
+    assert scaled(2.0, lr=1, steps=2) == 4.0
+    with pytest.raises(HyperparameterError, match="scaled: invalid lr=-2"):
+        scaled(1.0, lr=-2)
+    with pytest.raises(TypeError, match="pass the hyperparameter model"):
+        validated("scaled")
 
 
 def test_long_values_are_shown_short_and_sequences_described() -> None:
@@ -113,3 +178,32 @@ def test_long_values_are_shown_short_and_sequences_described() -> None:
     assert "(norms[0]=-1: input should be greater than 0)" in message and len(message) < 200
     assert show_value(torch.zeros(3, 4)) == "Tensor(shape=(3, 4), dtype=torch.float32)"
     assert show_value(0.5) == "0.5" and show_value("adam") == "'adam'"
+
+
+def test_signature_from_a_model_keeps_field_order_and_keyword_only_marks() -> None:
+    """The model is the signature: field order is positional order; marked and late required fields are keywords."""
+    from typing import Annotated
+
+    from gradhub.hyperparameters import Foreach, KeywordOnly, Maximize, hyperparameter_signature
+
+    class Marked(Hyperparameters):
+        lr: LearningRate
+        betas: Betas = (0.9, 0.999)
+        foreach: Foreach = None
+        maximize: Maximize = False
+        scale: Annotated[float, KeywordOnly()] = 1.0
+        radius: float
+
+    params = inspect.Parameter("params", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    signature = hyperparameter_signature(Marked, leading=[params])
+    kinds = {name: parameter.kind.name for name, parameter in signature.parameters.items()}
+    assert kinds == {
+        "params": "POSITIONAL_OR_KEYWORD",
+        "lr": "POSITIONAL_OR_KEYWORD",
+        "betas": "POSITIONAL_OR_KEYWORD",
+        "foreach": "KEYWORD_ONLY",
+        "maximize": "KEYWORD_ONLY",
+        "scale": "KEYWORD_ONLY",
+        "radius": "KEYWORD_ONLY",
+    }
+    assert signature.parameters["radius"].default is inspect.Parameter.empty

@@ -50,7 +50,7 @@ def test_get_returns_the_optimizer_classes() -> None:
 def test_public_names_resolve() -> None:
     for name in gradhub.__all__:
         assert getattr(gradhub, name) is not None, name
-    assert gradhub.__version__ == "0.1.0"
+    assert gradhub.__version__ == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert gradhub.MethodSpec.__module__ == "gradhub.specs"
 
 

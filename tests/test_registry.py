@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 
 import pytest
@@ -13,7 +14,7 @@ from gradhub.errors import (
     NameConflictError,
     PluginLoadError,
 )
-from tests.conftest import SPEC_MODULE, FakePlugins, spec_source
+from tests.conftest import LEGACY_SPEC_MODULE, SPEC_MODULE, FakePlugins, legacy_spec_source, spec_source
 
 RAISES_ON_IMPORT = "raise ImportError('boom: a dependency is missing')\n"
 
@@ -70,13 +71,15 @@ def test_import_failure_is_recorded_and_raised_only_for_its_names(fake_plugins: 
     assert registry.spec("fineopt").name == "fineopt"
 
 
-def test_invalid_spec_is_reported_with_the_field(fake_plugins: FakePlugins) -> None:
+def test_invalid_spec_fails_the_import_with_the_field(fake_plugins: FakePlugins) -> None:
+    """A module-level spec is validated when it is built: an invalid one fails its module's import, reported
+    as an invalid spec naming the field."""
     module = fake_plugins.module_name("invalid")
-    bad = "    dict(paper=PAPER, name='badspec', kind='optimizer', summary='x', target='no colon', example='m:f'),"
+    bad = spec_source("badspec", target="no colon")
     fake_plugins.distribution(
         "gradhub-invalid", {"gradhub.optimizer": {"badspec": module}}, {module: SPEC_MODULE.format(specs=bad)}
     )
-    with pytest.raises(InvalidSpecError, match="target") as raised:
+    with pytest.raises(InvalidSpecError, match=r"builds an invalid spec \(target: String should match") as raised:
         fake_plugins.registry().get("badspec")
     assert "gradhub-invalid 1.0" in str(raised.value)
 
@@ -87,22 +90,66 @@ def test_spec_of_the_wrong_kind_is_invalid(fake_plugins: FakePlugins) -> None:
     fake_plugins.distribution(
         "gradhub-wrongkind", {"gradhub.optimizer": {"wrongkind": module}}, {module: SPEC_MODULE.format(specs=body)}
     )
-    with pytest.raises(InvalidSpecError, match=r"declares 'wrongkind' as an optimizer .* registered a layer"):
+    with pytest.raises(InvalidSpecError, match=r"declares 'wrongkind' as an optimizer .* defines a layer"):
         fake_plugins.registry().spec("wrongkind")
 
 
-def test_missing_hook_implementation(fake_plugins: FakePlugins) -> None:
-    module = fake_plugins.module_name("nohook")
-    fake_plugins.distribution("gradhub-nohook", {"gradhub.optimizer": {"nohook": module}}, {module: "X = 1\n"})
-    with pytest.raises(InvalidSpecError, match="registered no such method"):
-        fake_plugins.registry().spec("nohook")
+def test_entry_module_without_the_spec(fake_plugins: FakePlugins) -> None:
+    module = fake_plugins.module_name("nospec")
+    fake_plugins.distribution("gradhub-nospec", {"gradhub.optimizer": {"nospec": module}}, {module: "X = 1\n"})
+    with pytest.raises(InvalidSpecError, match=r"defines no such method\. The module must define a MethodSpec"):
+        fake_plugins.registry().spec("nospec")
 
 
-def test_hook_with_a_wrong_signature_is_a_load_error(fake_plugins: FakePlugins) -> None:
+def test_specs_listed_twice_are_read_once(fake_plugins: FakePlugins) -> None:
+    """Handles and a ``SPECS`` tuple built from them name the same objects: no duplicate, no warning."""
+    module = fake_plugins.module_name("tupled")
+    body = "\n".join([spec_source("firstopt"), spec_source("secondopt"), "SPECS = (FIRSTOPT, SECONDOPT)"])
+    fake_plugins.distribution(
+        "gradhub-tupled",
+        {"gradhub.optimizer": {"firstopt": module, "secondopt": module}},
+        {module: SPEC_MODULE.format(specs=body)},
+    )
+    registry = fake_plugins.registry()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert [registry.spec(name).name for name in ("firstopt", "secondopt")] == ["firstopt", "secondopt"]
+
+
+def test_protocol_1_entry_module_is_read_through_its_hook_with_a_warning(fake_plugins: FakePlugins) -> None:
+    """An entry module with only ``register_methods`` (plugin protocol 1) still works, deprecated."""
+    import torch
+
+    module = fake_plugins.plugin("gradhub-legacy", {"legacyopt": "torch.optim:SGD"}, legacy=True)
+    registry = fake_plugins.registry()
+    with pytest.warns(
+        DeprecationWarning,
+        match=rf"{module} \(gradhub-legacy 1.0\) declares its methods through a register_methods hook",
+    ):
+        spec = registry.spec("legacyopt")
+    assert (spec.name, spec.kind.value, spec.summary) == ("legacyopt", "optimizer", "legacyopt summary")
+    assert registry.get("legacyopt") is torch.optim.SGD
+
+
+def test_protocol_1_invalid_spec_is_reported_with_the_field(fake_plugins: FakePlugins) -> None:
+    module = fake_plugins.module_name("invalid")
+    bad = legacy_spec_source("badspec", target="no colon")
+    fake_plugins.distribution(
+        "gradhub-invalid", {"gradhub.optimizer": {"badspec": module}}, {module: LEGACY_SPEC_MODULE.format(specs=bad)}
+    )
+    with pytest.warns(DeprecationWarning), pytest.raises(InvalidSpecError, match="target") as raised:
+        fake_plugins.registry().get("badspec")
+    assert "gradhub-invalid 1.0" in str(raised.value)
+
+
+def test_protocol_1_hook_with_a_wrong_signature_is_a_load_error(fake_plugins: FakePlugins) -> None:
     module = fake_plugins.module_name("badhook")
     source = "import gradhub\n\n@gradhub.hookimpl\ndef register_methods(register, extra):\n    pass\n"
     fake_plugins.distribution("gradhub-badhook", {"gradhub.optimizer": {"badhook": module}}, {module: source})
-    with pytest.raises(PluginLoadError, match="register_methods hook"):
+    with (
+        pytest.warns(DeprecationWarning),
+        pytest.raises(PluginLoadError, match=r"register_methods\(\) missing 1 required positional argument: 'extra'"),
+    ):
         fake_plugins.registry().spec("badhook")
 
 

@@ -59,8 +59,15 @@ def test_generated_layout(tmp_path: Path) -> None:
     ]
     pyproject = (root / "pyproject.toml").read_text()
     assert '[project.entry-points."gradhub.optimizer"]\nmy_method = "gradhub_my_method"' in pyproject
-    assert 'name = "gradhub-my-method"' in pyproject and "gradhub>=0.1,<0.2" in pyproject
-    assert "class MyMethod(Optimizer):" in (root / "gradhub_my_method" / "method.py").read_text()
+    assert 'name = "gradhub-my-method"' in pyproject and "gradhub>=0.2,<0.3" in pyproject
+    method = (root / "gradhub_my_method" / "method.py").read_text()
+    assert "class MyMethod(ElementwiseOptimizer):" in method and "spec = MY_METHOD" in method
+    entry = (root / "gradhub_my_method" / "__init__.py").read_text()
+    assert 'MY_METHOD = MethodSpec(\n    name="my_method",' in entry
+    # Declared once: the name is written in the spec and the entry point, nowhere else in the package.
+    written = [path for path in root.rglob("*.py") if '"my_method"' in path.read_text()]
+    assert [path.name for path in written] == ["__init__.py"]
+    assert entry.count('"my_method"') == 1
 
 
 @pytest.mark.parametrize(("slug", "kind"), [("Bad", "layer"), ("class", "layer"), ("ok", "regularizer")])

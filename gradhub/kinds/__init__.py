@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from torch import nn
 
-KINDS = ("optimizer", "layer", "loss", "solver", "attack", "sampler", "schedule", "probe")
+from gradhub.registry import KINDS
+
+__all__ = ["KINDS", "bind", "evaluation_mode"]
 
 
 def bind(target: Any, hparams: Mapping[str, Any], modules: tuple[Any, ...] = ()) -> Callable[..., Any]:

@@ -24,7 +24,13 @@ import torch
 from torch import nn
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
-from gradhub.hyperparameters import Hyperparameters, bind_arguments, validate_hyperparameters
+from gradhub.hyperparameters import (
+    Hyperparameters,
+    bind_arguments,
+    hyperparameter_signature,
+    validate_hyperparameters,
+    with_hyperparameter_docs,
+)
 
 __all__ = [
     "ElementwiseOptimizer",
@@ -104,31 +110,85 @@ def default_foreach(params: Iterable[torch.Tensor]) -> bool:
 
 
 class Optimizer(torch.optim.Optimizer):
-    """Base class for gradhub optimizers.
+    """Base class for gradhub optimizers: bind a subclass to its spec and the model does the rest.
 
-    Subclasses set :attr:`method` (the registry name) and :attr:`hyperparameters` (the
-    spec's model), build ``defaults`` in ``__init__`` and call ``super().__init__``.
+    ``class AdamP(ElementwiseOptimizer): spec = ADAMP`` (the :class:`~gradhub.specs.MethodSpec`
+    from the plugin's entry module) gives the class, derived from ``spec.params`` alone:
+
+    * the constructor ``cls(params, lr=..., betas=..., *, foreach=None, ...)``: its signature
+      (``__signature__``, what ``help()`` and IDEs show) lists every field of the model with the
+      model's default; arguments are bound and validated against the model, and the validated
+      values become ``defaults``. A subclass that needs more set-up overrides
+      ``__init__(self, params, *args, **kwargs)`` and calls ``super().__init__`` first;
+    * :attr:`method` (``spec.name``, for error messages) and :attr:`hyperparameters` (the model);
+    * a docstring section listing the hyperparameters, their defaults and bounds;
+    * :meth:`options`: a param group's hyperparameters as one validated, frozen model instance,
+      rebuilt (and so re-validated) only when the group's values change.
+
+    Param groups are validated when added; sparse gradients and non-floating parameters are
+    rejected by name. The protocol-1 shape (``method``/``hyperparameters`` class attributes and an
+    explicit ``__init__`` calling ``super().__init__(params, defaults)``) still works.
     """
 
+    spec: ClassVar[Any] = None
     method: ClassVar[str]
     hyperparameters: ClassVar[type[Hyperparameters]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        init = cls.__dict__.get("__init__")
-        if init is None or getattr(init, "_gradhub_checked", False):
+        own_spec = cls.__dict__.get("spec")
+        own_init = cls.__dict__.get("__init__")
+        spec = getattr(cls, "spec", None)
+        if spec is None:
+            if own_init is not None:
+                _check_legacy_arguments(cls, own_init)  # protocol 1: an explicit __init__ builds defaults
             return
-        signature = inspect.signature(init)
-        accepted = [name for name in signature.parameters if name not in ("self", "params")]
+        if own_spec is not None:
+            cls.method = spec.name
+            cls.hyperparameters = spec.params
+            cls.__doc__ = with_hyperparameter_docs(cls.__doc__, spec.params)
+        if own_spec is None and own_init is None:
+            return
+        params = inspect.Parameter("params", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        signature = hyperparameter_signature(spec.params, leading=[params])
+        if own_init is not None:
+            # A constructor of its own that writes a default shows it: what users see is what runs (and
+            # the suite's signature_matches_model check compares it with the model).
+            written = inspect.signature(own_init).parameters
+            signature = signature.replace(
+                parameters=[
+                    parameter.replace(default=written[name].default)
+                    if name in written and written[name].default is not inspect.Parameter.empty
+                    else parameter
+                    for name, parameter in signature.parameters.items()
+                ]
+            )
+        cls.__signature__ = signature  # type: ignore[attr-defined]
 
-        @functools.wraps(init)
-        def checked_init(self: Optimizer, *args: Any, **kwargs: Any) -> None:
-            method = getattr(type(self), "method", type(self).__name__)
-            bind_arguments(method, signature, (self, *args), kwargs, accepted, getattr(cls, "hyperparameters", None))
-            init(self, *args, **kwargs)
+    def __init__(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        if len(args) == 1 and not kwargs and isinstance(args[0], dict) and getattr(cls, "spec", None) is None:
+            defaults = args[0]  # protocol 1: the subclass built ``defaults`` itself
+        else:
+            signature = getattr(cls, "__signature__", None)
+            if signature is None or getattr(cls, "spec", None) is None:
+                raise TypeError(
+                    f"{cls.__name__}: a gradhub optimizer declares its spec (spec = MY_METHOD, the MethodSpec of "
+                    "its entry module), from which its signature and defaults are derived"
+                )
+            accepted = list(cls.hyperparameters.model_fields)
+            bound = bind_arguments(cls.method, signature, (params, *args), kwargs, accepted, cls.hyperparameters)
+            values = {name: value for name, value in bound.arguments.items() if name != "params"}
+            defaults = validate_hyperparameters(cls.method, cls.hyperparameters, values)
+            self._check_path_flags(defaults)
+        self._options_cache: dict[int, tuple[tuple[Any, ...], Hyperparameters]] = {}
+        super().__init__(params, defaults)
 
-        checked_init._gradhub_checked = True  # type: ignore[attr-defined]
-        cls.__init__ = checked_init  # type: ignore[method-assign]
+    def _check_path_flags(self, values: dict[str, Any]) -> None:
+        if values.get("fused") and values.get("foreach"):
+            raise HyperparameterError(
+                self.method, "fused", True, "False or None when foreach=True (they select different paths)"
+            )
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Validate the group's hyperparameters and parameters, then add it (atomically)."""
@@ -140,10 +200,7 @@ class Optimizer(torch.optim.Optimizer):
         validated = validate_hyperparameters(
             self.method, self.hyperparameters, {k: v for k, v in merged.items() if k in known}
         )
-        if merged.get("fused") and merged.get("foreach"):
-            raise HyperparameterError(
-                self.method, "fused", True, "False or None when foreach=True (they select different paths)"
-            )
+        self._check_path_flags(merged)
         params = param_group["params"]
         params = [params] if isinstance(params, torch.Tensor) else list(params)
         for index, param in enumerate(params):
@@ -156,6 +213,27 @@ class Optimizer(torch.optim.Optimizer):
                 )
         super().add_param_group({**param_group, "params": params, **{k: validated[k] for k in overrides if k in known}})
 
+    def options(self, group: dict[str, Any]) -> Hyperparameters:
+        """The group's hyperparameters as one frozen instance of the method's model.
+
+        What the path functions receive. Built once per group and reused while the group's values
+        are unchanged (a comparison, no validation, per step); when a value was changed in
+        ``param_groups`` (a scheduler, a user, ``load_state_dict``) it is validated again, so a
+        bad value raises :class:`~gradhub.errors.HyperparameterError` before the step changes anything.
+        """
+        model = self.hyperparameters
+        key = tuple(group.get(name) for name in model.model_fields)
+        cache = self.__dict__.setdefault("_options_cache", {})
+        cached = cache.get(id(group))
+        if cached is not None and _same_values(cached[0], key):
+            return cached[1]
+        values = {name: group[name] for name in model.model_fields if name in group}
+        checked = validate_hyperparameters(self.method, model, values)
+        self._check_path_flags(checked)
+        options = model.model_construct(**checked)
+        cache[id(group)] = (key, options)
+        return options
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Fill hyperparameters missing from loaded param groups with this optimizer's defaults.
 
@@ -163,19 +241,20 @@ class Optimizer(torch.optim.Optimizer):
         method (the official one, say) lacks the options gradhub adds, like ``foreach``.
         """
         super().__setstate__(state)
+        self.__dict__["_options_cache"] = {}
         for group in self.param_groups:
             for name, value in self.defaults.items():
                 group.setdefault(name, value)
 
     @staticmethod
-    def _evaluate(closure: Callable[[], Any] | None) -> Any:
+    def evaluate_closure(closure: Callable[[], Any] | None) -> Any:
         """The closure's loss, computed with gradients enabled (``step`` runs under no_grad)."""
         if closure is None:
             return None
         with torch.enable_grad():
             return closure()
 
-    def _parameters_with_gradients(self) -> list[list[torch.Tensor]]:
+    def parameters_with_gradients(self) -> list[list[torch.Tensor]]:
         """Per param group, the parameters that have a gradient.
 
         Every group is checked before any is returned, so a sparse gradient raises
@@ -195,10 +274,45 @@ class Optimizer(torch.optim.Optimizer):
         return groups
 
     @staticmethod
-    def _use_foreach(group: dict[str, Any], params: list[torch.Tensor]) -> bool:
+    def use_foreach(group: dict[str, Any], params: list[torch.Tensor]) -> bool:
         """The group's ``foreach`` setting, with ``None`` resolved by :func:`default_foreach`."""
         foreach = group.get("foreach")
         return default_foreach(params) if foreach is None else bool(foreach)
+
+    # protocol-1 spellings, kept for third-party optimizers written against gradhub 0.1
+    _evaluate = evaluate_closure
+    _parameters_with_gradients = parameters_with_gradients
+    _use_foreach = use_foreach
+
+
+def _check_legacy_arguments(cls: type[Optimizer], init: Callable[..., None]) -> None:
+    """Protocol 1: bind an explicit ``__init__``'s arguments first, so an unknown keyword or a missing
+    hyperparameter is a gradhub error naming the method (not Python's bare ``TypeError``)."""
+    signature = inspect.signature(init)
+    accepted = [name for name in signature.parameters if name not in ("self", "params")]
+
+    @functools.wraps(init)
+    def checked_init(self: Optimizer, *args: Any, **kwargs: Any) -> None:
+        method = getattr(type(self), "method", type(self).__name__)
+        bind_arguments(method, signature, (self, *args), kwargs, accepted, getattr(cls, "hyperparameters", None))
+        init(self, *args, **kwargs)
+
+    cls.__init__ = checked_init  # type: ignore[method-assign]
+
+
+def _same_values(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
+    """Element-wise: the same object, or equal plain values of the same type (never a tensor compare)."""
+    for a, b in zip(old, new):
+        if a is b:
+            continue
+        if type(a) is not type(b) or isinstance(a, torch.Tensor):
+            return False
+        try:
+            if not bool(a == b):
+                return False
+        except Exception:
+            return False
+    return True
 
 
 class FusedFallbackWarning(RuntimeWarning):
@@ -234,16 +348,16 @@ def fused_eligible(lists: Sequence[Sequence[torch.Tensor]]) -> tuple[list[int], 
 class ElementwiseOptimizer(Optimizer):
     """The step every list-based gradhub optimizer shares; a subclass keeps only its math.
 
-    A subclass sets :attr:`state_names` (state tensors, zeros like the parameter at its
-    first step), :attr:`counts_steps` (keep an int ``state["step"]``), the path functions
-    :attr:`single_tensor` (the reference), :attr:`multi_tensor` and optionally
-    :attr:`fused_kernel`, and implements :meth:`_options` (a group's scalars as keywords).
-    Each path is called as ``path(params, grads, *states, steps, **options)`` with one list
-    per state name and ``steps`` the per-parameter step counts after this step (left out
-    when :attr:`counts_steps` is False).
+    A subclass sets :attr:`spec`, :attr:`state_names` (state tensors, zeros like the parameter
+    at its first step), :attr:`counts_steps` (keep an int ``state["step"]``), and the path
+    functions :attr:`single_tensor` (the reference), :attr:`multi_tensor` and optionally
+    :attr:`fused_kernel`. Each path is called as ``path(params, grads, *states, steps, options)``
+    with one list per state name, ``steps`` the per-parameter step counts after this step (left
+    out when :attr:`counts_steps` is False) and ``options`` the group's :meth:`options` (the
+    method's hyperparameter model, e.g. ``options.lr``, ``options.betas``).
 
     ``step`` evaluates the closure, rejects sparse gradients before changing anything,
-    creates state (then calls :meth:`_on_new_state`), counts steps, and picks the path per
+    creates state (then calls :meth:`on_new_state`), counts steps, and picks the path per
     group: ``fused=True`` runs :attr:`fused_kernel` on the tensors :func:`fused_eligible`
     accepts and the multi-tensor path on the rest, with one :class:`FusedFallbackWarning`
     per reason and optimizer; a fused kernel returns False when it cannot be loaded (it
@@ -257,23 +371,21 @@ class ElementwiseOptimizer(Optimizer):
     multi_tensor: ClassVar[Callable[..., None]]
     fused_kernel: ClassVar[Callable[..., bool] | None] = None
 
-    def _options(self, group: dict[str, Any]) -> dict[str, Any]:
-        """The group's hyperparameters as the path functions' keyword arguments."""
-        raise NotImplementedError
-
-    def _on_new_state(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
+    def on_new_state(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
         """Called with the parameters whose state was just created (before the step)."""
 
     def _path(self, group: dict[str, Any], params: list[torch.Tensor]) -> StepPath:
         if group.get("fused") and type(self).fused_kernel is not None:
             return "fused"
-        return "foreach" if self._use_foreach(group, params) else "single"
+        return "foreach" if self.use_foreach(group, params) else "single"
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform one optimisation step; returns ``closure()``'s loss when given."""
-        loss = self._evaluate(closure)
-        for group, params in zip(self.param_groups, self._parameters_with_gradients()):
+        loss = self.evaluate_closure(closure)
+        groups = self.parameters_with_gradients()
+        options = [self.options(group) for group in self.param_groups]  # validated before anything changes
+        for group, params, group_options in zip(self.param_groups, groups, options):
             if not params:
                 continue
             states = [self.state[param] for param in params]
@@ -287,20 +399,20 @@ class ElementwiseOptimizer(Optimizer):
                 if self.counts_steps:
                     state["step"] += 1
             if fresh:
-                self._on_new_state(group, fresh)
+                self.on_new_state(group, fresh)
             lists = [params, [param.grad for param in params], *[[s[n] for s in states] for n in self.state_names]]
             steps = [state["step"] for state in states] if self.counts_steps else []
-            self._run(self._path(group, params), lists, steps, self._options(group))
+            self._run(self._path(group, params), lists, steps, group_options)
         return loss
 
-    def _run(self, path: StepPath, lists: list[list[torch.Tensor]], steps: list[int], options: dict[str, Any]) -> None:
+    def _run(self, path: StepPath, lists: list[list[torch.Tensor]], steps: list[int], options: Hyperparameters) -> None:
         cls = type(self)
 
         def call(function: Callable[..., Any], positions: list[int] | None) -> Any:
             chosen = lists if positions is None else [[tensors[i] for i in positions] for tensors in lists]
             if self.counts_steps:
                 chosen = [*chosen, steps if positions is None else [steps[i] for i in positions]]
-            return function(*chosen, **options)
+            return function(*chosen, options)
 
         if path == "single":
             call(cls.single_tensor, None)

@@ -3,17 +3,40 @@
 Its hyperparameters include ``tol`` (stop when the residual is at most ``tol``) and
 ``max_iter``. The result records whether it converged, how many iterations it took and
 the residual after each (``residuals[0]`` before the first).
+
+The call frame (:func:`solver`) owns what every solver repeats, so a solver plugin writes its
+iteration and nothing else::
+
+    @solver(CG)                                # the spec: name, hyperparameter model
+    def cg(A, b, x0=None, *, tol, max_iter):   # defaults come from CG.params
+        x, r = ...                             # set-up
+        yield Iterate(x, r.norm())             # the state before the first iteration
+        while True:                            # the frame stops it (tol, max_iter)
+            ...                                # one iteration of the paper's method
+            yield Iterate(x, r.norm())
+
+The frame validates the hyperparameters against the spec's model, counts iterations, stops at
+``residual <= tol`` or after ``max_iter`` iterations (or when the iteration returns), keeps the
+residual history, reports progress, runs under ``torch.no_grad()``, and sets
+``converged=True`` only when the last residual is at most ``tol`` and the solution and the
+residual are finite. A non-finite residual stops the iteration at once (``converged=False``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import inspect
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-__all__ = ["SolverExample", "SolverResult", "is_solver_target"]
+from gradhub.hyperparameters import bind_and_validate, public_signature, with_hyperparameter_docs
+from gradhub.progress import ProgressCallback, tracker
+
+__all__ = ["Iterate", "SolverExample", "SolverResult", "is_solver_target", "solver"]
 
 
 @dataclass
@@ -33,5 +56,107 @@ class SolverExample:
     """The residual of a returned solution, computed independently of the solver."""
 
 
+@dataclass
+class Iterate:
+    """What a solver's iteration yields: the current solution and its residual.
+
+    ``residual`` is a number or a 0-d tensor (read once per iteration: one host sync). ``extras``
+    become keyword arguments of the result type (a :class:`SolverResult` subclass with more
+    fields); the last iterate's extras are used.
+    """
+
+    solution: Any
+    residual: float | torch.Tensor
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
 def is_solver_target(target: Any) -> bool:
     return callable(target) and not isinstance(target, type)
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return bool(torch.isfinite(value).all()) if value.is_floating_point() or value.is_complex() else True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (tuple, list)):
+        return all(_finite(item) for item in value)
+    if isinstance(value, dict):
+        return all(_finite(item) for item in value.values())
+    return True
+
+
+def run_iterations(
+    method: str,
+    iterates: Iterator[Iterate],
+    *,
+    tol: float,
+    max_iter: int,
+    progress: ProgressCallback | None = None,
+    result: type[SolverResult] = SolverResult,
+) -> SolverResult:
+    """Drive ``iterates`` to convergence, the iteration limit, its own end or a non-finite residual."""
+    first = next(iterates, None)
+    if first is None:
+        raise RuntimeError(f"{method}: its iteration yielded nothing (it must yield the initial state first)")
+    last = first
+    history = [torch.as_tensor(first.residual, dtype=torch.float64).detach().cpu().reshape(())]
+    residual = float(history[0])
+    iterations = 0
+    with tracker(progress, total=max_iter, task=method) as bar:
+        while math.isfinite(residual) and not residual <= tol and iterations < max_iter:
+            following = next(iterates, None)
+            if following is None:
+                break
+            last = following
+            iterations += 1
+            history.append(torch.as_tensor(last.residual, dtype=torch.float64).detach().cpu().reshape(()))
+            residual = float(history[-1])
+            bar.update(residual=residual)
+    iterates.close()
+    converged = math.isfinite(residual) and residual <= tol and _finite(last.solution)
+    return result(last.solution, converged, iterations, torch.stack(history), **last.extras)
+
+
+def solver(
+    spec: Any, *, result: type[SolverResult] = SolverResult
+) -> Callable[[Callable[..., Iterator[Iterate]]], Callable[..., SolverResult]]:
+    """Make a solver from an iteration (a generator of :class:`Iterate`); see the module docstring.
+
+    The returned function has the iteration's signature with each hyperparameter's default taken
+    from ``spec.params`` and a keyword ``progress`` added; it carries ``spec``. The model must
+    declare ``tol`` and ``max_iter``. The iteration receives every argument it declares.
+    """
+    model = spec.params
+    for required in ("tol", "max_iter"):
+        if required not in model.model_fields:
+            raise TypeError(f"{spec.name}: a solver's hyperparameter model declares {required!r}")
+
+    def decorate(iteration: Callable[..., Iterator[Iterate]]) -> Callable[..., SolverResult]:
+        own = public_signature(iteration, model, spec.name)
+        progress_parameter = inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=None)
+        signature = own.replace(
+            parameters=[*own.parameters.values(), progress_parameter], return_annotation=result.__name__
+        )
+
+        @functools.wraps(iteration)
+        def solve(*args: Any, **kwargs: Any) -> SolverResult:
+            bound, values = bind_and_validate(spec.name, signature, model, args, kwargs)
+            progress = bound.arguments.pop("progress", None)
+            with torch.no_grad():
+                return run_iterations(
+                    spec.name,
+                    iteration(*bound.args, **bound.kwargs),
+                    tol=values["tol"],
+                    max_iter=values["max_iter"],
+                    progress=progress,
+                    result=result,
+                )
+
+        solve.__signature__ = signature  # type: ignore[attr-defined]
+        solve.__doc__ = with_hyperparameter_docs(iteration.__doc__, model)
+        solve.spec = spec  # type: ignore[attr-defined]
+        solve.method = spec.name  # type: ignore[attr-defined]
+        return solve
+
+    return decorate

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gradhub.errors import ConformanceError
-from gradhub.kinds import KINDS
+import pluggy
+
+from gradhub.errors import ConformanceError, PluginLoadError
+from gradhub.hookspecs import hookimpl
+from gradhub.registry import KINDS
 from gradhub.specs import MethodSpec
 
 DtypePolicy = Literal["declared", "float32", "precise", "none"]
@@ -38,9 +42,6 @@ class CheckDefinition:
         return (self.function.__doc__ or self.id).strip().splitlines()[0]
 
 
-_DEFINITIONS: dict[str, list[CheckDefinition]] = {kind: [] for kind in KINDS}
-
-
 def conformance_check(
     *kinds: str,
     dtypes: DtypePolicy = "float32",
@@ -49,32 +50,112 @@ def conformance_check(
     when: str = "",
     compares_devices: bool = False,
 ) -> Callable[[CheckFunction], CheckFunction]:
-    """Register ``check_<id>(spec, device, dtype)`` for ``kinds`` (all kinds when none given)."""
+    """Mark ``check_<id>(spec, device, dtype)`` as a conformance check for ``kinds`` (all when none given).
+
+    The mark only describes the check; a module's checks join the suite through the
+    ``gradhub_conformance_checks`` hook (see :func:`checks_in`).
+    """
 
     def decorator(function: CheckFunction) -> CheckFunction:
         check_id = function.__name__.removeprefix("check_")
-        for kind in kinds or KINDS:
-            if any(existing.id == check_id for existing in _DEFINITIONS[kind]):
-                raise ValueError(f"check {check_id!r} is defined twice for kind {kind}")
-            _DEFINITIONS[kind].append(
-                CheckDefinition(check_id, kinds or KINDS, function, dtypes, per_device, applies, when, compares_devices)
-            )
+        function.conformance = CheckDefinition(  # type: ignore[attr-defined]
+            check_id, kinds or KINDS, function, dtypes, per_device, applies, when, compares_devices
+        )
         return function
 
     return decorator
 
 
+def checks_in(namespace: dict[str, Any] | Any) -> list[CheckDefinition]:
+    """The checks marked with :func:`conformance_check` in a module (or its ``globals()``), in order.
+
+    What a ``gradhub_conformance_checks`` hook implementation returns::
+
+        @gradhub.hookimpl
+        def gradhub_conformance_checks():
+            return checks_in(globals())
+    """
+    values = namespace.values() if isinstance(namespace, dict) else vars(namespace).values()
+    return [value.conformance for value in values if isinstance(getattr(value, "conformance", None), CheckDefinition)]
+
+
+CORE_CHECK_MODULES = ("common", *KINDS, "distributed")
+"""The core's check modules, in the order their checks run (common ones first)."""
+
+
+class _CoreChecks:
+    """The core's own checks, as a plugin of the suite's plugin manager like any check pack."""
+
+    @hookimpl(tryfirst=True)
+    def gradhub_conformance_checks(self) -> list[CheckDefinition]:
+        import importlib
+
+        found: list[CheckDefinition] = []
+        for name in CORE_CHECK_MODULES:
+            found += checks_in(importlib.import_module(f"gradhub.testing.{name}"))
+        return found
+
+
+_checks_lock = threading.Lock()
+_checks_cache: dict[str, list[CheckDefinition]] | None = None
+
+
+def check_plugin_manager() -> pluggy.PluginManager:
+    """The suite's plugin manager: the core checks plus every installed ``gradhub.checks`` check pack.
+
+    A check pack is a module named by an entry point in the group ``gradhub.checks`` that implements
+    the ``gradhub_conformance_checks`` hook; a first-party or third-party plugin ships one to check
+    capabilities of its own. pluggy calls every implementation and the suite runs the union.
+    """
+    import importlib.metadata
+
+    from gradhub import hookspecs
+
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    manager.register(_CoreChecks(), name="gradhub-core")
+    for entry_point in importlib.metadata.entry_points(group="gradhub.checks"):
+        distribution = getattr(entry_point, "dist", None)
+        origin = (
+            f"{distribution.metadata['Name']} {distribution.version}" if distribution else "an unknown distribution"
+        )
+        try:
+            module = entry_point.load()
+        except Exception as error:
+            raise PluginLoadError(
+                f"the check pack {entry_point.name!r} = {entry_point.value!r} from {origin} could not be imported: "
+                f"{type(error).__name__}: {error}. Reinstall it, or uninstall it to run the suite without its checks."
+            ) from error
+        if not manager.is_registered(module):
+            manager.register(module, name=f"{origin}:{entry_point.name}")
+    return manager
+
+
+def _collect(manager: pluggy.PluginManager) -> dict[str, list[CheckDefinition]]:
+    by_kind: dict[str, list[CheckDefinition]] = {kind: [] for kind in KINDS}
+    for provided in manager.hook.gradhub_conformance_checks():
+        for definition in provided or ():
+            for kind in definition.kinds:
+                if any(existing.id == definition.id for existing in by_kind[kind]):
+                    raise ValueError(f"conformance check {definition.id!r} is defined twice for kind {kind}")
+                by_kind[kind].append(definition)
+    return by_kind
+
+
 def definitions(kind: str) -> list[CheckDefinition]:
-    """Every check defined for ``kind``, in definition order."""
-    _load_check_modules()
-    return list(_DEFINITIONS[kind])
+    """Every check defined for ``kind`` (core checks, then check packs), in definition order."""
+    global _checks_cache
+    with _checks_lock:
+        if _checks_cache is None:
+            _checks_cache = _collect(check_plugin_manager())
+        return list(_checks_cache[kind])
 
 
-def _load_check_modules() -> None:
-    import importlib
-
-    for module in ("common", *KINDS, "distributed"):  # importing registers the checks; common ones first
-        importlib.import_module(f"gradhub.testing.{module}")
+def reload_checks() -> None:
+    """Forget the collected checks, so check packs installed since are seen."""
+    global _checks_cache
+    with _checks_lock:
+        _checks_cache = None
 
 
 _POLICY_WORDS = {

@@ -99,6 +99,45 @@ def check_spec_valid(spec: MethodSpec, device: Any, dtype: Any) -> None:
             fail(spec, f"expected_failures names {check_id!r}, which is not a {spec.kind.value} check: {sorted(known)}")
 
 
+def _signature_of(target: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(target)
+    except (TypeError, ValueError):
+        return None
+
+
+@conformance_check(dtypes="none", per_device=False)
+def check_signature_matches_model(spec: MethodSpec, device: Any, dtype: Any) -> None:
+    """The target's signature takes every hyperparameter with the model's default (one source of truth)."""
+    target = load_target(spec)
+    signature = _signature_of(target)
+    if signature is None:
+        fail(spec, f"its target {spec.target!r} has no inspectable signature; set __signature__ (the core's bases do)")
+    parameters = signature.parameters
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    for name, field in spec.params.model_fields.items():
+        parameter = parameters.get(name)
+        if parameter is None:
+            if not open_ended:
+                fail(spec, f"its model declares {name!r} but the target's signature {signature} does not take it")
+            continue
+        wanted = inspect.Parameter.empty if field.is_required() else field.get_default(call_default_factory=True)
+        given = parameter.default
+        same = given is wanted or (
+            given is not inspect.Parameter.empty
+            and wanted is not inspect.Parameter.empty
+            and type(given) is type(wanted)
+            and bool(given == wanted)
+        )
+        if not same:
+            shown = lambda value: "no default" if value is inspect.Parameter.empty else repr(value)  # noqa: E731
+            fail(
+                spec,
+                f"the signature's default of {name!r} is {shown(given)} but the model's is {shown(wanted)}; derive "
+                "the signature from the model (spec = ... on an Optimizer, @validated(spec) on a function or module)",
+            )
+
+
 @conformance_check(
     dtypes="none",
     per_device=False,

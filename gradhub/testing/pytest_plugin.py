@@ -39,10 +39,8 @@ class SuiteCollector(pytest.Collector):
 
     def collect(self) -> list[pytest.Item]:
         devices = self.config.getoption("--gradhub-device") or self.suite.devices
-        from gradhub.testing import checks
-
         items = []
-        for check in checks(*self.suite.methods, devices=devices):
+        for check in self.suite.checks(devices):
             item = CheckItem.from_parent(self, name=check.name, check=check)
             if check.expected_failure:
                 item.add_marker(pytest.mark.xfail(reason=check.expected_failure, strict=True, raises=Exception))

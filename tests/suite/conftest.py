@@ -1,9 +1,10 @@
 """Load the fixture methods under stable module names, and keep the registry clean between tests.
 
 Specs name their targets by import path (``"module:attribute"``), so the good methods
-(``methods.py``) and their broken variants (``broken.py``) must be importable under a
-fixed name whatever pytest's import mode: they are loaded here as
-``gradhub_suite_methods`` and ``gradhub_suite_broken``, names nothing else uses.
+(``methods.py``), their broken variants (``broken.py``) and the protocol-1 fixtures
+(``legacy.py``) must be importable under a fixed name whatever pytest's import mode: they are
+loaded here as ``gradhub_suite_methods``, ``gradhub_suite_broken`` and ``gradhub_suite_legacy``,
+names nothing else uses.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def _load(module_name: str, filename: str) -> ModuleType:
 
 _load("gradhub_suite_methods", "methods.py")
 _load("gradhub_suite_broken", "broken.py")  # after the methods it imports
+_load("gradhub_suite_legacy", "legacy.py")
 
 
 @pytest.fixture

@@ -32,19 +32,11 @@ DISTRIBUTION = "gradhub-suite-fixture"
 
 ENTRY_MODULE = '''"""A plugin's entry module: specs only{why}."""
 {imports}
-import gradhub
 from gradhub.specs import MethodSpec, Paper
 
 PAPER = Paper(title="Conformance-suite fixture", authors=("gradhub contributors",), year=2025)
-SPECS = [
+
 {specs}
-]
-
-
-@gradhub.hookimpl
-def register_methods(register):
-    for spec in SPECS:
-        register(spec)
 '''
 
 
@@ -57,10 +49,11 @@ def good_spec(kind: str) -> MethodSpec:
 
 
 def spec_source(name: str, kind: str) -> str:
+    """A module-level spec (plugin protocol 2) reusing the good method of ``kind``'s target and example."""
     good = good_spec(kind)
     return (
-        f"    MethodSpec(name={name!r}, kind={kind!r}, summary='fixture', paper=PAPER, "
-        f"target={good.target!r}, example={good.example!r}, capabilities={good.capabilities.model_dump()!r}),"
+        f"{name.upper().replace('-', '_')} = MethodSpec(name={name!r}, kind={kind!r}, summary='fixture', paper=PAPER, "
+        f"target={good.target!r}, example={good.example!r}, capabilities={good.capabilities.model_dump()!r})"
     )
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from gradhub_suite_methods import GOOD_METHODS
+from gradhub_suite_broken import BROKEN_VARIANTS, UNSEEN_BUGS
+from gradhub_suite_legacy import LEGACY_MOMENTUM, LEGACY_SQUARED_ERROR
+from gradhub_suite_methods import CLOSURE_MOMENTUM, GOOD_METHODS
 
 import gradhub.testing
 from gradhub.kinds import KINDS
@@ -52,3 +56,26 @@ def test_check_ids_are_stable_names() -> None:
     assert "resume_exact[suite-momentum-cpu-float64]" in names
     assert "foreach_matches_single[suite-momentum-cpu-float64]" in names
     assert "spec_valid[suite-momentum]" in names
+
+
+def string_literals(path: Path) -> list[str]:
+    return [
+        node.value
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("filename", "names"),
+    [
+        ("methods.py", [spec.name for spec in (*GOOD_METHODS, CLOSURE_MOMENTUM)]),
+        ("broken.py", [variant.name for variant in (*BROKEN_VARIANTS, *UNSEEN_BUGS.values())]),
+        ("legacy.py", [LEGACY_MOMENTUM.name, LEGACY_SQUARED_ERROR.name]),
+    ],
+)
+def test_fixtures_write_each_method_name_once(filename: str, names: list[str]) -> None:
+    """Like a protocol-2 plugin: the name is written in the spec; implementations and messages take it from there."""
+    literals = string_literals(Path(__file__).with_name(filename))
+    repeated = {name: literals.count(name) for name in names if literals.count(name) != 1}
+    assert not repeated, f"{filename} writes these names other than once: {repeated}"

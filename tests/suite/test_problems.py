@@ -18,7 +18,7 @@ from torch import nn
 import gradhub.testing
 import gradhub.testing._suite
 import gradhub.testing.common
-from gradhub.errors import UnknownHyperparameterError
+from gradhub.errors import HyperparameterError, UnknownHyperparameterError
 from gradhub.registry import import_target
 from gradhub.specs import MethodSpec
 
@@ -40,12 +40,17 @@ def test_target_that_does_not_import_is_reported_not_raised(
 
 
 def test_inherited_constructor_errors_name_the_subclass() -> None:
+    """A subclass bound to its own spec inherits the constructor, and its errors name the subclass's method."""
+    renamed = variant(MOMENTUM, "suite-momentum-renamed", "hyperparameters_validated", "", target="RenamedMomentumSGD")
+
     class RenamedMomentumSGD(MomentumSGD):
-        method = "suite-momentum-renamed"
+        spec = renamed.spec
 
     with pytest.raises(UnknownHyperparameterError) as raised:
         RenamedMomentumSGD([nn.Parameter(torch.zeros(2))], not_a_hyperparameter=1)
     assert str(raised.value).startswith("suite-momentum-renamed: ")
+    with pytest.raises(HyperparameterError, match=r"^suite-momentum-renamed: invalid lr=-1"):
+        RenamedMomentumSGD([nn.Parameter(torch.zeros(2))], lr=-1)
 
 
 def test_correct_closure_optimizer_passes_every_check(register: Callable[[MethodSpec], str]) -> None:
@@ -75,6 +80,14 @@ def test_reductions_are_compared_without_none(register: Callable[[MethodSpec], s
     bug = unseen("reductions_without_none")
     name = register(bug.spec)
     assert failed_checks(name) & {bug.breaks, "spec_valid"}
+
+
+def test_a_constructor_of_its_own_cannot_hide_other_defaults(register: Callable[[MethodSpec], str]) -> None:
+    bug = unseen("constructor_defaults_hidden")
+    name = register(bug.spec)
+    optimizer = import_target(bug.spec.target)([nn.Parameter(torch.zeros(2))])
+    assert optimizer.defaults["lr"] == 0.01  # what the constructor really does; the signature says 0.1
+    assert bug.breaks in failed_checks(name)
 
 
 def test_device_restriction_also_restricts_devices_agree(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,17 +2,17 @@
 
 This is the plugin's entry module: it holds the specs and hyperparameter models only and
 imports neither torch nor the implementation, so listing and inspecting methods is cheap.
+Each method is declared once, here (``name=`` in its spec), and once as an entry point in
+``pyproject.toml``; the registry reads the module's ``MethodSpec`` objects, and the
+implementations bind to them (``spec = ADAMP``) for their names, defaults and bounds.
 The optimizers live in :mod:`gradhub_adamp.adamp` and :mod:`gradhub_adamp.sgdp`; the
 projection they share in :mod:`gradhub_adamp.projection`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pydantic import Field
 
-import gradhub
 from gradhub.hyperparameters import (
     Betas,
     Epsilon,
@@ -21,6 +21,7 @@ from gradhub.hyperparameters import (
     Fused,
     Hyperparameters,
     LearningRate,
+    Maximize,
     Momentum,
     NonNegative,
     Probability,
@@ -49,7 +50,6 @@ PAPER = Paper(
 
 DELTA = "scale-invariance threshold: project when max |cos(grad, weight)| < delta / sqrt(dim)"
 WD_RATIO = "weight-decay multiplier for weights detected as scale-invariant"
-MAXIMIZE = "maximise the objective instead (an addition, not in the paper)"
 
 
 class AdamPHyperparameters(Hyperparameters):
@@ -63,7 +63,7 @@ class AdamPHyperparameters(Hyperparameters):
     wd_ratio: Probability = Field(0.1, description=WD_RATIO)
     nesterov: Flag = False
     foreach: Foreach = None
-    maximize: Flag = Field(False, description=MAXIMIZE)
+    maximize: Maximize = False
     fused: Fused = None
 
 
@@ -79,7 +79,7 @@ class SGDPHyperparameters(Hyperparameters):
     delta: NonNegative = Field(0.1, description=DELTA)
     wd_ratio: Probability = Field(0.1, description=WD_RATIO)
     foreach: Foreach = None
-    maximize: Flag = Field(False, description=MAXIMIZE)
+    maximize: Maximize = False
     fused: Fused = None
 
 
@@ -108,29 +108,21 @@ _COMMON = dict(
     claims=("gradhub_adamp.claims:scale_invariant_tracking", "gradhub_adamp.claims:cnn_norm_growth"),
 )
 
-SPECS = (
-    MethodSpec(
-        name="adamp",
-        kind="optimizer",
-        summary="Adam that removes the radial (norm-increasing) component of updates to scale-invariant weights",
-        target="gradhub_adamp.adamp:AdamP",
-        params=AdamPHyperparameters,
-        example="gradhub_adamp.examples:adamp_example",
-        **_COMMON,
-    ),
-    MethodSpec(
-        name="sgdp",
-        kind="optimizer",
-        summary="SGD with momentum that removes the radial component of updates to scale-invariant weights",
-        target="gradhub_adamp.sgdp:SGDP",
-        params=SGDPHyperparameters,
-        example="gradhub_adamp.examples:sgdp_example",
-        **_COMMON,
-    ),
+ADAMP = MethodSpec(
+    name="adamp",
+    kind="optimizer",
+    summary="Adam that removes the radial (norm-increasing) component of updates to scale-invariant weights",
+    target="gradhub_adamp.adamp:AdamP",
+    params=AdamPHyperparameters,
+    example="gradhub_adamp.examples:adam_on_standard_problem",
+    **_COMMON,
 )
-
-
-@gradhub.hookimpl
-def register_methods(register: Callable[[MethodSpec], None]) -> None:
-    for spec in SPECS:
-        register(spec)
+SGDP = MethodSpec(
+    name="sgdp",
+    kind="optimizer",
+    summary="SGD with momentum that removes the radial component of updates to scale-invariant weights",
+    target="gradhub_adamp.sgdp:SGDP",
+    params=SGDPHyperparameters,
+    example="gradhub_adamp.examples:sgd_on_standard_problem",
+    **_COMMON,
+)

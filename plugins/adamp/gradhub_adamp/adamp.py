@@ -27,14 +27,13 @@ tensor of decisions back per step, which costs nothing there.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from gradhub.kernels import adam_moments_, adam_step_scalars, group_tensors
-from gradhub_adamp import AdamPHyperparameters
+from gradhub_adamp import ADAMP, AdamPHyperparameters
 from gradhub_adamp.fused import fused_adamp
 from gradhub_adamp.multitensor import ProjectedStep, blocked_projected_step, foreach_projected_step
 from gradhub_adamp.projection import ScaleInvariantOptimizer, project_and_step
@@ -48,18 +47,11 @@ def _single_tensor_adamp(
     exp_avgs: list[Tensor],
     exp_avg_sqs: list[Tensor],
     steps: list[int],
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    delta: float,
-    wd_ratio: float,
-    nesterov: bool,
-    maximize: bool,
+    options: AdamPHyperparameters,
 ) -> None:
     """The reference path: Algorithm 2, one tensor at a time."""
+    lr, (beta1, beta2), eps, weight_decay = options.lr, options.betas, options.eps, options.weight_decay
+    delta, wd_ratio, nesterov, maximize = options.delta, options.wd_ratio, options.nesterov, options.maximize
     for param, grad, exp_avg, exp_avg_sq, step in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
         if maximize:
             grad = -grad
@@ -106,28 +98,20 @@ def _multi_tensor_adamp(
     exp_avgs: list[Tensor],
     exp_avg_sqs: list[Tensor],
     steps: list[int],
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    delta: float,
-    wd_ratio: float,
-    nesterov: bool,
-    maximize: bool,
+    options: AdamPHyperparameters,
 ) -> None:
     """The same step over lists grouped by device, dtype and step count (see multitensor)."""
+    lr, (beta1, beta2), eps, nesterov = options.lr, options.betas, options.eps, options.nesterov
     grouped = group_tensors([params, grads, exp_avgs, exp_avg_sqs], extra_keys=steps)
     for (device, _, step), (group_params, group_grads, group_exp_avgs, group_exp_avg_sqs) in grouped.items():
-        if maximize:
+        if options.maximize:
             group_grads = torch._foreach_neg(group_grads)
         step_size, scaled_eps = adam_step_scalars(lr, beta1, beta2, step, eps)
         projected = ProjectedStep(
             step_size=step_size,
-            decay=lr * weight_decay,
-            delta=delta,
-            wd_ratio=wd_ratio,
+            decay=lr * options.weight_decay,
+            delta=options.delta,
+            wd_ratio=options.wd_ratio,
             eps=eps,
             project_in_place=False,
         )
@@ -150,70 +134,17 @@ def _multi_tensor_adamp(
 
 
 class AdamP(ScaleInvariantOptimizer):
-    """AdamP (Heo et al., ICLR 2021), a drop-in replacement for Adam/AdamW.
+    """AdamP (Heo et al., ICLR 2021, Algorithm 2), a drop-in replacement for Adam/AdamW.
 
-    Args:
-        params: parameters or param groups to optimise.
-        lr: learning rate.
-        betas: decay rates of the first and second moment estimates.
-        eps: added to the denominator.
-        weight_decay: decoupled weight decay coefficient.
-        delta: scale-invariance threshold (projection when ``max |cos| < delta / sqrt(D)``).
-        wd_ratio: weight-decay multiplier for weights detected as scale-invariant.
-        nesterov: use Nesterov momentum.
-        foreach: use the multi-tensor path (``None``: on CPU and CUDA).
-        maximize: maximise the objective instead.
-        fused: use the fused CPU kernel (float32/float64; compiled at first use, see
-            :mod:`gradhub_adamp.fused`); other tensors take the multi-tensor path.
+    ``AdamP(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, delta=0.1,
+    wd_ratio=0.1, nesterov=False, *, foreach=None, maximize=False, fused=None)``: the official
+    signature and defaults, written once in :class:`~gradhub_adamp.AdamPHyperparameters`.
+    ``fused=True`` runs the hand-written CPU kernel (float32/float64; compiled at first use, see
+    :mod:`gradhub_adamp.fused`); other tensors take the multi-tensor path.
     """
 
-    method = "adamp"
-    hyperparameters = AdamPHyperparameters
-
-    def __init__(
-        self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        delta: float = 0.1,
-        wd_ratio: float = 0.1,
-        nesterov: bool = False,
-        *,
-        foreach: bool | None = None,
-        maximize: bool = False,
-        fused: bool | None = None,
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            delta=delta,
-            wd_ratio=wd_ratio,
-            nesterov=nesterov,
-            foreach=foreach,
-            maximize=maximize,
-            fused=fused,
-        )
-        super().__init__(params, defaults)
-
+    spec = ADAMP
     state_names = ("exp_avg", "exp_avg_sq")
     single_tensor = staticmethod(_single_tensor_adamp)
     multi_tensor = staticmethod(_multi_tensor_adamp)
     fused_kernel = staticmethod(fused_adamp)
-
-    def _options(self, group: dict[str, Any]) -> dict[str, Any]:
-        beta1, beta2 = group["betas"]
-        return dict(
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            eps=group["eps"],
-            weight_decay=group["weight_decay"],
-            delta=group["delta"],
-            wd_ratio=group["wd_ratio"],
-            nesterov=group["nesterov"],
-            maximize=group["maximize"],
-        )

@@ -82,7 +82,7 @@ def scale_invariant_tracking(
     least 2x AdamP's and SGD's at least 3x SGDP's; AdamP's tracking loss at most a quarter
     of Adam's and SGDP's at most a quarter of SGD's. Measured (torch 2.13, 3 seeds): Adam
     2.38-2.72 / 0.044-0.070, AdamP 1.09 / 0.0014-0.0017, SGD 10.13 / 0.180, SGDP
-    1.63 / 1.7e-4. The brief's SGDP bound of 1.6 came from a simulation that projected a
+    1.63 / 1.7e-4. A bound of 1.6 would fit a simulation that projects a
     copy of the momentum buffer (as pytorch_optimizer does, 1.36 here); the official
     SGDP projects the buffer in place and gives 1.63, hence 2.0.
     """

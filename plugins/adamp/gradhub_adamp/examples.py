@@ -12,14 +12,14 @@ import torch
 from gradhub.kinds.optimizer import OptimizerExample, standard_problem
 
 
-def adamp_example(
+def adam_on_standard_problem(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> OptimizerExample:
     model, loss = standard_problem(device, dtype, seed)
     return OptimizerExample(model=model, loss=loss, hparams={"lr": 1e-2, "weight_decay": 1e-2}, steps=10)
 
 
-def sgdp_example(
+def sgd_on_standard_problem(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> OptimizerExample:
     model, loss = standard_problem(device, dtype, seed)

@@ -20,6 +20,7 @@ from typing import Any
 from torch import Tensor
 
 from gradhub.kernels import adam_step_scalars, group_tensors, native
+from gradhub_adamp import ADAMP, SGDP, AdamPHyperparameters, SGDPHyperparameters
 
 __all__ = ["FUSED_GRAIN", "fused_adamp", "fused_sgdp"]
 
@@ -39,23 +40,15 @@ def fused_adamp(
     exp_avgs: list[Tensor],
     exp_avg_sqs: list[Tensor],
     steps: list[int],
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    delta: float,
-    wd_ratio: float,
-    nesterov: bool,
-    maximize: bool,
+    options: AdamPHyperparameters,
 ) -> bool:
     """Algorithm 2 over contiguous float32/float64 CPU lists; False if the kernel is unavailable."""
-    kernels = _kernels("adamp")
+    kernels = _kernels(ADAMP.name)
     if kernels is None:
         return False
     grouped = group_tensors([params, grads, exp_avgs, exp_avg_sqs], extra_keys=steps)
     for (_, _, step), (group_params, group_grads, group_exp_avgs, group_exp_avg_sqs) in grouped.items():
+        lr, (beta1, beta2), eps = options.lr, options.betas, options.eps
         step_size, scaled_eps = adam_step_scalars(lr, beta1, beta2, step, eps)
         kernels.adamp_(
             group_params,
@@ -66,12 +59,12 @@ def fused_adamp(
             beta2,
             scaled_eps,
             step_size,
-            lr * weight_decay,
-            delta,
-            wd_ratio,
+            lr * options.weight_decay,
+            options.delta,
+            options.wd_ratio,
             eps,
-            nesterov,
-            maximize,
+            options.nesterov,
+            options.maximize,
             FUSED_GRAIN,
         )
     return True
@@ -81,19 +74,11 @@ def fused_sgdp(
     params: list[Tensor],
     grads: list[Tensor],
     buffers: list[Tensor],
-    *,
-    lr: float,
-    momentum: float,
-    dampening: float,
-    weight_decay: float,
-    nesterov: bool,
-    eps: float,
-    delta: float,
-    wd_ratio: float,
-    maximize: bool,
+    options: SGDPHyperparameters,
 ) -> bool:
     """Algorithm 1 over contiguous float32/float64 CPU lists; False if the kernel is unavailable."""
-    kernels = _kernels("sgdp")
+    kernels = _kernels(SGDP.name)
+    lr, momentum = options.lr, options.momentum
     if kernels is None:
         return False
     for _, (group_params, group_grads, group_buffers) in group_tensors([params, grads, buffers]).items():
@@ -102,14 +87,14 @@ def fused_sgdp(
             group_grads,
             group_buffers,
             momentum,
-            dampening,
+            options.dampening,
             lr,
-            lr * weight_decay / (1 - momentum),
-            delta,
-            wd_ratio,
-            eps,
-            nesterov,
-            maximize,
+            lr * options.weight_decay / (1 - momentum),
+            options.delta,
+            options.wd_ratio,
+            options.eps,
+            options.nesterov,
+            options.maximize,
             FUSED_GRAIN,
         )
     return True

@@ -206,6 +206,6 @@ def warn_if_zero_gradients(method: str, params: list[Tensor], grads: list[Tensor
 class ScaleInvariantOptimizer(ElementwiseOptimizer):
     """What AdamP and SGDP share beyond the step: the warning for weights starting at a zero gradient."""
 
-    def _on_new_state(self, group: dict[str, Any], params: list[Tensor]) -> None:
+    def on_new_state(self, group: dict[str, Any], params: list[Tensor]) -> None:
         if group["weight_decay"] > 0:
             warn_if_zero_gradients(self.method, params, [param.grad for param in params])

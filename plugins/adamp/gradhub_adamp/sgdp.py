@@ -24,13 +24,13 @@ nothing there.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from gradhub.kernels import group_tensors
+from gradhub_adamp import SGDP as SGDP_SPEC
 from gradhub_adamp import SGDPHyperparameters
 from gradhub_adamp.fused import fused_sgdp
 from gradhub_adamp.multitensor import ProjectedStep, blocked_projected_step, foreach_projected_step
@@ -43,19 +43,12 @@ def _single_tensor_sgdp(
     params: list[Tensor],
     grads: list[Tensor],
     buffers: list[Tensor],
-    *,
-    lr: float,
-    momentum: float,
-    dampening: float,
-    weight_decay: float,
-    nesterov: bool,
-    eps: float,
-    delta: float,
-    wd_ratio: float,
-    maximize: bool,
+    options: SGDPHyperparameters,
 ) -> None:
     """The reference path: Algorithm 1, one tensor at a time."""
-    decay = lr * weight_decay / (1 - momentum)
+    lr, momentum, dampening, nesterov = options.lr, options.momentum, options.dampening, options.nesterov
+    eps, delta, wd_ratio, maximize = options.eps, options.delta, options.wd_ratio, options.maximize
+    decay = lr * options.weight_decay / (1 - momentum)
     for param, grad, buffer in zip(params, grads, buffers):
         if maximize:
             grad = -grad
@@ -81,28 +74,20 @@ def _multi_tensor_sgdp(
     params: list[Tensor],
     grads: list[Tensor],
     buffers: list[Tensor],
-    *,
-    lr: float,
-    momentum: float,
-    dampening: float,
-    weight_decay: float,
-    nesterov: bool,
-    eps: float,
-    delta: float,
-    wd_ratio: float,
-    maximize: bool,
+    options: SGDPHyperparameters,
 ) -> None:
     """The same step over lists grouped by device and dtype (see multitensor)."""
+    momentum, dampening, nesterov = options.momentum, options.dampening, options.nesterov
     projected = ProjectedStep(
-        step_size=lr,
-        decay=lr * weight_decay / (1 - momentum),
-        delta=delta,
-        wd_ratio=wd_ratio,
-        eps=eps,
+        step_size=options.lr,
+        decay=options.lr * options.weight_decay / (1 - momentum),
+        delta=options.delta,
+        wd_ratio=options.wd_ratio,
+        eps=options.eps,
         project_in_place=not nesterov,
     )
     for (device, _), (group_params, group_grads, group_buffers) in group_tensors([params, grads, buffers]).items():
-        if maximize:
+        if options.maximize:
             group_grads = torch._foreach_neg(group_grads)
         if device.type == "cpu":
             update_state, direction = _momentum_rule(momentum, dampening, nesterov)
@@ -118,73 +103,18 @@ def _multi_tensor_sgdp(
 
 
 class SGDP(ScaleInvariantOptimizer):
-    """SGDP (Heo et al., ICLR 2021), a drop-in replacement for SGD with momentum.
+    """SGDP (Heo et al., ICLR 2021, Algorithm 1), a drop-in replacement for SGD with momentum.
 
-    Args:
-        params: parameters or param groups to optimise.
-        lr: learning rate (required, as in the official code).
-        momentum: momentum factor, in [0, 1).
-        dampening: dampening for momentum.
-        weight_decay: decoupled weight decay, scaled by ``1 / (1 - momentum)``.
-        nesterov: use Nesterov momentum.
-        eps: added to norms in the projection.
-        delta: scale-invariance threshold (projection when ``max |cos| < delta / sqrt(D)``).
-        wd_ratio: weight-decay multiplier for weights detected as scale-invariant.
-        foreach: use the multi-tensor path (``None``: on CPU and CUDA).
-        maximize: maximise the objective instead.
-        fused: use the fused CPU kernel (float32/float64; compiled at first use, see
-            :mod:`gradhub_adamp.fused`); other tensors take the multi-tensor path.
+    ``SGDP(params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False, eps=1e-8,
+    delta=0.1, wd_ratio=0.1, *, foreach=None, maximize=False, fused=None)``: the official
+    signature (``lr`` required) and defaults, written once in
+    :class:`~gradhub_adamp.SGDPHyperparameters`. Weight decay is decoupled and scaled by
+    ``1 / (1 - momentum)``, as in the official code.
     """
 
-    method = "sgdp"
-    hyperparameters = SGDPHyperparameters
-
-    def __init__(
-        self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float,
-        momentum: float = 0.0,
-        dampening: float = 0.0,
-        weight_decay: float = 0.0,
-        nesterov: bool = False,
-        eps: float = 1e-8,
-        delta: float = 0.1,
-        wd_ratio: float = 0.1,
-        *,
-        foreach: bool | None = None,
-        maximize: bool = False,
-        fused: bool | None = None,
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            eps=eps,
-            delta=delta,
-            wd_ratio=wd_ratio,
-            foreach=foreach,
-            maximize=maximize,
-            fused=fused,
-        )
-        super().__init__(params, defaults)
-
+    spec = SGDP_SPEC
     state_names = ("momentum",)
     counts_steps = False
     single_tensor = staticmethod(_single_tensor_sgdp)
     multi_tensor = staticmethod(_multi_tensor_sgdp)
     fused_kernel = staticmethod(fused_sgdp)
-
-    def _options(self, group: dict[str, Any]) -> dict[str, Any]:
-        return dict(
-            lr=group["lr"],
-            momentum=group["momentum"],
-            dampening=group["dampening"],
-            weight_decay=group["weight_decay"],
-            nesterov=group["nesterov"],
-            eps=group["eps"],
-            delta=group["delta"],
-            wd_ratio=group["wd_ratio"],
-            maximize=group["maximize"],
-        )

@@ -1,4 +1,4 @@
-"""AdamP pinned to the paper and the official code on tiny inputs (brief tests 1, 2, 3, 6, 8).
+"""AdamP pinned to the paper and the official code on tiny inputs (Algorithm 2 step by step).
 
 Every test runs on both paths: ``foreach=False`` (per tensor) and ``foreach=True`` (the CPU
 multi-tensor strategy); ``test_paths.py`` and ``test_parity.py`` cover the other strategies.
@@ -101,7 +101,7 @@ def test_nesterov_matches_manual_formula(foreach: bool, shape: tuple[int, ...]) 
     """Brief test 6: two steps with nesterov=True equal (b1 m + (1 - b1) g) / denom, BOTH terms divided.
 
     The second step is the informative one (m != (1 - b1) g there). delta = 0 keeps the
-    projection out (the projected case is the next test). The variant the brief attributes
+    projection out (the projected case is the next test). The variant sometimes attributed
     to pytorch_optimizer, b1 m + (1 - b1) g / denom, is shown to differ by > 1e-3.
     """
     beta1, beta2, eps, lr = 0.9, 0.999, 1e-8, 0.01

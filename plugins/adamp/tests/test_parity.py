@@ -1,4 +1,4 @@
-"""Parity with the official implementation (PyPI ``adamp`` 0.3.0), brief test 7 and beyond.
+"""Parity with the official implementation (PyPI ``adamp`` 0.3.0), step for step.
 
 Every CPU code path (per tensor; blocked multi-tensor with stacked weights; the same walked
 in row blocks; the branch-free foreach strategy forced onto the CPU) against the official

@@ -5,7 +5,7 @@
   different when one is (shown on a constructed case).
 * pytorch_optimizer 4.1.0 (``pytorch_optimizer.AdamP/SGDP``): eps added to the un-corrected sqrt(v)
   (AdamP), a per-group step counter (AdamP), and SGDP projecting a copy of the momentum buffer. Its
-  Nesterov branch, which the brief expected to divide only the gradient term, agrees with the official
+  Nesterov branch, once documented to divide only the gradient term, agrees with the official
   code in this version. Each mismatch is asserted to exist (so a change in the peer is noticed), next
   to the configuration where the peer does agree.
 """
@@ -45,7 +45,7 @@ def _run(make: Any, **options: Any) -> nn.Module:
 @pytest.mark.parametrize("method", ["adamp", "sgdp"])
 def test_matches_torch_optimizer(method: str, nesterov: bool, foreach: bool) -> None:
     """torch-optimizer's AdamP/SGDP (with weight decay, with/without Nesterov) equal ours to 1e-12 on the
-    conv/BN/LayerNorm network (no norm near eps there). The brief's note that torch-optimizer uses the
+    conv/BN/LayerNorm network (no norm near eps there). The claim that torch-optimizer uses the
     deprecated positional ``add_(alpha, tensor)`` overloads does not apply to 0.3.0: it runs warning-free."""
     if method == "adamp":
         hparams: dict[str, Any] = dict(lr=1e-2, weight_decay=1e-2, nesterov=nesterov)
@@ -113,7 +113,7 @@ def test_pytorch_optimizer_adds_eps_before_bias_correction() -> None:
 def test_pytorch_optimizer_adamp_agrees_when_eps_is_negligible(nesterov: bool) -> None:
     """With eps = 1e-30 (its placement then irrelevant) pytorch_optimizer's AdamP equals the official one and
     ours to 1e-12 over 25 steps, Nesterov included: in 4.1.0 its Nesterov branch divides both terms by the
-    denominator (``exp_avg.lerp(grad, 1 - beta1) * inv_denom``), unlike the brief's description of it."""
+    denominator (``exp_avg.lerp(grad, 1 - beta1) * inv_denom``), not only the gradient term."""
     hparams = dict(lr=1e-2, eps=1e-30, weight_decay=1e-2, nesterov=nesterov)
     reference = _run(lambda params: official.AdamP(params, **hparams))
     assert max_difference(_run(lambda params: pytorch_optimizer.AdamP(params, **hparams)), reference) <= ATOL
@@ -162,7 +162,7 @@ def test_pytorch_optimizer_sgdp_projects_a_copy_of_the_buffer(options: dict[str,
 
 
 def test_sgdp_buffer_semantics_change_the_tracking_claim() -> None:
-    """Why the claim check's SGDP norm bound is 2.0, not the brief's 1.6: the brief calibrated it on a
+    """Why the claim check's SGDP norm bound is 2.0, not 1.6: 1.6 fits a
     simulation that projected a copy of the buffer. pytorch_optimizer (copy) gives 1.36 on seed 0 of the
     rotating-target toy; the official in-place semantics (ours) give 1.63."""
     peer_ratio, _ = track_rotating_target(lambda params: pytorch_optimizer.SGDP(params, lr=0.1, momentum=0.9), 0)

@@ -1,6 +1,6 @@
 """``project_radial``: the scale-invariance test and the radial projection, view by view.
 
-Pins the brief's projection semantics (official ``adamp`` 0.3.0): channel view first, then
+Pins the projection semantics of Algorithms 1-2 (official ``adamp`` 0.3.0): channel view first, then
 layer view; threshold ``delta / sqrt(D)`` on the largest per-row ``|cos(g, w)|`` of the RAW
 gradient; the UPDATE loses its radial component ``<w^, u> w^`` with ``w^ = w / (||w|| + eps)``;
 ``wd_ratio`` for projected weights; 1-D tensors never projected; the zero-gradient and
@@ -46,7 +46,7 @@ def _orthogonal_whole(param: Tensor, seed: int) -> Tensor:
 
 
 def _expected_projection(param: Tensor, update: Tensor, view: str, eps: float = 1e-8) -> Tensor:
-    """The brief's formula written out independently: ``u - w^ <w^, u>`` per row (channel) or whole (layer)."""
+    """The paper's projection written out independently: ``u - w^ <w^, u>`` per row (channel) or whole (layer)."""
     rows = _rows(param) if view == "channel" else param.reshape(1, -1)
     updates = update.reshape(rows.shape)
     unit = rows / (rows.norm(dim=1, keepdim=True) + eps)

@@ -1,7 +1,7 @@
 """SGDP pinned to the paper and the official code on tiny inputs.
 
 Closed-form steps (including the official in-place projection of the momentum buffer),
-the reduction to torch.optim.SGD (brief test 2), the official buffer convention (zero init,
+the reduction to torch.optim.SGD (delta = 0), the official buffer convention (zero init,
 ``(1 - dampening) g`` from the first step), the ``1 / (1 - momentum)`` decay and Nesterov.
 Every test runs on both paths (``foreach`` False and True).
 """

@@ -47,14 +47,17 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from gradhub.errors import HyperparameterError, UnsupportedInputError
+from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validated
+from gradhub.kinds.inputs import require_matching_shapes, require_same_device, require_tensor, require_values
 from gradhub_anyloss import (
-    AnyAccuracyHyperparameters,
-    AnyFbetaHyperparameters,
-    AnyLossHyperparameters,
-    AnyRatesHyperparameters,
-    WBCEAnyHyperparameters,
+    AMPLIFYING_SCALE,
+    ANY_ACCURACY,
+    ANY_BALANCED_ACCURACY,
+    ANY_FBETA,
+    ANY_GMEAN,
+    ANYLOSS,
+    WBCE_ANY,
 )
 
 __all__ = [
@@ -72,7 +75,7 @@ __all__ = [
 Metric = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
-def approximation(p: Tensor, L: float = 73.0) -> Tensor:
+def approximation(p: Tensor, L: float) -> Tensor:
     """The approximation (amplifying) function ``A(p) = 1 / (1 + exp(-L (p - 0.5)))`` (Eq. 1).
 
     ``A(0.5) = 0.5`` and ``A'(0.5) = L / 4`` for every ``L``; ``torch.sigmoid`` evaluates it
@@ -97,79 +100,9 @@ class SoftConfusionMatrix:
     """``N``, the number of predictions pooled."""
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-
-
-def _prepare(
-    method: str, prediction: object, target: object, from_logits: bool, check_values: bool
-) -> tuple[Tensor, Tensor]:
-    """Validate the inputs; return them flattened, in the compute dtype (float32 for half types)."""
-    what = "logits" if from_logits else "probabilities"
-    if not isinstance(prediction, Tensor):
-        raise UnsupportedInputError(
-            method, "prediction", type(prediction).__name__, f"prediction must be a tensor of {what}"
-        )
-    if not isinstance(target, Tensor):
-        raise UnsupportedInputError(method, "target", type(target).__name__, "target must be a tensor of 0/1 labels")
-    if not prediction.is_floating_point():
-        raise UnsupportedInputError(
-            method, "prediction dtype", prediction.dtype, f"prediction must be a floating-point tensor of {what}"
-        )
-    if target.is_complex():
-        raise UnsupportedInputError(
-            method, "target dtype", target.dtype, "target must be bool, integer or floating point (0/1 labels)"
-        )
-    if prediction.device != target.device:
-        raise UnsupportedInputError(
-            method,
-            "devices",
-            f"prediction on {prediction.device}, target on {target.device}",
-            "prediction and target must be on the same device",
-        )
-    if prediction.numel() == 0:
-        raise UnsupportedInputError(
-            method, "prediction shape", tuple(prediction.shape), "the batch must hold at least one prediction"
-        )
-    if prediction.shape != target.shape and prediction.squeeze().shape != target.squeeze().shape:
-        raise UnsupportedInputError(
-            method,
-            "shapes",
-            f"prediction {tuple(prediction.shape)}, target {tuple(target.shape)}",
-            "prediction and target must have the same shape, up to dimensions of size 1 (e.g. (N, 1) and (N,))",
-        )
-    dtype = _compute_dtype(prediction.dtype)
-    p = prediction.reshape(-1).to(dtype)
-    y = target.reshape(-1).to(dtype)
-    if check_values:
-        labels = target.reshape(-1)
-        bad_target = (labels != 0) & (labels != 1)
-        bad_prediction = p.isnan() if from_logits else ~((p >= 0) & (p <= 1))
-        # One host sync for both checks.
-        target_is_bad, prediction_is_bad = torch.stack((bad_target.any(), bad_prediction.any())).tolist()
-        if target_is_bad:
-            first = labels[bad_target.nonzero()[0, 0]].item()
-            count = int(bad_target.sum())
-            raise UnsupportedInputError(
-                method,
-                "target values",
-                f"{first!r} ({count} of {y.numel()} entries are neither 0 nor 1)",
-                "target must hold binary labels 0 and 1",
-            )
-        if prediction_is_bad:
-            first = prediction.reshape(-1)[bad_prediction.nonzero()[0, 0]].item()
-            count = int(bad_prediction.sum())
-            if from_logits:
-                shown, allowed = f"{first!r} ({count} of {p.numel()} logits are NaN)", "logits must not be NaN"
-            else:
-                shown = f"{first!r} ({count} of {p.numel()} entries outside [0, 1] or NaN)"
-                allowed = "probabilities must lie in [0, 1] (pass from_logits=True for logits)"
-            raise UnsupportedInputError(method, "prediction values", shown, allowed)
-    return p, y
-
-
 def _confusion(scores: Tensor, y: Tensor) -> SoftConfusionMatrix:
-    """Eq. 2 over flattened ``scores`` (``A(p)``, or raw ``p`` for ``wbce_any``) and labels ``y``."""
+    """Eq. 2 over flattened ``scores`` (``A(p)``, or raw ``p`` for ``wbce_any``) and labels ``y``:
+    ``TP = sum y A``, ``FP = sum (1 - y) A``, ``FN = y1 - TP``, ``TN = y0 - FP``."""
     count = y.numel()
     positives = y.sum()
     negatives = count - positives
@@ -178,18 +111,6 @@ def _confusion(scores: Tensor, y: Tensor) -> SoftConfusionMatrix:
     return SoftConfusionMatrix(
         tn=negatives - fp, fp=fp, fn=positives - tp, tp=tp, positives=positives, negatives=negatives, count=count
     )
-
-
-def _amplified(p: Tensor, L: float, from_logits: bool) -> Tensor:
-    return approximation(torch.sigmoid(p) if from_logits else p, L)
-
-
-def soft_confusion_matrix(
-    prediction: Tensor, target: Tensor, L: float = 73.0, from_logits: bool = False
-) -> SoftConfusionMatrix:
-    """The soft confusion matrix of a batch (Eq. 2) of ``A(p)``, in float32 for half inputs."""
-    p, y = _prepare("soft_confusion_matrix", prediction, target, from_logits, True)
-    return _confusion(_amplified(p, L, from_logits), y)
 
 
 # --- the metrics of Table 1, with eps placed as in the official code -----------------------
@@ -224,24 +145,42 @@ BUILT_IN_METRICS: dict[str, Callable[[SoftConfusionMatrix, float, float], Tensor
 }
 
 
-def _check_metric_beta(method: str, metric: str | Metric, beta: float) -> None:
-    if metric == "f1" and beta != 1:
-        raise HyperparameterError(method, "beta", beta, "1 with metric='f1' (use metric='fbeta' for another beta)")
-
-
 def _metric_value(method: str, metric: str | Metric, cm: SoftConfusionMatrix, beta: float, eps: float) -> Tensor:
     if isinstance(metric, str):
         return BUILT_IN_METRICS[metric](cm, beta, eps)
     value = metric(cm.tn, cm.fp, cm.fn, cm.tp)
     if not isinstance(value, Tensor) or value.numel() != 1:
         shown = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-        raise UnsupportedInputError(
-            method,
-            "metric result",
-            shown,
-            "a metric callable must return a one-element tensor computed from its TN, FP, FN, TP arguments",
-        )
+        allowed = "a metric callable must return a one-element tensor computed from its TN, FP, FN, TP arguments"
+        raise UnsupportedInputError(method, "metric result", shown, allowed)
     return value.reshape(())
+
+
+# --- inputs: one batch, pooled into one confusion matrix -------------------------------------
+
+_PREDICTION_VALUES = {
+    False: "probabilities must lie in [0, 1] (pass from_logits=True for logits)",
+    True: "logits must not be NaN",
+}
+
+
+def _batch(
+    method: str, prediction: Tensor, target: Tensor, from_logits: bool, check_values: bool
+) -> tuple[Tensor, Tensor]:
+    """``prediction`` and ``target`` checked and flattened, in float32 at least (``exp(-73 / 2)``
+    underflows in float16)."""
+    kind = "logits" if from_logits else "probabilities"
+    require_tensor(method, "prediction", prediction, nonempty=True, what=f"of {kind}")
+    require_tensor(method, "target", target, dtype="real", what="of 0/1 labels")
+    require_same_device(method, prediction=prediction, target=target)
+    require_matching_shapes(method, squeeze=True, prediction=prediction, target=target)
+    if check_values:
+        not_binary = (target != 0) & (target != 1)
+        require_values(method, "target", not_binary, target, "target must hold binary labels 0 and 1")
+        outside = prediction.isnan() if from_logits else ~((prediction >= 0) & (prediction <= 1))
+        require_values(method, "prediction", outside, prediction, _PREDICTION_VALUES[from_logits])
+    dtype = torch.promote_types(prediction.dtype, torch.float32)
+    return prediction.reshape(-1).to(dtype), target.reshape(-1).to(dtype)
 
 
 def _metric_loss(
@@ -255,11 +194,24 @@ def _metric_loss(
     from_logits: bool,
     check_values: bool,
 ) -> Tensor:
-    p, y = _prepare(method, prediction, target, from_logits, check_values)
-    cm = _confusion(_amplified(p, L, from_logits), y)
+    """``1 - metric`` of the soft confusion matrix of ``A(p)`` (Eq. 1-3), in the prediction's dtype."""
+    p, y = _batch(method, prediction, target, from_logits, check_values)
+    cm = _confusion(approximation(torch.sigmoid(p) if from_logits else p, L), y)
     return (1 - _metric_value(method, metric, cm, beta, eps)).to(prediction.dtype)
 
 
+def soft_confusion_matrix(
+    prediction: Tensor, target: Tensor, L: float = AMPLIFYING_SCALE.default, from_logits: bool = False
+) -> SoftConfusionMatrix:
+    """The soft confusion matrix of a batch (Eq. 2) of ``A(p)``, in float32 for half inputs."""
+    p, y = _batch("soft_confusion_matrix", prediction, target, from_logits, True)
+    return _confusion(approximation(torch.sigmoid(p) if from_logits else p, L), y)
+
+
+# --- the methods ---------------------------------------------------------------------------
+
+
+@validated(ANYLOSS)
 class AnyLoss(nn.Module):
     """``1 - metric(soft confusion matrix of A(p))`` over the batch (Eqs. 1-3).
 
@@ -272,104 +224,66 @@ class AnyLoss(nn.Module):
     ``reduction`` (use batches holding both classes; larger ones for imbalanced data).
     """
 
-    @validated("anyloss", AnyLossHyperparameters)
     def __init__(
-        self,
-        metric: str | Metric = "f1",
-        L: float = 73.0,
-        beta: float = 1.0,
-        eps: float = 1e-5,
-        from_logits: bool = False,
-        check_values: bool = True,
+        self, *, metric: str | Metric, L: float, beta: float, eps: float, from_logits: bool, check_values: bool
     ) -> None:
         super().__init__()
-        _check_metric_beta("anyloss", metric, beta)
-        self.metric = metric
-        self.L = L
-        self.beta = beta
-        self.eps = eps
-        self.from_logits = from_logits
-        self.check_values = check_values
+        self.metric, self.L, self.beta, self.eps = metric, L, beta, eps
+        self.from_logits, self.check_values = from_logits, check_values
 
     def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
-        return _metric_loss(
-            "anyloss",
-            prediction,
-            target,
-            self.metric,
-            self.L,
-            self.beta,
-            self.eps,
-            self.from_logits,
-            self.check_values,
-        )
+        hyperparameters = self.metric, self.L, self.beta, self.eps, self.from_logits, self.check_values
+        return _metric_loss(ANYLOSS.name, prediction, target, *hyperparameters)
 
     def extra_repr(self) -> str:
         name = self.metric if isinstance(self.metric, str) else getattr(self.metric, "__name__", "callable")
         return f"metric={name!r}, L={self.L}, beta={self.beta}, eps={self.eps}, from_logits={self.from_logits}"
 
 
-@validated("any_accuracy", AnyAccuracyHyperparameters)
-def any_accuracy(
-    prediction: Tensor, target: Tensor, L: float = 73.0, from_logits: bool = False, check_values: bool = True
-) -> Tensor:
+@validated(ANY_ACCURACY)
+def any_accuracy(prediction: Tensor, target: Tensor, *, L: float, from_logits: bool, check_values: bool) -> Tensor:
     """``1 - (TP + TN) / N`` of the soft confusion matrix (Table 1, accuracy)."""
-    return _metric_loss("any_accuracy", prediction, target, "accuracy", L, 1.0, 0.0, from_logits, check_values)
+    return _metric_loss(ANY_ACCURACY.name, prediction, target, "accuracy", L, 1.0, 0.0, from_logits, check_values)
 
 
-@validated("any_fbeta", AnyFbetaHyperparameters)
+@validated(ANY_FBETA)
 def any_fbeta(
-    prediction: Tensor,
-    target: Tensor,
-    L: float = 73.0,
-    beta: float = 1.0,
-    eps: float = 1e-5,
-    from_logits: bool = False,
-    check_values: bool = True,
+    prediction: Tensor, target: Tensor, *, L: float, beta: float, eps: float, from_logits: bool, check_values: bool
 ) -> Tensor:
     """``1 - (1 + b^2) TP / (b^2 y1 + sum A + eps)`` (Table 1, F-beta; F1 for ``beta = 1``)."""
-    return _metric_loss("any_fbeta", prediction, target, "fbeta", L, beta, eps, from_logits, check_values)
+    return _metric_loss(ANY_FBETA.name, prediction, target, "fbeta", L, beta, eps, from_logits, check_values)
 
 
-@validated("any_gmean", AnyRatesHyperparameters)
+@validated(ANY_GMEAN)
 def any_gmean(
-    prediction: Tensor,
-    target: Tensor,
-    L: float = 73.0,
-    eps: float = 1e-5,
-    from_logits: bool = False,
-    check_values: bool = True,
+    prediction: Tensor, target: Tensor, *, L: float, eps: float, from_logits: bool, check_values: bool
 ) -> Tensor:
     """``1 - TP TN / (y1 y0 + eps)``: the official G-mean surrogate TPR x TNR (no square root)."""
-    return _metric_loss("any_gmean", prediction, target, "gmean", L, 1.0, eps, from_logits, check_values)
+    return _metric_loss(ANY_GMEAN.name, prediction, target, "gmean", L, 1.0, eps, from_logits, check_values)
 
 
-@validated("any_balanced_accuracy", AnyRatesHyperparameters)
+@validated(ANY_BALANCED_ACCURACY)
 def any_balanced_accuracy(
-    prediction: Tensor,
-    target: Tensor,
-    L: float = 73.0,
-    eps: float = 1e-5,
-    from_logits: bool = False,
-    check_values: bool = True,
+    prediction: Tensor, target: Tensor, *, L: float, eps: float, from_logits: bool, check_values: bool
 ) -> Tensor:
     """``1 - (y0 TP + y1 TN) / (2 y1 y0 + eps)`` (Table 1, balanced accuracy)."""
     return _metric_loss(
-        "any_balanced_accuracy", prediction, target, "balanced_accuracy", L, 1.0, eps, from_logits, check_values
+        ANY_BALANCED_ACCURACY.name, prediction, target, "balanced_accuracy", L, 1.0, eps, from_logits, check_values
     )
 
 
-@validated("wbce_any", WBCEAnyHyperparameters)
+@validated(WBCE_ANY)
 def wbce_any(
     prediction: Tensor,
     target: Tensor,
-    metric: str | Metric = "f1",
-    r: float = 0.5,
-    L: float | None = None,
-    beta: float = 1.0,
-    eps: float = 1e-5,
-    from_logits: bool = False,
-    check_values: bool = True,
+    *,
+    metric: str | Metric,
+    r: float,
+    L: float | None,
+    beta: float,
+    eps: float,
+    from_logits: bool,
+    check_values: bool,
 ) -> Tensor:
     """``(1 - r) WBCE + r (1 - metric)``, the extension repository's ``WBCE*`` losses.
 
@@ -378,8 +292,7 @@ def wbce_any(
     the metric term uses the raw probabilities unless ``L`` is given (then ``A(p)``).
     With ``from_logits=True`` and ``eps = 0`` the logs are ``logsigmoid(+-z)``.
     """
-    _check_metric_beta("wbce_any", metric, beta)
-    z_or_p, y = _prepare("wbce_any", prediction, target, from_logits, check_values)
+    z_or_p, y = _batch(WBCE_ANY.name, prediction, target, from_logits, check_values)
     p = torch.sigmoid(z_or_p) if from_logits else z_or_p
     count = y.numel()
     positives = y.sum()
@@ -391,5 +304,5 @@ def wbce_any(
         log_p, log_not_p = torch.log(p + eps), torch.log(1 - p + eps)
     wbce = -(weight_positive * y * log_p + weight_negative * (1 - y) * log_not_p).mean()
     cm = _confusion(p if L is None else approximation(p, L), y)
-    value = _metric_value("wbce_any", metric, cm, beta, eps)
+    value = _metric_value(WBCE_ANY.name, metric, cm, beta, eps)
     return ((1 - r) * wbce + r * (1 - value)).to(prediction.dtype)

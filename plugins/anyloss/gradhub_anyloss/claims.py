@@ -2,13 +2,13 @@
 
 The paper's claim (§1, §5.4): training directly on a confusion-matrix metric through the
 approximation function beats BCE on that metric for imbalanced data, without a threshold
-search. Set-up (the brief's): 2-D data, 5% positives from N((1.5, 1.5), I), negatives from
+search. Set-up: 2-D data, 5% positives from N((1.5, 1.5), I), negatives from
 N(0, I); 2 000 training points (seed 0) and a fresh test set of 20 000 (seed 1); a logistic
 regression (seeded default ``nn.Linear`` init) trained full-batch with Adam (lr 1e-2,
 1 000 steps) in float64 on BCE, on AnyLoss(f1) and on AnyLoss(balanced_accuracy); hard
 metrics at threshold 0.5 on the test set.
 
-Measured (torch 2.13, CPU, float64): test F1 at 0.5 of converged BCE 0.481 (the brief's
+Measured (torch 2.13, CPU, float64): test F1 at 0.5 of converged BCE 0.481 (the first-proposed
 Adam-1000-step BCE, not converged: 0.433), AnyLoss(f1) 0.549, converged BCE's best F1 over
 thresholds 0.554 (at 0.25); balanced accuracy converged BCE 0.671 (Adam-1000: 0.646),
 AnyLoss(balanced_accuracy) 0.855. Deliberately wrong losses fail (tests/test_claims.py):
@@ -123,13 +123,13 @@ def _bce_baselines() -> tuple[tuple[nn.Linear, Tensor, Tensor], nn.Linear]:
 def _default_f1_loss() -> LossFunction:
     from gradhub_anyloss.anyloss import AnyLoss
 
-    return AnyLoss("f1")
+    return AnyLoss(metric="f1")
 
 
 def _default_balanced_accuracy_loss() -> LossFunction:
     from gradhub_anyloss.anyloss import AnyLoss
 
-    return AnyLoss("balanced_accuracy")
+    return AnyLoss(metric="balanced_accuracy")
 
 
 def imbalanced_f1_and_balanced_accuracy(
@@ -138,7 +138,7 @@ def imbalanced_f1_and_balanced_accuracy(
     """AnyLoss(f1) beats converged BCE's F1 at 0.5 by >= 0.05 and comes within 0.02 of BCE's
     best-threshold F1; AnyLoss(balanced_accuracy) beats BCE's balanced accuracy by >= 0.10.
 
-    The baseline is BCE's minimiser (L-BFGS): the brief's BCE run (Adam, 1 000 steps) has not
+    The baseline is BCE's minimiser (L-BFGS): the first-proposed BCE run (Adam, 1 000 steps) has not
     converged (test F1 0.433, 0.480 at convergence), and its margin of 0.10 holds only for that
     under-trained baseline; it is reported, not judged. Thresholds are calibrated on this
     implementation (measured margins 0.068, gap 0.006, 0.184; module docstring); every wrong

@@ -22,27 +22,21 @@ def _batch(device: Any, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, to
     return probabilities.to(device=device, dtype=dtype), labels.to(device)
 
 
-def anyloss_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
+def f1_module_on_batch(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
+    """The module with the F1 metric, at L = 5."""
     return LossExample(inputs=_batch(device, dtype, seed), hparams={"metric": "f1", "L": 5.0})
 
 
-def any_accuracy_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
+def amplified_batch(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
+    """A loss of one fixed metric at L = 5 (accuracy, G-mean, balanced accuracy)."""
     return LossExample(inputs=_batch(device, dtype, seed), hparams={"L": 5.0})
 
 
-def any_fbeta_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
+def amplified_batch_beta_2(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
+    """F-beta at L = 5 with beta = 2."""
     return LossExample(inputs=_batch(device, dtype, seed), hparams={"L": 5.0, "beta": 2.0})
 
 
-def any_gmean_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
-    return LossExample(inputs=_batch(device, dtype, seed), hparams={"L": 5.0})
-
-
-def any_balanced_accuracy_example(
-    device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
-) -> LossExample:
-    return LossExample(inputs=_batch(device, dtype, seed), hparams={"L": 5.0})
-
-
-def wbce_any_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
+def raw_batch_balanced_accuracy(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
+    """WBCE plus balanced accuracy of the raw probabilities (no L), half and half."""
     return LossExample(inputs=_batch(device, dtype, seed), hparams={"metric": "balanced_accuracy", "r": 0.5})

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from gradhub_anyloss import ANY_FBETA, ANY_GMEAN, ANYLOSS
 from gradhub_anyloss.anyloss import (
     AnyLoss,
     any_accuracy,
@@ -69,7 +70,7 @@ def test_hard_probabilities_reproduce_sklearn(seed: int) -> None:
         "balanced_accuracy": 1 - any_balanced_accuracy(hard, labels, L=1000.0),
     }
     for name in METRICS:
-        module = AnyLoss(name, L=1000.0, beta=2.0 if name == "fbeta" else 1.0)
+        module = AnyLoss(metric=name, L=1000.0, beta=2.0 if name == "fbeta" else 1.0)
         measured[f"module {name}"] = 1 - module(hard, labels)
     for name, value in measured.items():
         reference = expected[{"module fbeta": "f2"}.get(name, name.removeprefix("module "))]
@@ -108,7 +109,7 @@ LOSSES = {
     "any_fbeta beta=2": lambda p, y: any_fbeta(p, y, L=5.0, beta=2.0),
     "any_gmean": lambda p, y: any_gmean(p, y, L=5.0),
     "any_balanced_accuracy": lambda p, y: any_balanced_accuracy(p, y, L=5.0),
-    **{f"AnyLoss {name}": AnyLoss(name, L=5.0, beta=0.7 if name == "fbeta" else 1.0) for name in METRICS},
+    **{f"AnyLoss {name}": AnyLoss(metric=name, L=5.0, beta=0.7 if name == "fbeta" else 1.0) for name in METRICS},
     "wbce_any raw": lambda p, y: wbce_any(p, y, metric="gmean", r=0.3),
     "wbce_any L=5": lambda p, y: wbce_any(p, y, metric="f1", r=0.6, L=5.0),
 }
@@ -126,7 +127,7 @@ def test_gradcheck_from_logits() -> None:
     generator = torch.Generator().manual_seed(5)
     logits = torch.randn(24, generator=generator, dtype=torch.float64, requires_grad=True)
     _, labels = random_batch(5, count=24)
-    loss = AnyLoss("balanced_accuracy", L=5.0, from_logits=True)
+    loss = AnyLoss(metric="balanced_accuracy", L=5.0, from_logits=True)
     assert torch.autograd.gradcheck(lambda z: loss(z, labels), (logits,), eps=1e-6, atol=1e-8, rtol=1e-6)
 
 
@@ -157,8 +158,8 @@ def test_user_callable_matches_builtin_f1() -> None:
     probabilities, labels = random_batch(8)
     builtin_leaf = probabilities.clone().requires_grad_(True)
     callable_leaf = probabilities.clone().requires_grad_(True)
-    builtin = AnyLoss("f1")(builtin_leaf, labels)
-    custom = AnyLoss(lambda tn, fp, fn, tp: 2 * tp / (2 * tp + fp + fn + 1e-5))(callable_leaf, labels)
+    builtin = AnyLoss(metric="f1")(builtin_leaf, labels)
+    custom = AnyLoss(metric=lambda tn, fp, fn, tp: 2 * tp / (2 * tp + fp + fn + 1e-5))(callable_leaf, labels)
     builtin.backward()
     custom.backward()
     torch.testing.assert_close(custom, builtin, rtol=1e-13, atol=1e-15)
@@ -174,7 +175,7 @@ def test_callable_receives_tn_fp_fn_tp_in_order() -> None:
         seen.update(tn=tn, fp=fp, fn=fn, tp=tp)
         return tp / (tp + fn)
 
-    AnyLoss(record, L=1000.0)((probabilities > 0.5).double(), labels)
+    AnyLoss(metric=record, L=1000.0)((probabilities > 0.5).double(), labels)
     tn, fp, fn, tp = metrics.confusion_matrix(labels.numpy(), (probabilities > 0.5).numpy()).ravel()
     assert [seen[k].item() for k in ("tn", "fp", "fn", "tp")] == pytest.approx([tn, fp, fn, tp], abs=1e-9)
 
@@ -208,8 +209,8 @@ def test_half_precision_computes_in_float32(name: str, dtype: torch.dtype) -> No
     the input dtype; at L = 73 nothing underflows to NaN, and the gradient is finite."""
     probabilities, labels = random_batch(11, count=300)
     half = probabilities.to(dtype).requires_grad_(True)
-    loss = AnyLoss(name, beta=2.0 if name == "fbeta" else 1.0)(half, labels.to(dtype))
-    reference = AnyLoss(name, beta=2.0 if name == "fbeta" else 1.0)(half.detach().float(), labels.float())
+    loss = AnyLoss(metric=name, beta=2.0 if name == "fbeta" else 1.0)(half, labels.to(dtype))
+    reference = AnyLoss(metric=name, beta=2.0 if name == "fbeta" else 1.0)(half.detach().float(), labels.float())
     assert loss.dtype == dtype
     assert loss.float().item() == pytest.approx(reference.item(), abs=float(torch.finfo(dtype).eps))
     loss.backward()
@@ -222,10 +223,10 @@ def test_from_logits_matches_probabilities_and_is_stable() -> None:
     _, labels = random_batch(12, count=100)
     for name in METRICS:
         torch.testing.assert_close(
-            AnyLoss(name, from_logits=True)(logits, labels), AnyLoss(name)(torch.sigmoid(logits), labels)
+            AnyLoss(metric=name, from_logits=True)(logits, labels), AnyLoss(metric=name)(torch.sigmoid(logits), labels)
         )
     extreme = torch.tensor([-1e4, -100.0, 100.0, 1e4], requires_grad=True)
-    loss = AnyLoss("f1", from_logits=True)(extreme, torch.tensor([0, 1, 1, 0]))
+    loss = AnyLoss(metric="f1", from_logits=True)(extreme, torch.tensor([0, 1, 1, 0]))
     loss.backward()
     assert torch.isfinite(loss) and bool(torch.isfinite(extreme.grad).all())
     assert loss.item() == pytest.approx(1 - 2 * 1 / (2 + 2), abs=1e-5)  # TP=1, FN=1, FP=1
@@ -234,10 +235,10 @@ def test_from_logits_matches_probabilities_and_is_stable() -> None:
 def test_target_dtypes_and_column_shapes_agree() -> None:
     """Integer, bool and float targets give one value; (N, 1) predictions with (N,) targets work."""
     probabilities, labels = random_batch(13)
-    expected = AnyLoss("balanced_accuracy")(probabilities, labels)
+    expected = AnyLoss(metric="balanced_accuracy")(probabilities, labels)
     for target in (labels.long(), labels.bool(), labels.float(), labels.view(-1, 1)):
-        torch.testing.assert_close(AnyLoss("balanced_accuracy")(probabilities, target), expected)
-    torch.testing.assert_close(AnyLoss("balanced_accuracy")(probabilities.view(-1, 1), labels), expected)
+        torch.testing.assert_close(AnyLoss(metric="balanced_accuracy")(probabilities, target), expected)
+    torch.testing.assert_close(AnyLoss(metric="balanced_accuracy")(probabilities.view(-1, 1), labels), expected)
 
 
 def test_larger_L_approaches_the_hard_metric() -> None:
@@ -264,7 +265,7 @@ def test_wbce_any_limits() -> None:
     half = wbce_any(probabilities, labels, r=0.5).item()
     assert half == pytest.approx(0.5 * wbce + 0.5 * (1 - raw_f1), rel=1e-12)
     amplified = wbce_any(probabilities, labels, metric="gmean", r=1.0, L=30.0)
-    torch.testing.assert_close(amplified, AnyLoss("gmean", L=30.0)(probabilities, labels))
+    torch.testing.assert_close(amplified, AnyLoss(metric="gmean", L=30.0)(probabilities, labels))
 
 
 def test_wbce_any_from_logits_eps_zero_uses_logsigmoid() -> None:
@@ -280,7 +281,7 @@ def test_wbce_any_from_logits_eps_zero_uses_logsigmoid() -> None:
 
 
 def test_registered_and_loadable() -> None:
-    assert gradhub.get("anyloss") is AnyLoss
-    assert gradhub.get("any_fbeta") is any_fbeta
-    assert gradhub.spec("anyloss").capabilities.reductions == ()
-    assert "L" in gradhub.spec("any_gmean").params.model_fields
+    assert gradhub.get(ANYLOSS.name) is AnyLoss
+    assert gradhub.get(ANY_FBETA.name) is any_fbeta
+    assert gradhub.spec(ANYLOSS.name).capabilities.reductions == ()
+    assert "L" in gradhub.spec(ANY_GMEAN.name).params.model_fields

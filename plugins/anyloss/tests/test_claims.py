@@ -57,14 +57,16 @@ def test_claim_passes() -> None:
     result = imbalanced_f1_and_balanced_accuracy()
     assert result.passed, result.report()
     measured = result.measured
-    # The brief's BCE baseline (Adam, 1000 steps) is not converged: converged BCE is better.
+    # The first-proposed BCE baseline (Adam, 1000 steps) is not converged: converged BCE is better.
     assert measured["test F1 BCE (converged)"] > measured["test F1 BCE (Adam, 1000 steps)"]
     assert len(result.figures) == 4
 
 
 def test_control_callables_pass() -> None:
     """The right metrics as user callables pass: the failures below come from the mistakes."""
-    result = imbalanced_f1_and_balanced_accuracy(AnyLoss(f1_callable), AnyLoss(balanced_accuracy_callable))
+    result = imbalanced_f1_and_balanced_accuracy(
+        AnyLoss(metric=f1_callable), AnyLoss(metric=balanced_accuracy_callable)
+    )
     assert result.passed, result.report()
 
 
@@ -83,9 +85,9 @@ def balanced_accuracy_fails(measured: dict[str, float]) -> bool:
 
 WRONG = {
     # no amplification breaks F1 (balanced accuracy survives L = 1, so it is paired with a swap)
-    "L=1 / FP-FN swapped": (AnyLoss("f1", L=1.0), AnyLoss(balanced_accuracy_fp_fn_swapped)),
-    "labels flipped / unshifted A": (AnyLoss(f1_labels_flipped), unshifted_balanced_accuracy),
-    "unshifted A / FP-FN swapped": (unshifted_f1, AnyLoss(balanced_accuracy_fp_fn_swapped)),
+    "L=1 / FP-FN swapped": (AnyLoss(metric="f1", L=1.0), AnyLoss(metric=balanced_accuracy_fp_fn_swapped)),
+    "labels flipped / unshifted A": (AnyLoss(metric=f1_labels_flipped), unshifted_balanced_accuracy),
+    "unshifted A / FP-FN swapped": (unshifted_f1, AnyLoss(metric=balanced_accuracy_fp_fn_swapped)),
 }
 
 

@@ -1,7 +1,5 @@
-"""The gradhub conformance suite over every method of this plugin (collected by the gradhub pytest plugin)."""
+"""The gradhub conformance suite over every method gradhub-anyloss declares (read from its entry points)."""
 
 import gradhub.testing
 
-test_conformance = gradhub.testing.suite(
-    "anyloss", "any_accuracy", "any_fbeta", "any_gmean", "any_balanced_accuracy", "wbce_any"
-)
+test_conformance = gradhub.testing.suite(distribution="gradhub-anyloss")

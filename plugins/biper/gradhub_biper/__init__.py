@@ -1,11 +1,13 @@
 """gradhub-biper: BiPer (Vargas et al., CVPR 2024) as gradhub layers.
 
 This is the plugin's entry module: specs and hyperparameter models only, no torch, so
-listing and inspecting the methods is cheap. The binarisers live in
-:mod:`gradhub_biper.functional`, the layers and :func:`~gradhub_biper.layers.set_biper_stage`
-in :mod:`gradhub_biper.layers`.
+listing and inspecting the methods is cheap. Each method is declared once, here (``name=``
+in its spec), and once as an entry point in ``pyproject.toml``; the implementations bind to
+these specs (``@validated(BIPER_CONV2D)``) for their names, defaults and bounds. The
+binarisers live in :mod:`gradhub_biper.functional`, the layers and
+:func:`~gradhub_biper.layers.set_biper_stage` in :mod:`gradhub_biper.layers`.
 
-Readings chosen where the brief left a choice (settled from the official code,
+Readings where the paper leaves a choice (settled from the official code,
 github.com/edmav4/BiPer, ``cifar10/modules/binarized_modules.py``, ``cifar10/main*.py``,
 ``cifar10/run_stg1.sh``, ``cifar10/utils/options.py``):
 
@@ -20,12 +22,11 @@ github.com/edmav4/BiPer, ``cifar10/modules/binarized_modules.py``, ``cifar10/mai
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, Strict
+from pydantic import Field, Strict, model_validator
 
-import gradhub
+from gradhub.errors import HyperparameterError
 from gradhub.exports import lazy_exports
 from gradhub.hyperparameters import Flag, Hyperparameters, NonNegative
 from gradhub.specs import MethodSpec, Paper
@@ -52,22 +53,38 @@ Stage = Annotated[
     Strict(),
     Field(ge=1, le=2, description="1: continuous sine weights sin(omega W); 2: binary weights sign(sin(omega W))"),
 ]
-BINARIZE_ACT = "binarise the input with sign() and the triangle surrogate (1W1A); False gives 1W32A"
-ACT_NORM = "in training mode divide the input by its per-sample std before sign() (official code)"
 
 
 class BiPerBinarizeHyperparameters(Hyperparameters):
-    """``biper_binarize(w, freq)``: the square wave sign(sin(freq w)) with the sine's gradient."""
+    """``biper_binarize(w, freq=...)``: the square wave sign(sin(freq w)) with the sine's gradient."""
 
     freq: Frequency = 20.0
+
+
+class BiPerStageHyperparameters(Hyperparameters):
+    """``set_biper_stage(model, stage)``."""
+
+    stage: Stage
 
 
 class SignActHyperparameters(Hyperparameters):
     """``sign_act(x)`` takes no hyperparameters."""
 
 
-class BiPerConv2dHyperparameters(Hyperparameters):
-    """BiPerConv2d: nn.Conv2d's arguments plus BiPer's; defaults from the official CIFAR-10 scripts."""
+class BiPerOptions(BiPerBinarizeHyperparameters):
+    """What BiPer adds to a layer: freq, stage and the activation binariser (official CIFAR-10 scripts)."""
+
+    stage: Stage = 2
+    binarize_act: Flag = Field(
+        True, description="binarise the input with sign() and the triangle surrogate (1W1A); False gives 1W32A"
+    )
+    act_norm: Flag = Field(
+        True, description="in training mode divide the input by its per-sample std before sign() (official code)"
+    )
+
+
+class Conv2dArguments(Hyperparameters):
+    """nn.Conv2d's arguments, in its order, with its defaults but bias=False (the official 1W1A layers)."""
 
     in_channels: Size
     out_channels: Size
@@ -78,39 +95,51 @@ class BiPerConv2dHyperparameters(Hyperparameters):
     groups: Size = 1
     bias: Flag = False
     padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
-    freq: Frequency = 20.0
-    stage: Stage = 2
-    binarize_act: Flag = Field(True, description=BINARIZE_ACT)
-    act_norm: Flag = Field(True, description=ACT_NORM)
+
+    @model_validator(mode="after")
+    def _groups_and_padding(self) -> Conv2dArguments:
+        for name, size in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
+            if size % self.groups:
+                raise HyperparameterError(
+                    BIPER_CONV2D.name,
+                    "groups",
+                    self.groups,
+                    f"a divisor of {name}={size} (in and out channels split in groups)",
+                )
+        if self.padding == "same" and self.stride not in (1, (1, 1)):
+            raise HyperparameterError(
+                BIPER_CONV2D.name, "padding", self.padding, "an int or pair when stride != 1 ('same' needs 1)"
+            )
+        return self
 
 
-class BiPerLinearHyperparameters(Hyperparameters):
-    """BiPerLinear: nn.Linear's arguments plus BiPer's (the paper only has convolutions)."""
+class LinearArguments(Hyperparameters):
+    """nn.Linear's arguments, with bias=False (the official 1W1A layers)."""
 
     in_features: Size
     out_features: Size
     bias: Flag = False
-    freq: Frequency = 20.0
-    stage: Stage = 2
-    binarize_act: Flag = Field(True, description=BINARIZE_ACT)
-    act_norm: Flag = Field(True, description=ACT_NORM)
 
 
-class BiPerStageHyperparameters(Hyperparameters):
-    """``set_biper_stage(model, stage)``."""
+# Fields of the last base come first: nn.Conv2d's (nn.Linear's) arguments, then BiPer's.
+class BiPerConv2dHyperparameters(BiPerOptions, Conv2dArguments):
+    """BiPerConv2d: nn.Conv2d's arguments plus BiPer's."""
 
-    stage: Stage
+
+class BiPerLinearHyperparameters(BiPerOptions, LinearArguments):
+    """BiPerLinear: nn.Linear's arguments plus BiPer's (the paper only has convolutions)."""
 
 
 class BiPerRegularizationHyperparameters(Hyperparameters):
-    """``biper_regularization(model, tau)``: the official training loss's periodic penalty."""
+    """``biper_regularization(model, tau=...)``: the official training loss's periodic penalty."""
 
     tau: NonNegative = Field(
         0.037, description="weight of mean(sin^2(freq W)) per BiPer layer (official run_stg1.sh: 0.037)"
     )
 
 
-_COMMON = dict(
+_COMMON: dict[str, Any] = dict(
+    kind="layer",
     paper=PAPER,
     tags=("binary-neural-network", "quantization", "straight-through", "periodic"),
     dtypes=("float32", "float64", "bfloat16"),
@@ -118,51 +147,38 @@ _COMMON = dict(
     claims=("gradhub_biper.claims:quantization_error", "gradhub_biper.claims:binary_mlp_training"),
 )
 
-SPECS = (
-    MethodSpec(
-        name="biper_conv2d",
-        kind="layer",
-        summary="Drop-in nn.Conv2d with BiPer binary weights sign(sin(omega W)) (sine gradient) and binary activations",
-        target="gradhub_biper.layers:BiPerConv2d",
-        params=BiPerConv2dHyperparameters,
-        example="gradhub_biper.examples:conv2d_example",
-        **_COMMON,
-    ),
-    MethodSpec(
-        name="biper_linear",
-        kind="layer",
-        summary="nn.Linear with BiPer binary weights sign(sin(omega W)) (sine gradient) and binary activations",
-        target="gradhub_biper.layers:BiPerLinear",
-        params=BiPerLinearHyperparameters,
-        example="gradhub_biper.examples:linear_example",
-        **_COMMON,
-    ),
-    MethodSpec(
-        name="biper_sign",
-        kind="layer",
-        summary="Square wave sign(sin(omega w)) forward, omega cos(omega w) backward: BiPer's weight binariser",
-        target="gradhub_biper.functional:biper_binarize",
-        params=BiPerBinarizeHyperparameters,
-        example="gradhub_biper.examples:binarize_example",
-        **_COMMON,
-    ),
-    MethodSpec(
-        name="biper_sign_act",
-        kind="layer",
-        summary="sign(x) forward with the triangle surrogate max(0, 2 - 2|x|) backward: BiPer's activation binariser",
-        target="gradhub_biper.functional:sign_act",
-        params=SignActHyperparameters,
-        example="gradhub_biper.examples:sign_act_example",
-        **{**_COMMON, "claims": ()},
-    ),
+BIPER_CONV2D = MethodSpec(
+    name="biper_conv2d",
+    summary="Drop-in nn.Conv2d with BiPer binary weights sign(sin(omega W)) (sine gradient) and binary activations",
+    target="gradhub_biper.layers:BiPerConv2d",
+    params=BiPerConv2dHyperparameters,
+    example="gradhub_biper.examples:small_image_batch",
+    **_COMMON,
 )
-
-
-@gradhub.hookimpl
-def register_methods(register: Callable[[MethodSpec], None]) -> None:
-    for spec in SPECS:
-        register(spec)
-
+BIPER_LINEAR = MethodSpec(
+    name="biper_linear",
+    summary="nn.Linear with BiPer binary weights sign(sin(omega W)) (sine gradient) and binary activations",
+    target="gradhub_biper.layers:BiPerLinear",
+    params=BiPerLinearHyperparameters,
+    example="gradhub_biper.examples:small_feature_batch",
+    **_COMMON,
+)
+BIPER_SIGN = MethodSpec(
+    name="biper_sign",
+    summary="Square wave sign(sin(omega w)) forward, omega cos(omega w) backward: BiPer's weight binariser",
+    target="gradhub_biper.functional:biper_binarize",
+    params=BiPerBinarizeHyperparameters,
+    example="gradhub_biper.examples:small_latent_weights",
+    **_COMMON,
+)
+BIPER_SIGN_ACT = MethodSpec(
+    name="biper_sign_act",
+    summary="sign(x) forward with the triangle surrogate max(0, 2 - 2|x|) backward: BiPer's activation binariser",
+    target="gradhub_biper.functional:sign_act",
+    params=SignActHyperparameters,
+    example="gradhub_biper.examples:standard_normal_activations",
+    **{**_COMMON, "claims": ()},
+)
 
 _LAZY = {
     "BiPerConv2d": "gradhub_biper.layers",

@@ -32,8 +32,10 @@ Binarizer = Callable[[torch.Tensor, float], torch.Tensor]
 
 def _registered_binarizer() -> Binarizer:
     import gradhub
+    from gradhub_biper import BIPER_SIGN
 
-    return gradhub.get("biper_sign")
+    binarize = gradhub.get(BIPER_SIGN.name)
+    return lambda w, omega: binarize(w, freq=omega)
 
 
 def quantization_error_curve(
@@ -240,7 +242,7 @@ def binary_mlp_training(layer: type[nn.Module] | None = None, seeds: int = 3, st
     (full precision); SGD momentum 0.9, batch 250, cosine lr 0.05 per stage. BiPer: stage 1
     (sine weights) for ``stage_epochs`` epochs, :func:`set_biper_stage` to 2, stage 2
     (binary) for ``stage_epochs``; baseline: sign(W) + clipped STE for 2 x ``stage_epochs``.
-    Shrunk from the brief's 10 + 10 epochs to 5 + 5 to stay within 30 s on 2 busy cores.
+    Shrunk from 10 + 10 epochs to 5 + 5 to stay within 30 s on 2 busy cores.
 
     Criterion: mean BiPer test accuracy >= baseline - 1 point, and every BiPer layer's
     stage-2 weights exactly +-1. Measured (torch 2.13, CPU, seeds 0-2): BiPer 71.25 / 70.95 /

@@ -29,29 +29,16 @@ from typing import Any
 
 import torch
 
-from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validated
-from gradhub_biper import BiPerBinarizeHyperparameters, SignActHyperparameters
+from gradhub.kinds.inputs import require_tensor
+from gradhub_biper import BIPER_SIGN, BIPER_SIGN_ACT
 
-__all__ = ["biper_binarize", "check_floating", "phase_dtype", "sign_act", "sine_weight", "square_wave"]
+__all__ = ["biper_binarize", "phase_dtype", "sign_act", "sine_weight", "square_wave"]
 
 
 def phase_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype the phase omega*w is computed in: float32 at least (float64 stays float64)."""
     return torch.promote_types(dtype, torch.float32)
-
-
-def check_floating(method: str, what: str, value: Any) -> None:
-    """Raise a gradhub error unless ``value`` is a real floating-point tensor."""
-    if not isinstance(value, torch.Tensor):
-        raise UnsupportedInputError(method, what, f"{type(value).__name__} {value!r}"[:80], "a torch.Tensor is needed")
-    if not value.is_floating_point():
-        raise UnsupportedInputError(
-            method,
-            what,
-            f"a tensor of dtype {value.dtype}",
-            "a real floating-point tensor is needed (float16, bfloat16, float32 or float64)",
-        )
 
 
 def square_wave(values: torch.Tensor) -> torch.Tensor:
@@ -102,8 +89,8 @@ def sine_weight(weight: torch.Tensor, freq: float) -> torch.Tensor:
     return torch.sin(freq * weight.to(phase_dtype(weight.dtype))).to(weight.dtype)
 
 
-@validated("biper_sign", BiPerBinarizeHyperparameters)
-def biper_binarize(w: torch.Tensor, freq: float = 20.0) -> torch.Tensor:
+@validated(BIPER_SIGN)
+def biper_binarize(w: torch.Tensor, *, freq: float) -> torch.Tensor:
     """BiPer's weight binariser: ``sign(sin(freq * w))`` in {-1, +1}, gradient ``freq * cos(freq * w)``.
 
     Forward is the square wave of period ``2 pi / freq`` (Eq. 4); backward is the exact
@@ -111,12 +98,12 @@ def biper_binarize(w: torch.Tensor, freq: float = 20.0) -> torch.Tensor:
     where the sign flips. ``w`` is any real floating tensor; the result has its shape and
     dtype. sign(0) = +1.
     """
-    check_floating("biper_sign", "input w", w)
+    require_tensor(BIPER_SIGN.name, "w", w)
     return _BiPerBinarize.apply(w, freq)
 
 
-@validated("biper_sign_act", SignActHyperparameters)
+@validated(BIPER_SIGN_ACT)
 def sign_act(x: torch.Tensor) -> torch.Tensor:
     """sign(x) in {-1, +1} (sign(0) = +1) with the triangle surrogate gradient max(0, 2 - 2|x|)."""
-    check_floating("biper_sign_act", "input x", x)
+    require_tensor(BIPER_SIGN_ACT.name, "x", x)
     return _SignWithTriangle.apply(x)

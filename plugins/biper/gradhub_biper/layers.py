@@ -39,15 +39,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gradhub.errors import HyperparameterError, UnsupportedInputError
+from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validate_hyperparameters, validated
+from gradhub.kinds.inputs import require_same_device, require_tensor
 from gradhub_biper import (
-    BiPerConv2dHyperparameters,
-    BiPerLinearHyperparameters,
+    BIPER_CONV2D,
+    BIPER_LINEAR,
+    BiPerBinarizeHyperparameters,
     BiPerRegularizationHyperparameters,
     BiPerStageHyperparameters,
 )
-from gradhub_biper.functional import binarize_weight, check_floating, sign_act, sine_weight
+from gradhub_biper.functional import binarize_weight, sign_act, sine_weight
 
 __all__ = ["BiPerConv2d", "BiPerLinear", "biper_regularization", "normalize_per_sample", "set_biper_stage"]
 
@@ -69,7 +71,7 @@ class _BiPerLayer:
     """What BiPerConv2d and BiPerLinear share: freq and stage (validated), the binarisers."""
 
     method: str
-    hyperparameters: type
+    """Set by ``@validated(SPEC)``: the method's name, for error messages."""
     weight: torch.Tensor
     binarize_act: bool
     act_norm: bool
@@ -84,7 +86,7 @@ class _BiPerLayer:
 
     @freq.setter
     def freq(self, value: float) -> None:
-        self._freq = self._validated("freq", value)
+        self._freq = validate_hyperparameters(self.method, BiPerBinarizeHyperparameters, {"freq": value})["freq"]
 
     @property
     def stage(self) -> int:
@@ -93,11 +95,7 @@ class _BiPerLayer:
 
     @stage.setter
     def stage(self, value: int) -> None:
-        self._stage = self._validated("stage", value)
-
-    def _validated(self, name: str, value: Any) -> Any:
-        values = {other: 1 for other, f in self.hyperparameters.model_fields.items() if f.is_required()}
-        return validate_hyperparameters(self.method, self.hyperparameters, {**values, name: value})[name]
+        self._stage = validate_hyperparameters(self.method, BiPerStageHyperparameters, {"stage": value})["stage"]
 
     def quantized_weight(self) -> torch.Tensor:
         """The weights the forward uses: sin(omega W) in stage 1, sign(sin(omega W)) in stage 2."""
@@ -113,62 +111,39 @@ class _BiPerLayer:
         return sign_act(inputs)
 
     def _check_input(self, inputs: Any) -> None:
-        check_floating(self.method, "input", inputs)
-        if inputs.dtype != self.weight.dtype:
-            raise UnsupportedInputError(
-                self.method,
-                "input dtype",
-                inputs.dtype,
-                f"the layer's weights are {self.weight.dtype}; convert the input or the layer (layer.to(dtype))",
-            )
-        if inputs.device != self.weight.device:
-            raise UnsupportedInputError(
-                self.method,
-                "input device",
-                inputs.device,
-                f"the layer's weights are on {self.weight.device}; move the input or the layer (layer.to(device))",
-            )
+        require_tensor(self.method, "input", inputs, dtypes=(self.weight.dtype,), what="like the layer's weights")
+        require_same_device(self.method, input=inputs, weight=self.weight)
 
 
+@validated(BIPER_CONV2D)
 class BiPerConv2d(_BiPerLayer, nn.Conv2d):
     """Drop-in ``nn.Conv2d`` with BiPer weights (stage 1 sine, stage 2 square wave) and binary inputs.
 
-    Extra parameter: ``alpha`` of shape (out_channels, 1, 1), U(0, 1). ``freq`` and
-    ``stage`` can be changed after construction (validated); :func:`set_biper_stage` does it
-    for a whole model.
+    nn.Conv2d's arguments keep its positions; BiPer's (``freq``, ``stage``, ``binarize_act``,
+    ``act_norm``) are keyword-only. Extra parameter: ``alpha`` of shape (out_channels, 1, 1),
+    U(0, 1). ``freq`` and ``stage`` can be changed after construction (validated);
+    :func:`set_biper_stage` does it for a whole model.
     """
 
-    method = "biper_conv2d"
-    hyperparameters = BiPerConv2dHyperparameters
-
-    @validated("biper_conv2d", BiPerConv2dHyperparameters)
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
         kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] | str = 0,
-        dilation: int | tuple[int, int] = 1,
-        groups: int = 1,
-        bias: bool = False,
-        padding_mode: str = "zeros",
-        freq: float = 20.0,
-        stage: int = 2,
-        binarize_act: bool = True,
-        act_norm: bool = True,
+        stride: int | tuple[int, int],
+        padding: int | tuple[int, int] | str,
+        dilation: int | tuple[int, int],
+        groups: int,
+        bias: bool,
+        padding_mode: str,
+        *,
+        freq: float,
+        stage: int,
+        binarize_act: bool,
+        act_norm: bool,
         device: Any = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        for name, size in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if size % groups:
-                raise HyperparameterError(
-                    self.method, "groups", groups, f"a divisor of {name}={size} (in and out channels split in groups)"
-                )
-        if padding == "same" and stride not in (1, (1, 1)):
-            raise HyperparameterError(
-                self.method, "padding", padding, "an int or pair when stride != 1 ('same' needs 1)"
-            )
         self._freq = freq
         self._stage = stage
         self.binarize_act = binarize_act
@@ -213,26 +188,25 @@ class BiPerConv2d(_BiPerLayer, nn.Conv2d):
         )
 
 
+@validated(BIPER_LINEAR)
 class BiPerLinear(_BiPerLayer, nn.Linear):
     """``nn.Linear`` with BiPer weights and binary inputs; ``alpha`` has shape (out_features,).
 
-    The input is (..., in_features); the per-sample normalisation of step 1 is over every
-    dimension but the first (a 1-D input is one sample).
+    nn.Linear's arguments keep their positions; BiPer's are keyword-only. The input is
+    (..., in_features); the per-sample normalisation of step 1 is over every dimension but
+    the first (a 1-D input is one sample).
     """
 
-    method = "biper_linear"
-    hyperparameters = BiPerLinearHyperparameters
-
-    @validated("biper_linear", BiPerLinearHyperparameters)
     def __init__(
         self,
         in_features: int,
         out_features: int,
-        bias: bool = False,
-        freq: float = 20.0,
-        stage: int = 2,
-        binarize_act: bool = True,
-        act_norm: bool = True,
+        bias: bool,
+        *,
+        freq: float,
+        stage: int,
+        binarize_act: bool,
+        act_norm: bool,
         device: Any = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -276,7 +250,9 @@ def _biper_layers(method: str, model: nn.Module, what: str) -> list[_BiPerLayer]
     return layers
 
 
-def biper_regularization(model: nn.Module, tau: float = 0.037) -> torch.Tensor:
+def biper_regularization(
+    model: nn.Module, tau: float = BiPerRegularizationHyperparameters.model_fields["tau"].default
+) -> torch.Tensor:
     """The periodic penalty the official training adds to the loss: ``tau * sum_l mean(sin^2(freq_l W_l))``.
 
     The official ``main.py``/``main_stage2.py`` add ``tau * mean(0.5 - 0.5 cos(2 freq W))`` for

@@ -1,4 +1,4 @@
-"""The binarisers against the paper's equations (brief's correctness tests 1, 2, 3 and 5)."""
+"""The binarisers against the paper's equations (Eq. 4-5, the sign(0) policy, periodicity, the triangle surrogate)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _weights(seed: int = 0, n: int = 4096) -> torch.Tensor:
 @pytest.mark.parametrize("omega", OMEGAS)
 def test_forward_is_square_wave(omega: float) -> None:
     w = _weights()
-    out = biper_binarize(w, omega)
+    out = biper_binarize(w, freq=omega)
     expected = torch.sign(torch.sin(omega * w))
     assert out.dtype == w.dtype and out.shape == w.shape
     assert torch.equal(out, expected)  # no exact zero of sin among random float64 weights
@@ -28,24 +28,24 @@ def test_forward_is_square_wave(omega: float) -> None:
 
 def test_sign_zero_policy_is_plus_one() -> None:
     w = torch.tensor([0.0, -0.0, math.pi / 20 * 0, 1.0], dtype=torch.float64)
-    out = biper_binarize(w, 20.0)
+    out = biper_binarize(w, freq=20.0)
     assert out[:3].tolist() == [1.0, 1.0, 1.0]
     assert torch.equal(sign_act(torch.tensor([0.0, -0.0, -2.0, 3.0])), torch.tensor([1.0, 1.0, -1.0, 1.0]))
-    assert biper_binarize(torch.tensor([float("nan")]), 20.0).item() == 0  # as torch.sign
+    assert biper_binarize(torch.tensor([float("nan")]), freq=20.0).item() == 0  # as torch.sign
 
 
 @pytest.mark.parametrize("omega", OMEGAS)
 def test_backward_is_sine_derivative_exactly(omega: float) -> None:
     w = _weights(1).requires_grad_(True)
     g = _weights(2)
-    (biper_binarize(w, omega) * g).sum().backward()
+    (biper_binarize(w, freq=omega) * g).sum().backward()
     expected = g * omega * torch.cos(omega * w.detach())
     assert torch.equal(w.grad, expected)
 
 
 def test_backward_is_not_identity_or_other_frequency() -> None:
     w = _weights(1).requires_grad_(True)
-    (biper_binarize(w, 20.0)).sum().backward()
+    (biper_binarize(w, freq=20.0)).sum().backward()
     assert not torch.allclose(w.grad, torch.ones_like(w))
     assert not torch.allclose(w.grad, 30.0 * torch.cos(30.0 * w.detach()))
 
@@ -59,7 +59,7 @@ def test_periodicity(k: int) -> None:
     shifted = (w + 2 * math.pi * k / omega).requires_grad_(True)
     w = w.clone().requires_grad_(True)
     g = _weights(4, w.numel())
-    out, out_shifted = biper_binarize(w, omega), biper_binarize(shifted, omega)
+    out, out_shifted = biper_binarize(w, freq=omega), biper_binarize(shifted, freq=omega)
     assert torch.equal(out, out_shifted)
     (out * g).sum().backward()
     (out_shifted * g).sum().backward()
@@ -82,7 +82,7 @@ def test_bfloat16_phase_computed_in_float32() -> None:
     w32 = _weights(5).float()
     wbf = w32.to(torch.bfloat16).requires_grad_(True)
     omega = 200.0
-    out = biper_binarize(wbf, omega)
+    out = biper_binarize(wbf, freq=omega)
     assert out.dtype == torch.bfloat16
     exact = torch.sign(torch.sin(omega * wbf.detach().float()))
     assert torch.equal(out.float(), exact)

@@ -21,7 +21,7 @@ def test_quantization_error_claim_passes() -> None:
 def test_quantization_error_criterion_fails_wrong_binarizers() -> None:
     plain_sign = claims.quantization_error(lambda w, omega: torch.sign(w), with_figures=False)  # not periodic
     assert not plain_sign.passed
-    wrong_period = claims.quantization_error(lambda w, omega: biper_binarize(w, 2 * omega), with_figures=False)
+    wrong_period = claims.quantization_error(lambda w, omega: biper_binarize(w, freq=2 * omega), with_figures=False)
     assert not wrong_period.passed
     no_binarization = claims.quantization_error(lambda w, omega: torch.sin(omega * w), with_figures=False)
     assert not no_binarization.passed

@@ -18,7 +18,7 @@ from gradhub.errors import UnknownHyperparameterError
 @pytest.mark.parametrize("freq", (0.0, -20.0, math.inf, math.nan, "20"))
 def test_freq_must_be_positive_finite(freq: object) -> None:
     with pytest.raises(HyperparameterError, match=r"biper_sign: invalid freq=.*freq must be a finite number > 0"):
-        biper_binarize(torch.zeros(3), freq)
+        biper_binarize(torch.zeros(3), freq=freq)
     with pytest.raises(HyperparameterError, match=r"biper_conv2d: invalid freq=.*finite number > 0"):
         BiPerConv2d(3, 4, 3, freq=freq)
     with pytest.raises(HyperparameterError, match=r"biper_linear: invalid freq="):
@@ -67,15 +67,17 @@ def test_unknown_keyword_and_bad_sizes() -> None:
 
 
 def test_non_floating_inputs_rejected() -> None:
-    with pytest.raises(UnsupportedInputError, match=r"biper_sign: unsupported input w: a tensor of dtype torch.int64"):
-        biper_binarize(torch.arange(3), 20.0)
-    with pytest.raises(UnsupportedInputError, match=r"biper_sign: unsupported input w: list"):
-        biper_binarize([0.1, 0.2], 20.0)
     with pytest.raises(
-        UnsupportedInputError, match=r"biper_sign_act: unsupported input x: a tensor of dtype torch.complex64"
+        UnsupportedInputError, match=r"biper_sign: unsupported w dtype: torch.int64; w must be a floating-point tensor"
     ):
+        biper_binarize(torch.arange(3), freq=20.0)
+    with pytest.raises(UnsupportedInputError, match=r"biper_sign: unsupported w: list; w must be a floating-point"):
+        biper_binarize([0.1, 0.2], freq=20.0)
+    with pytest.raises(UnsupportedInputError, match=r"biper_sign_act: unsupported x dtype: torch.complex64"):
         sign_act(torch.zeros(2, dtype=torch.complex64))
-    with pytest.raises(UnsupportedInputError, match=r"biper_conv2d: unsupported input: a tensor of dtype torch.int64"):
+    with pytest.raises(
+        UnsupportedInputError, match=r"biper_conv2d: unsupported input dtype: torch.int64; input must be a floating"
+    ):
         BiPerConv2d(3, 4, 3)(torch.zeros(1, 3, 5, 5, dtype=torch.long))
 
 
@@ -89,7 +91,7 @@ def test_layer_input_shape_dtype_device() -> None:
         conv(torch.zeros(5, 5))
     with pytest.raises(
         UnsupportedInputError,
-        match=r"biper_conv2d: unsupported input dtype: torch.float64; the layer's weights are torch.float32",
+        match=r"biper_conv2d: unsupported input dtype: torch.float64; input must be float32 like the layer's weights",
     ):
         conv(torch.zeros(1, 3, 5, 5, dtype=torch.float64))
     linear = BiPerLinear(3, 4)
@@ -97,7 +99,7 @@ def test_layer_input_shape_dtype_device() -> None:
         UnsupportedInputError, match=r"biper_linear: unsupported input shape: \(2, 5\); \(\.\.\., 3\) is needed"
     ):
         linear(torch.zeros(2, 5))
-    with pytest.raises(UnsupportedInputError, match=r"biper_linear: unsupported input device: meta"):
+    with pytest.raises(UnsupportedInputError, match=r"biper_linear: unsupported devices: input on meta, weight on cpu"):
         linear(torch.zeros(2, 3, device="meta"))
 
 

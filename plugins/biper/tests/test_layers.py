@@ -1,10 +1,10 @@
-"""BiPerConv2d / BiPerLinear against plain convolutions (brief's correctness tests 4, 6, 7)."""
+"""BiPerConv2d / BiPerLinear against plain convolutions and linear maps (Eq. 4-5, both stages, the official layer)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from gradhub_biper import set_biper_stage
+from gradhub_biper import BIPER_CONV2D, BIPER_LINEAR, set_biper_stage
 from gradhub_biper.layers import BiPerConv2d, BiPerLinear
 from torch import nn
 from torch.nn import functional as F
@@ -24,8 +24,8 @@ def _input(shape: tuple[int, ...] = (2, 3, 6, 6), seed: int = 1) -> torch.Tensor
 
 
 def test_registry_returns_the_classes() -> None:
-    assert gradhub.get("biper_conv2d") is BiPerConv2d
-    assert gradhub.get("biper_linear") is BiPerLinear
+    assert gradhub.get(BIPER_CONV2D.name) is BiPerConv2d
+    assert gradhub.get(BIPER_LINEAR.name) is BiPerLinear
     assert issubclass(BiPerConv2d, nn.Conv2d) and issubclass(BiPerLinear, nn.Linear)
 
 

@@ -1,6 +1,10 @@
 """gradhub-coherence: coherent gradients (Chatterjee & Zielinski, 2022) as gradhub methods.
 
-The entry module: specs and hyperparameter models only, no torch. Implementations:
+The entry module: specs and hyperparameter models only, no torch. Each method is declared
+once, here (``name=`` in its spec), and once as an entry point in ``pyproject.toml``; the
+registry reads the module's ``MethodSpec`` objects, and the implementations bind to them
+(``spec = WINSORIZED_SGD``, ``@validated(M_COHERENCE)``) for their names, defaults and bounds.
+Implementations:
 :mod:`gradhub_coherence.per_example` (per-example gradients with ``torch.func``),
 :mod:`gradhub_coherence.coherence` (the alpha / m-coherence probe),
 :mod:`gradhub_coherence.aggregation` (winsorized mean, median of means),
@@ -14,14 +18,12 @@ The optimizers read per-example gradients from ``param.grad_sample`` (shape
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated
 
 from pydantic import Field, Strict
 
-import gradhub
-import gradhub.exports
-from gradhub.hyperparameters import Flag, Hyperparameters, LearningRate, Momentum, WeightDecay
+from gradhub.exports import lazy_exports
+from gradhub.hyperparameters import Flag, Foreach, Hyperparameters, LearningRate, Momentum, WeightDecay
 from gradhub.specs import MethodSpec, Paper
 
 PAPER = Paper(
@@ -32,7 +34,6 @@ PAPER = Paper(
     url="https://arxiv.org/abs/2203.10036",
 )
 
-FOREACH = "multi-tensor SGD update; None picks it on CPU and CUDA (an addition, not in the paper)"
 CHUNK = "examples per vmap chunk: bounds memory at chunk_size x (number of parameters)"
 
 DDP = (
@@ -51,9 +52,9 @@ class WinsorizedSGDHyperparameters(Hyperparameters):
 
     lr: LearningRate
     momentum: Momentum = 0.0
-    weight_decay: WeightDecay = 0.0
     c: NonNegativeInt = Field(1, description="extreme values clipped at each end, per coordinate (0: plain SGD)")
-    foreach: Flag | None = Field(None, description=FOREACH)
+    weight_decay: WeightDecay = 0.0
+    foreach: Foreach = None
 
 
 class M3SGDHyperparameters(Hyperparameters):
@@ -61,10 +62,10 @@ class M3SGDHyperparameters(Hyperparameters):
 
     lr: LearningRate
     momentum: Momentum = 0.0
-    weight_decay: WeightDecay = 0.0
     n_groups: PositiveInt = Field(3, description="groups the batch is split into; their means' median is used")
+    weight_decay: WeightDecay = 0.0
     running: Flag = Field(False, description="RM3: median of this and the two previous minibatch gradients")
-    foreach: Flag | None = Field(None, description=FOREACH)
+    foreach: Foreach = None
 
 
 class MCoherenceHyperparameters(Hyperparameters):
@@ -79,7 +80,6 @@ _OPTIMIZER = dict(
     kind="optimizer",
     paper=PAPER,
     tags=("coherent-gradients", "per-example-gradients", "robust-mean", "memorization"),
-    dtypes=("float32", "float64"),
     capabilities={
         "supports_foreach": True,
         "ddp": {"status": "unsupported", "reason": DDP},
@@ -88,65 +88,55 @@ _OPTIMIZER = dict(
     claims=("gradhub_coherence.claims:noisy_label_memorization",),
 )
 
-SPECS = (
-    MethodSpec(
-        name="winsorized_sgd",
-        summary="SGD on the coordinate-wise winsorized mean of per-example gradients (suppresses weak directions)",
-        target="gradhub_coherence.robust_sgd:WinsorizedSGD",
-        params=WinsorizedSGDHyperparameters,
-        example="gradhub_coherence.examples:winsorized_sgd_example",
-        **_OPTIMIZER,
-    ),
-    MethodSpec(
-        name="median_of_means_sgd",
-        summary="SGD on the coordinate-wise median of group-mean gradients (M3), or a running median (RM3)",
-        target="gradhub_coherence.robust_sgd:M3SGD",
-        params=M3SGDHyperparameters,
-        example="gradhub_coherence.examples:median_of_means_sgd_example",
-        **_OPTIMIZER,
-    ),
-    MethodSpec(
-        name="m_coherence",
-        kind="probe",
-        summary="Coherence alpha of per-example gradients and m-coherence m*alpha = alpha/alpha_perp",
-        paper=PAPER,
-        target="gradhub_coherence.coherence:m_coherence",
-        params=MCoherenceHyperparameters,
-        example="gradhub_coherence.examples:m_coherence_example",
-        claims=("gradhub_coherence.claims:real_vs_random_coherence",),
-        tags=("coherent-gradients", "per-example-gradients", "generalization"),
-        dtypes=("float32", "float64"),
-    ),
-    MethodSpec(
-        name="per_example_grads",
-        kind="probe",
-        summary="Per-example gradients of a model's loss with torch.func (vmap over grad), chunked",
-        paper=PAPER,
-        target="gradhub_coherence.per_example:per_example_grads",
-        params=PerExampleGradsHyperparameters,
-        example="gradhub_coherence.examples:per_example_grads_example",
-        tags=("per-example-gradients",),
-        dtypes=("float32", "float64"),
-    ),
+WINSORIZED_SGD = MethodSpec(
+    name="winsorized_sgd",
+    summary="SGD on the coordinate-wise winsorized mean of per-example gradients (suppresses weak directions)",
+    target="gradhub_coherence.robust_sgd:WinsorizedSGD",
+    params=WinsorizedSGDHyperparameters,
+    example="gradhub_coherence.examples:mlp_clipping_two_per_end",
+    **_OPTIMIZER,
+)
+MEDIAN_OF_MEANS_SGD = MethodSpec(
+    name="median_of_means_sgd",
+    summary="SGD on the coordinate-wise median of group-mean gradients (M3), or a running median (RM3)",
+    target="gradhub_coherence.robust_sgd:M3SGD",
+    params=M3SGDHyperparameters,
+    example="gradhub_coherence.examples:mlp_in_three_groups",
+    **_OPTIMIZER,
+)
+M_COHERENCE = MethodSpec(
+    name="m_coherence",
+    kind="probe",
+    summary="Coherence alpha of per-example gradients and m-coherence m*alpha = alpha/alpha_perp",
+    paper=PAPER,
+    target="gradhub_coherence.coherence",
+    params=MCoherenceHyperparameters,
+    example="gradhub_coherence.examples:mlp_in_chunks_of_ten",
+    claims=("gradhub_coherence.claims:real_vs_random_coherence",),
+    tags=("coherent-gradients", "per-example-gradients", "generalization"),
+)
+PER_EXAMPLE_GRADS = MethodSpec(
+    name="per_example_grads",
+    kind="probe",
+    summary="Per-example gradients of a model's loss with torch.func (vmap over grad), chunked",
+    paper=PAPER,
+    target="gradhub_coherence.per_example",
+    params=PerExampleGradsHyperparameters,
+    example="gradhub_coherence.examples:mlp_in_chunks_of_eight",
+    tags=("per-example-gradients",),
 )
 
-__getattr__ = gradhub.exports.lazy_exports(
+__getattr__ = lazy_exports(
     __name__,
     {
         "WinsorizedSGD": "gradhub_coherence.robust_sgd",
         "M3SGD": "gradhub_coherence.robust_sgd",
-        "m_coherence": "gradhub_coherence.coherence",
+        M_COHERENCE.name: "gradhub_coherence.coherence",
         "coherence_from_grads": "gradhub_coherence.coherence",
         "CoherenceResult": "gradhub_coherence.coherence",
-        "per_example_grads": "gradhub_coherence.per_example",
+        PER_EXAMPLE_GRADS.name: "gradhub_coherence.per_example",
         "attach_per_example_grads": "gradhub_coherence.per_example",
         "winsorized_mean": "gradhub_coherence.aggregation",
         "median_of_means": "gradhub_coherence.aggregation",
     },
 )
-
-
-@gradhub.hookimpl
-def register_methods(register: Callable[[MethodSpec], None]) -> None:
-    for spec in SPECS:
-        register(spec)

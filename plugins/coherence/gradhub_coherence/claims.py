@@ -5,7 +5,7 @@ arXiv 2203.10036. Claim 1 (Sec. 5-6): the m-coherence of per-example gradients i
 larger on real labels than on random labels. Claim 2 (Sec. 9): winsorized GD and
 median-of-means GD fit mislabelled examples less than GD while fitting the clean signal
 as well. Data: 10 Gaussian clusters in d = 20, 1000 training points, a 20-128-10 ReLU MLP,
-minibatches of 100 (the brief's set-up). Both checks take their pieces as arguments so
+minibatches of 100. Both checks take their pieces as arguments so
 the tests can run the criteria on deliberately wrong variants and see them fail.
 """
 
@@ -19,6 +19,7 @@ from torch.nn.functional import cross_entropy
 
 from gradhub.claims import ClaimResult, single_thread
 from gradhub.figures import LinePlot, Series
+from gradhub_coherence import M_COHERENCE, MEDIAN_OF_MEANS_SGD, WINSORIZED_SGD
 
 OptimizerFactory = Callable[[Iterable[Tensor]], torch.optim.Optimizer]
 CoherenceFunction = Callable[[nn.Module, Tensor, Tensor], float]
@@ -135,7 +136,7 @@ def real_vs_random_coherence(
         ),
         measured=measured,
         passed=passed,
-        methods=("m_coherence",),
+        methods=(M_COHERENCE.name,),
         figures=[
             LinePlot(
                 title="m-coherence (m = 500) during SGD, seed 0",
@@ -197,7 +198,7 @@ def noisy_label_memorization(
     """Claim 2: with 30% random labels, winsorized SGD (c=3) fits the mislabelled examples >= 10 points
     less than SGD while its clean test accuracy stays within 2 points of SGD's; M3 fits them less than SGD.
 
-    All three at lr 0.1, momentum 0.9, 15 epochs (150 steps of batch 100); the brief's plain SGD for
+    All three at lr 0.1, momentum 0.9, 15 epochs (150 steps of batch 100); plain SGD (lr 0.1, no momentum) for
     60 epochs memorises only 17% of the corrupted labels (chance ~10%), too little to test a 10-point
     gap, and costs 4x the time. Measured (seed 0): fit to corrupted labels SGD 45.0%, winsorized 18.1%,
     M3 32.0%; clean test accuracy SGD 79.9%, winsorized 89.2%, M3 81.9%. Winsorized with c = 0 (plain
@@ -227,7 +228,7 @@ def noisy_label_memorization(
         ),
         measured=measured,
         passed=passed,
-        methods=("winsorized_sgd", "median_of_means_sgd"),
+        methods=(WINSORIZED_SGD.name, MEDIAN_OF_MEANS_SGD.name),
         figures=[
             LinePlot(
                 title="Training accuracy on the mislabelled 30% (fit to the wrong labels)",

@@ -12,7 +12,7 @@ example helps, on average": about 1 when examples are memorised one by one, m wh
 agree. It is computed without the m x d matrix G: chunks of examples accumulate
 ``s = sum_i g_i`` and ``q = sum_i ||g_i||^2`` in float64, then ``alpha = ||s||^2 / (m q)``.
 
-Readings chosen (the brief leaves them open): the model is measured in eval mode
+Readings chosen (Sec. 5 leaves them open): the model is measured in eval mode
 (BatchNorm on running statistics, dropout off), so the value is a deterministic function
 of the checkpoint; all trainable parameters enter alpha unless ``parameters`` names a
 subset (the result records how many coordinates entered). All gradients zero gives NaN.
@@ -29,8 +29,9 @@ from torch import Tensor, nn
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validated
 from gradhub.kinds import evaluation_mode
+from gradhub.kinds.inputs import require_tensor
 from gradhub.progress import ProgressCallback, tracker
-from gradhub_coherence import MCoherenceHyperparameters
+from gradhub_coherence import M_COHERENCE
 from gradhub_coherence.per_example import LossFunction, check_inputs, per_example_grads
 
 __all__ = ["CoherenceResult", "coherence_from_grads", "m_coherence"]
@@ -68,13 +69,12 @@ def coherence_from_grads(grads: Tensor, chunk_size: int | None = None) -> Cohere
 
     Sums are accumulated in float64, ``chunk_size`` rows at a time (``None``: all at once).
     """
-    if not isinstance(grads, Tensor) or grads.dim() < 2 or grads.shape[0] == 0 or not grads.is_floating_point():
-        shown = (tuple(grads.shape), grads.dtype) if isinstance(grads, Tensor) else type(grads).__name__
-        raise UnsupportedInputError(
-            "m_coherence", "grads", shown, "a floating tensor (m, d) with m >= 1 per-example gradients as rows"
-        )
+    rows_of = "(m, d) with m >= 1 per-example gradients as rows"
+    grads = require_tensor(M_COHERENCE.name, "grads", grads, min_dim=2, what=rows_of)
+    if grads.shape[0] == 0:
+        raise UnsupportedInputError(M_COHERENCE.name, "grads shape", tuple(grads.shape), "grads must hold m >= 1 rows")
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise UnsupportedInputError("m_coherence", "chunk_size", chunk_size, "a positive int or None")
+        raise UnsupportedInputError(M_COHERENCE.name, "chunk_size", chunk_size, "a positive int or None")
     rows = grads.reshape(grads.shape[0], -1)
     step = chunk_size or rows.shape[0]
     total = rows.new_zeros(rows.shape[1], dtype=torch.float64)
@@ -86,14 +86,14 @@ def coherence_from_grads(grads: Tensor, chunk_size: int | None = None) -> Cohere
     return _result(total, square_norms, rows.shape[0], rows.shape[1])
 
 
-@validated("m_coherence", MCoherenceHyperparameters)
+@validated(M_COHERENCE)
 def m_coherence(
     model: nn.Module,
     loss_fn: LossFunction,
     inputs: Tensor,
     targets: Tensor,
     *,
-    chunk_size: int = 64,
+    chunk_size: int,
     parameters: Iterable[str] | None = None,
     generator: torch.Generator | None = None,
     progress: ProgressCallback | None = None,
@@ -104,18 +104,18 @@ def m_coherence(
         model: measured in eval mode at its current parameters; left as it was found.
         loss_fn: ``loss_fn(outputs, targets) -> scalar`` on a batch (called on batches of one).
         inputs, targets: the m examples (dim 0); the paper uses a fixed sample (e.g. m = 1000).
-        chunk_size: examples per vmap chunk: memory is ``chunk_size x d``, never ``m x d``.
+        chunk_size: examples per vmap chunk: memory is ``chunk_size x d``, never ``m x d`` (default from the model).
         parameters: names of the parameters whose gradients enter alpha (default: all trainable).
         generator: unused (the measurement is deterministic); accepted for the probe interface.
         progress: called once per chunk (``gradhub.progress``).
     """
     with evaluation_mode(model):
-        check_inputs("m_coherence", model, loss_fn, inputs, targets)
+        check_inputs(M_COHERENCE.name, model, loss_fn, inputs, targets)
     examples = inputs.shape[0]
     chunks = range(0, examples, chunk_size)
     total: Tensor | None = None
     square_norms = torch.zeros((), dtype=torch.float64, device=inputs.device)
-    with evaluation_mode(model), tracker(progress, total=len(chunks), task="m_coherence") as bar:
+    with evaluation_mode(model), tracker(progress, total=len(chunks), task=M_COHERENCE.name) as bar:
         for start in chunks:
             grads = per_example_grads(
                 model,

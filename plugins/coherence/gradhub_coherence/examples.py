@@ -45,26 +45,26 @@ def _optimizer_example(device: torch.device | str, dtype: torch.dtype, seed: int
     return OptimizerExample(model=model, loss=loss, hparams=hparams, steps=10)
 
 
-def winsorized_sgd_example(
+def mlp_clipping_two_per_end(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> OptimizerExample:
     return _optimizer_example(device, dtype, seed, {"lr": 0.5, "momentum": 0.9, "c": 2, "weight_decay": 1e-3})
 
 
-def median_of_means_sgd_example(
+def mlp_in_three_groups(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> OptimizerExample:
     return _optimizer_example(device, dtype, seed, {"lr": 0.5, "momentum": 0.9, "n_groups": 3, "weight_decay": 1e-3})
 
 
-def m_coherence_example(
+def mlp_in_chunks_of_ten(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> ProbeExample:
     model, inputs, labels = classification_problem(device, dtype, seed)
     return ProbeExample(model=model, args=(cross_entropy, inputs, labels), hparams={"chunk_size": 10})
 
 
-def per_example_grads_example(
+def mlp_in_chunks_of_eight(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> ProbeExample:
     model, inputs, labels = classification_problem(device, dtype, seed)

@@ -24,7 +24,8 @@ from torch.func import functional_call, grad, grad_and_value, vmap
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validated
-from gradhub_coherence import PerExampleGradsHyperparameters
+from gradhub.kinds.inputs import require_same_device, require_tensor
+from gradhub_coherence import PER_EXAMPLE_GRADS
 
 __all__ = ["attach_per_example_grads", "per_example_grads"]
 
@@ -37,11 +38,9 @@ def check_inputs(method: str, model: nn.Module, loss_fn: object, inputs: object,
         raise UnsupportedInputError(method, "model", type(model).__name__, "a torch.nn.Module")
     if not callable(loss_fn):
         raise UnsupportedInputError(method, "loss_fn", type(loss_fn).__name__, "a callable loss_fn(outputs, targets)")
-    for what, value in (("inputs", inputs), ("targets", targets)):
-        if not isinstance(value, Tensor) or value.dim() == 0:
-            shown = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-            raise UnsupportedInputError(method, what, shown, "a tensor whose dim 0 indexes the examples")
-    assert isinstance(inputs, Tensor) and isinstance(targets, Tensor)
+    examples = "whose dim 0 indexes the examples"
+    inputs = require_tensor(method, "inputs", inputs, dtype="any", min_dim=1, what=examples)
+    targets = require_tensor(method, "targets", targets, dtype="any", min_dim=1, what=examples)
     if inputs.shape[0] != targets.shape[0]:
         raise UnsupportedInputError(
             method, "targets", f"{targets.shape[0]} examples", f"as many as inputs ({inputs.shape[0]})"
@@ -49,10 +48,7 @@ def check_inputs(method: str, model: nn.Module, loss_fn: object, inputs: object,
     parameters = [p for p in model.parameters() if p.requires_grad]
     if not parameters:
         raise UnsupportedInputError(method, "model", "no parameter requires grad", "at least one trainable parameter")
-    device = parameters[0].device
-    for what, value in (("inputs", inputs), ("targets", targets)):
-        if value.device != device:
-            raise UnsupportedInputError(method, f"{what} device", str(value.device), f"the model's device ({device})")
+    require_same_device(method, inputs=inputs, targets=targets, model=parameters[0])
     for name, module in model.named_modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training:
             raise UnsupportedInputError(
@@ -84,19 +80,19 @@ def trainable_parameters(model: nn.Module, names: Iterable[str] | None = None) -
     unknown = [name for name in wanted if name not in parameters]
     if unknown:
         raise UnsupportedInputError(
-            "per_example_grads", "parameters", unknown, f"names of trainable parameters: {sorted(parameters)}"
+            PER_EXAMPLE_GRADS.name, "parameters", unknown, f"names of trainable parameters: {sorted(parameters)}"
         )
     return {name: parameters[name] for name in wanted}
 
 
-@validated("per_example_grads", PerExampleGradsHyperparameters)
+@validated(PER_EXAMPLE_GRADS)
 def per_example_grads(
     model: nn.Module,
     loss_fn: LossFunction,
     inputs: Tensor,
     targets: Tensor,
     *,
-    chunk_size: int | None = None,
+    chunk_size: int | None,
     parameters: Iterable[str] | None = None,
     generator: torch.Generator | None = None,
 ) -> dict[str, Tensor]:
@@ -106,12 +102,12 @@ def per_example_grads(
         model: the network; its parameters, buffers and modes are left as they are.
         loss_fn: ``loss_fn(outputs, targets) -> scalar`` on a batch (called on batches of one).
         inputs, targets: the examples, indexed by dim 0.
-        chunk_size: examples per vmap chunk (``None``: all at once).
+        chunk_size: examples per vmap chunk (``None``: all at once; the default, from the model).
         parameters: names of the parameters to differentiate (default: all trainable ones).
         generator: unused (no randomness unless the model has dropout, which draws from the
             global RNG as the model does); accepted for the probe interface.
     """
-    check_inputs("per_example_grads", model, loss_fn, inputs, targets)
+    check_inputs(PER_EXAMPLE_GRADS.name, model, loss_fn, inputs, targets)
     params = {name: p.detach() for name, p in trainable_parameters(model, parameters).items()}
     example_loss = _functional_loss(model, loss_fn, list(params))
     return vmap(grad(example_loss), in_dims=(None, 0, 0), chunk_size=chunk_size, randomness="different")(
@@ -133,7 +129,7 @@ def attach_per_example_grads(
     returns the mean loss over the batch (detached). ``.grad`` is overwritten, not
     accumulated, so it is the batch-mean gradient whatever was there before.
     """
-    check_inputs("attach_per_example_grads", model, loss_fn, inputs, targets)
+    check_inputs(attach_per_example_grads.__name__, model, loss_fn, inputs, targets)
     live = trainable_parameters(model)
     params = {name: p.detach() for name, p in live.items()}
     example_loss = _functional_loss(model, loss_fn, list(params))

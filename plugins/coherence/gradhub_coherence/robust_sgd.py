@@ -25,7 +25,7 @@ tensors grouped by device and dtype, one pass over parameters and buffers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -34,22 +34,24 @@ from torch import Tensor
 from gradhub.errors import UnsupportedInputError
 from gradhub.kernels import group_tensors
 from gradhub.kinds.optimizer import Optimizer
-from gradhub_coherence import M3SGDHyperparameters, WinsorizedSGDHyperparameters
+from gradhub_coherence import MEDIAN_OF_MEANS_SGD, WINSORIZED_SGD, M3SGDHyperparameters, WinsorizedSGDHyperparameters
 from gradhub_coherence.aggregation import median, median_of_means, winsorized_mean
 
 __all__ = ["M3SGD", "WinsorizedSGD"]
+
+Options = WinsorizedSGDHyperparameters | M3SGDHyperparameters
 
 
 class _PerExampleSGD(Optimizer):
     """SGD on an aggregate of per-example gradients; subclasses define :meth:`_aggregate`."""
 
-    def _needs_per_example(self, group: dict[str, Any]) -> bool:
+    def _needs_per_example(self, options: Any) -> bool:
         return True
 
-    def _minimum_examples(self, group: dict[str, Any]) -> int:
+    def _minimum_examples(self, options: Any) -> int:
         return 1
 
-    def _aggregate(self, group: dict[str, Any], param: Tensor, samples: Tensor) -> Tensor:
+    def _aggregate(self, options: Any, param: Tensor, samples: Tensor) -> Tensor:
         raise NotImplementedError
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -60,11 +62,11 @@ class _PerExampleSGD(Optimizer):
                 if getattr(param, "grad_sample", None) is not None:
                     param.grad_sample = None
 
-    def _collect(self) -> list[tuple[list[Tensor], list[Tensor]]]:
+    def _collect(self, options: list[Any]) -> list[tuple[list[Tensor], list[Tensor]]]:
         """Per group, (parameters, per-example or minibatch gradients); everything checked first."""
         collected = []
-        for group_index, group in enumerate(self.param_groups):
-            per_example = self._needs_per_example(group)
+        for group_index, (group, group_options) in enumerate(zip(self.param_groups, options)):
+            per_example = self._needs_per_example(group_options)
             params, sources = [], []
             for index, param in enumerate(group["params"]):
                 where = f"parameter {index} of param group {group_index}"
@@ -97,7 +99,7 @@ class _PerExampleSGD(Optimizer):
                     raise UnsupportedInputError(
                         self.method, f"grad_sample device ({where})", str(samples.device), str(param.device)
                     )
-                needed = self._minimum_examples(group)
+                needed = self._minimum_examples(group_options)
                 if per_example and samples.shape[0] < needed:
                     raise UnsupportedInputError(
                         self.method, f"number of examples in grad_sample ({where})", samples.shape[0], f">= {needed}"
@@ -110,23 +112,16 @@ class _PerExampleSGD(Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One step on the aggregated gradient; returns ``closure()``'s loss when given."""
-        loss = self._evaluate(closure)
-        for group, (params, sources) in zip(self.param_groups, self._collect()):
+        loss = self.evaluate_closure(closure)
+        options = [self.options(group) for group in self.param_groups]  # validated before anything changes
+        for group, group_options, (params, sources) in zip(self.param_groups, options, self._collect(options)):
             if not params:
                 continue
-            directions = [self._aggregate(group, param, source) for param, source in zip(params, sources)]
-            momentum = group["momentum"]
+            directions = [self._aggregate(group_options, param, source) for param, source in zip(params, sources)]
             buffers = [self.state[param].get("momentum_buffer") for param in params]
-            implementation = _multi_tensor_sgd if self._use_foreach(group, params) else _single_tensor_sgd
-            new_buffers = implementation(
-                params,
-                directions,
-                buffers,
-                lr=group["lr"],
-                momentum=momentum,
-                weight_decay=group["weight_decay"],
-            )
-            if momentum > 0:
+            implementation = _multi_tensor_sgd if self.use_foreach(group, params) else _single_tensor_sgd
+            new_buffers = implementation(params, directions, buffers, group_options)
+            if group_options.momentum > 0:
                 for param, buffer in zip(params, new_buffers):
                     self.state[param]["momentum_buffer"] = buffer
         return loss
@@ -136,12 +131,10 @@ def _single_tensor_sgd(
     params: list[Tensor],
     grads: list[Tensor],
     buffers: list[Tensor | None],
-    *,
-    lr: float,
-    momentum: float,
-    weight_decay: float,
+    options: Options,
 ) -> list[Tensor | None]:
     """``torch.optim.SGD``'s update (dampening 0, no Nesterov) on the aggregated gradients."""
+    lr, momentum, weight_decay = options.lr, options.momentum, options.weight_decay
     new_buffers: list[Tensor | None] = []
     for param, grad, buffer in zip(params, grads, buffers):
         direction = grad.add(param, alpha=weight_decay) if weight_decay != 0 else grad
@@ -160,12 +153,10 @@ def _multi_tensor_sgd(
     params: list[Tensor],
     grads: list[Tensor],
     buffers: list[Tensor | None],
-    *,
-    lr: float,
-    momentum: float,
-    weight_decay: float,
+    options: Options,
 ) -> list[Tensor | None]:
     """The same update with ``torch._foreach_*`` over tensors grouped by device and dtype."""
+    lr, momentum, weight_decay = options.lr, options.momentum, options.weight_decay
     new_buffers: list[Tensor | None] = list(buffers)
     # The third list carries each tensor's position (group_tensors keys on the first list only).
     positions_list: list[Any] = list(range(len(params)))
@@ -195,35 +186,19 @@ class WinsorizedSGD(_PerExampleSGD):
     2022, Sec. 9). ``c = 0`` is plain SGD. Needs ``m > 2c`` examples per step and
     ``param.grad_sample`` (see the module docstring).
 
-    Args:
-        params: parameters or param groups.
-        lr: learning rate (required, as ``torch.optim.SGD``).
-        momentum: heavy-ball momentum (``torch.optim.SGD``'s, no dampening).
-        c: extreme values clipped at each end, per coordinate.
-        weight_decay: L2 penalty added to the aggregated gradient.
-        foreach: multi-tensor update (``None``: on CPU and CUDA).
+    ``WinsorizedSGD(params, lr, momentum, c, weight_decay, *, foreach)``: ``lr`` is required (as
+    in ``torch.optim.SGD``), ``momentum`` is ``torch.optim.SGD``'s heavy ball (no dampening),
+    ``weight_decay`` an L2 penalty added to the aggregated gradient. Defaults and bounds are
+    written once, in :class:`~gradhub_coherence.WinsorizedSGDHyperparameters` (listed below).
     """
 
-    method = "winsorized_sgd"
-    hyperparameters = WinsorizedSGDHyperparameters
+    spec = WINSORIZED_SGD
 
-    def __init__(
-        self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float,
-        momentum: float = 0.0,
-        c: int = 1,
-        weight_decay: float = 0.0,
-        *,
-        foreach: bool | None = None,
-    ) -> None:
-        super().__init__(params, dict(lr=lr, momentum=momentum, c=c, weight_decay=weight_decay, foreach=foreach))
+    def _minimum_examples(self, options: WinsorizedSGDHyperparameters) -> int:
+        return 2 * options.c + 1
 
-    def _minimum_examples(self, group: dict[str, Any]) -> int:
-        return 2 * group["c"] + 1
-
-    def _aggregate(self, group: dict[str, Any], param: Tensor, samples: Tensor) -> Tensor:
-        return winsorized_mean(samples, group["c"])
+    def _aggregate(self, options: WinsorizedSGDHyperparameters, param: Tensor, samples: Tensor) -> Tensor:
+        return winsorized_mean(samples, options.c)
 
 
 class M3SGD(_PerExampleSGD):
@@ -234,46 +209,26 @@ class M3SGD(_PerExampleSGD):
     al. 2020; Chatterjee & Zielinski 2022, Sec. 9); ``n_groups = 1`` is plain SGD. RM3
     (``running=True``): the coordinate-wise median of this minibatch's gradient and those of
     the two previous minibatches (state ``previous_gradients``, shape ``(k, *param.shape)``,
-    k <= 2); until two previous gradients exist the current one is used as it is.
+    k <= 2); until two previous gradients exist the current one is used as it is. RM3 needs
+    no per-example gradients.
 
-    Args:
-        params: parameters or param groups.
-        lr: learning rate (required).
-        momentum: heavy-ball momentum (``torch.optim.SGD``'s, no dampening).
-        n_groups: number of groups for M3 (3 in the paper).
-        running: RM3 instead of M3 (needs no per-example gradients).
-        weight_decay: L2 penalty added to the aggregated gradient.
-        foreach: multi-tensor update (``None``: on CPU and CUDA).
+    ``M3SGD(params, lr, momentum, n_groups, weight_decay, running, *, foreach)``: ``lr`` is
+    required, ``momentum`` is ``torch.optim.SGD``'s heavy ball (no dampening), ``weight_decay``
+    an L2 penalty added to the aggregated gradient. Defaults and bounds are written once, in
+    :class:`~gradhub_coherence.M3SGDHyperparameters` (listed below).
     """
 
-    method = "median_of_means_sgd"
-    hyperparameters = M3SGDHyperparameters
+    spec = MEDIAN_OF_MEANS_SGD
 
-    def __init__(
-        self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float,
-        momentum: float = 0.0,
-        n_groups: int = 3,
-        weight_decay: float = 0.0,
-        running: bool = False,
-        *,
-        foreach: bool | None = None,
-    ) -> None:
-        defaults = dict(
-            lr=lr, momentum=momentum, n_groups=n_groups, weight_decay=weight_decay, running=running, foreach=foreach
-        )
-        super().__init__(params, defaults)
+    def _needs_per_example(self, options: M3SGDHyperparameters) -> bool:
+        return not options.running
 
-    def _needs_per_example(self, group: dict[str, Any]) -> bool:
-        return not group["running"]
+    def _minimum_examples(self, options: M3SGDHyperparameters) -> int:
+        return options.n_groups
 
-    def _minimum_examples(self, group: dict[str, Any]) -> int:
-        return group["n_groups"]
-
-    def _aggregate(self, group: dict[str, Any], param: Tensor, source: Tensor) -> Tensor:
-        if not group["running"]:
-            return median_of_means(source, group["n_groups"])
+    def _aggregate(self, options: M3SGDHyperparameters, param: Tensor, source: Tensor) -> Tensor:
+        if not options.running:
+            return median_of_means(source, options.n_groups)
         gradient = source if source.shape == param.shape else source.mean(0)
         state = self.state[param]
         previous = state.get("previous_gradients")

@@ -67,5 +67,7 @@ def test_probe_inputs() -> None:
     with pytest.raises(gradhub.UnsupportedInputError, match=r"attach_per_example_grads.*BatchNorm"):
         attach_per_example_grads(bn, cross_entropy, x, y)
     if torch.device("meta") != x.device:
-        with pytest.raises(gradhub.UnsupportedInputError, match=r"inputs device"):
+        with pytest.raises(
+            gradhub.UnsupportedInputError, match=r"per_example_grads: unsupported devices: inputs on meta"
+        ):
             per_example_grads(model, cross_entropy, x.to("meta"), y)

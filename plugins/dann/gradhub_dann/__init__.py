@@ -2,6 +2,9 @@
 
 This is the plugin's entry module: it holds the specs and hyperparameter models only and
 imports neither torch nor the implementation, so listing and inspecting methods is cheap.
+Each method is declared once, here (``name=`` in its spec), and once as an entry point in
+``pyproject.toml``; the implementations bind to these specs (``@validated(GRAD_REVERSE)``)
+for their names, defaults and bounds.
 
 * :mod:`gradhub_dann.reversal`: the gradient reversal layer R_lambda (``grad_reverse``,
   ``GradientReversal``);
@@ -10,30 +13,34 @@ imports neither torch nor the implementation, so listing and inspecting methods 
 * :mod:`gradhub_dann.dann`: the ``DANN`` wrapper (G_f, G_y, G_d), registered as the composite
   layer ``dann`` (built around the user's three modules), and ``train_dann``.
 
-``DANN`` and ``train_dann`` are importable from here too; they are loaded lazily, on
-first attribute access, so importing this module stays torch-free.
+``DANN_SPEC`` is the ``dann`` method's spec (not ``DANN``: that name stays the model class, as in
+gradhub-dann 0.1). ``DANN``, ``train_dann`` and ``TrainingHistory`` are importable from here
+too; they are loaded lazily, on first attribute access, so importing this module stays torch-free.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
 from typing import Annotated, Any
 
-from pydantic import Field, Strict
+from pydantic import Field, Strict, ValidatorFunctionWrapHandler, WrapValidator
 
-import gradhub
 from gradhub.exports import lazy_exports
 from gradhub.hyperparameters import Hyperparameters, NonNegative, Real
 from gradhub.specs import MethodSpec, Paper
 
 __all__ = [
     "DANN",
+    "DANN_LAMBDA",
+    "DANN_LR",
+    "DANN_SPEC",
+    "GRADIENT_REVERSAL",
+    "GRAD_REVERSE",
     "PAPER",
-    "SPECS",
     "DannLambdaHyperparameters",
     "DannLrHyperparameters",
     "GradReverseHyperparameters",
-    "register_methods",
+    "TrainingHistory",
     "train_dann",
 ]
 
@@ -55,16 +62,33 @@ PAPER = Paper(
     url="https://jmlr.org/papers/v17/15-239.html",
 )
 
-LAMBDA = (
-    "gradient scale lambda >= 0: the backward multiplies the incoming gradient by -lambda; "
-    "a Python number or a 0-dim floating tensor (a negative lambda would not reverse the gradient)"
-)
+
+def _number_or_scalar_tensor(value: Any, number: ValidatorFunctionWrapHandler) -> Any:
+    """A 0-dim floating tensor stays a tensor (a schedule may update it in place); anything else
+    must be a number. The tensor's value is checked against the same bounds on the CPU only, and
+    not under torch.compile: reading a CUDA tensor would synchronise the device on every call."""
+    torch = sys.modules.get("torch")  # a tensor can only exist once torch is imported
+    if torch is None or not isinstance(value, torch.Tensor):
+        return number(value)
+    if value.dim() != 0 or not value.is_floating_point():
+        raise ValueError("a tensor lambd must be 0-dim and floating-point")
+    value = value.detach()
+    if value.device.type == "cpu" and not torch.compiler.is_compiling():
+        number(float(value))
+    return value
+
+
+GradientScale = Annotated[Real, Field(ge=0), WrapValidator(_number_or_scalar_tensor)]
 
 
 class GradReverseHyperparameters(Hyperparameters):
     """lambda of the gradient reversal layer R_lambda (Eq. 13-14 of the JMLR paper)."""
 
-    lambd: Real = Field(1.0, ge=0, description=LAMBDA)
+    lambd: GradientScale = Field(
+        1.0,
+        description="gradient scale lambda >= 0: the backward multiplies the incoming gradient by -lambda; "
+        "a Python number or a 0-dim floating tensor (a negative lambda would not reverse the gradient)",
+    )
 
 
 class DannLambdaHyperparameters(Hyperparameters):
@@ -91,73 +115,64 @@ _COMMON: dict[str, Any] = dict(
     claims=("gradhub_dann.claims:rotated_moons_adaptation",),
 )
 
-SPECS = (
-    MethodSpec(
-        name="grad_reverse",
-        kind="layer",
-        summary="Gradient reversal R_lambda(x): identity forward, gradient multiplied by -lambda backward",
-        target="gradhub_dann.reversal:grad_reverse",
-        params=GradReverseHyperparameters,
-        example="gradhub_dann.examples:grad_reverse_example",
-        dtypes=("float16", "bfloat16", "float32", "float64"),
-        # The backward is -lambda * I by design, not the forward's derivative (+I): gradcheck cannot pass.
-        capabilities={"gradient": "surrogate"},
-        aliases=("revgrad",),
-        **_COMMON,
-    ),
-    MethodSpec(
-        name="gradient_reversal",
-        kind="layer",
-        summary="Gradient reversal layer as an nn.Module whose lambd can be changed every step",
-        target="gradhub_dann.reversal:GradientReversal",
-        params=GradReverseHyperparameters,
-        example="gradhub_dann.examples:gradient_reversal_example",
-        dtypes=("float16", "bfloat16", "float32", "float64"),
-        capabilities={"gradient": "surrogate"},
-        aliases=("grl",),
-        **_COMMON,
-    ),
-    MethodSpec(
-        name="dann",
-        kind="layer",
-        summary="Domain-adversarial network: feature extractor, label head and domain head behind R_lambda",
-        target="gradhub_dann.dann:DANN",
-        params=GradReverseHyperparameters,
-        example="gradhub_dann.examples:dann_example",
-        dtypes=("float32", "float64"),
-        # A composite layer (built around the user's three modules); its backward reverses the
-        # domain head's gradient into the features, so it is not the forward's derivative.
-        capabilities={"gradient": "surrogate"},
-        **_COMMON,
-    ),
-    MethodSpec(
-        name="dann_lambda",
-        kind="schedule",
-        summary="DANN adaptation factor lambda_p = max_lambda * (2 / (1 + exp(-gamma p)) - 1) over progress p",
-        target="gradhub_dann.schedules:dann_lambda",
-        params=DannLambdaHyperparameters,
-        example="gradhub_dann.examples:dann_lambda_example",
-        capabilities={"form": "progress"},
-        **_COMMON,
-    ),
-    MethodSpec(
-        name="dann_lr",
-        kind="schedule",
-        summary="DANN learning-rate annealing mu_p = mu_0 / (1 + alpha p)^beta as a LambdaLR",
-        target="gradhub_dann.schedules:dann_lr",
-        params=DannLrHyperparameters,
-        example="gradhub_dann.examples:dann_lr_example",
-        capabilities={"form": "factory"},
-        **_COMMON,
-    ),
+GRAD_REVERSE = MethodSpec(
+    name="grad_reverse",
+    kind="layer",
+    summary="Gradient reversal R_lambda(x): identity forward, gradient multiplied by -lambda backward",
+    target="gradhub_dann.reversal",
+    params=GradReverseHyperparameters,
+    example="gradhub_dann.examples:small_batch_half_lambda",
+    dtypes=("float16", "bfloat16", "float32", "float64"),
+    # The backward is -lambda * I by design, not the forward's derivative (+I): gradcheck cannot pass.
+    capabilities={"gradient": "surrogate"},
+    aliases=("revgrad",),
+    **_COMMON,
+)
+GRADIENT_REVERSAL = MethodSpec(
+    name="gradient_reversal",
+    kind="layer",
+    summary="Gradient reversal layer as an nn.Module whose lambd can be changed every step",
+    target="gradhub_dann.reversal:GradientReversal",
+    params=GradReverseHyperparameters,
+    example="gradhub_dann.examples:small_batch_half_lambda",
+    dtypes=("float16", "bfloat16", "float32", "float64"),
+    capabilities={"gradient": "surrogate"},
+    aliases=("grl",),
+    **_COMMON,
+)
+DANN_SPEC = MethodSpec(
+    name="dann",
+    kind="layer",
+    summary="Domain-adversarial network: feature extractor, label head and domain head behind R_lambda",
+    target="gradhub_dann.dann:DANN",
+    params=GradReverseHyperparameters,
+    example="gradhub_dann.examples:shallow_dann_on_small_batch",
+    # A composite layer (built around the user's three modules); its backward reverses the
+    # domain head's gradient into the features, so it is not the forward's derivative.
+    capabilities={"gradient": "surrogate"},
+    **_COMMON,
+)
+DANN_LAMBDA = MethodSpec(
+    name="dann_lambda",
+    kind="schedule",
+    summary="DANN adaptation factor lambda_p = max_lambda * (2 / (1 + exp(-gamma p)) - 1) over progress p",
+    target="gradhub_dann.schedules",
+    params=DannLambdaHyperparameters,
+    example="gradhub_dann.examples:paper_lambda_schedule",
+    capabilities={"form": "progress"},
+    **_COMMON,
+)
+DANN_LR = MethodSpec(
+    name="dann_lr",
+    kind="schedule",
+    summary="DANN learning-rate annealing mu_p = mu_0 / (1 + alpha p)^beta as a LambdaLR",
+    target="gradhub_dann.schedules",
+    params=DannLrHyperparameters,
+    example="gradhub_dann.examples:paper_lr_annealing",
+    capabilities={"form": "factory"},
+    **_COMMON,
 )
 
 
-@gradhub.hookimpl
-def register_methods(register: Callable[[MethodSpec], None]) -> None:
-    for spec in SPECS:
-        register(spec)
-
-
-# DANN and train_dann need torch: imported only when asked for.
+# train_dann needs torch: imported only when asked for.
 __getattr__ = lazy_exports(__name__, dict.fromkeys(("DANN", "train_dann", "TrainingHistory"), "gradhub_dann.dann"))

@@ -4,10 +4,10 @@ Claim (Sec. 5.1): a shallow network trained with the domain-adversarial regulari
 the rotated target moons better than the same network trained on source labels alone, and
 its hidden representation no longer tells source from target (Fig. 2, the PCA panel).
 
-Set-up (brief 01, calibrated here): source = two moons (600 points, noise 0.1, labels 0/1),
+Set-up (calibrated here): source = two moons (600 points, noise 0.1, labels 0/1),
 target = the same generator with another seed, rotated by +35 degrees about the data centre
 (0.5, 0.25). G_f: 2 -> 15 sigmoid units (Algorithm 1's hidden layer); G_y: linear 15 -> 2;
-G_d: logistic regression 15 -> 1 (Algorithm 1; the brief's 15 -> 15 -> 1 head was tried
+G_d: logistic regression 15 -> 1 (Algorithm 1; a 15 -> 15 -> 1 head was tried
 first). Full-batch training, ``steps`` steps of SGD with momentum 0.9 at
 lr 0.5 annealed by ``dann_lr`` (alpha 10, beta 0.75), lambda_p from ``dann_lambda``
 (gamma 10); the source-only baseline is the same run with lambda = 0. See
@@ -172,7 +172,7 @@ def rotated_moons_adaptation(model_class: type[DANN] = DANN, seeds: tuple[int, .
     Measured (torch 2.13 CPU, 2000 steps, seeds 0/1/2): source-only target accuracy 0.705 /
     0.733 / 0.762 (mean 0.733); DANN 0.795 / 0.917 / 0.900 (mean 0.871, +13.8 points); DANN
     source accuracy 1.000 / 0.997 / 1.000. A sign-flipped reversal layer gets 0.713 / 0.625 /
-    0.675 (mean 0.671): (a) fails. (c) does NOT hold as the brief states it: the fresh probe
+    0.675 (mean 0.671): (a) fails. (c) does NOT hold as first stated: the fresh probe
     separates DANN's features better (0.760 / 0.746 / 0.762) than source-only's (0.645 / 0.650 /
     0.654); see the README. ``model_class`` lets the tests run the criteria on wrong DANNs.
     """

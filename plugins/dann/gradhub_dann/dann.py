@@ -21,37 +21,34 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
+from gradhub.hyperparameters import validated
+from gradhub.kinds.inputs import require_same_device, require_tensor
 from gradhub.progress import ProgressCallback, tracker
-from gradhub_dann.reversal import Lambda, _reject_unknown, _reverse, check_lambda
+from gradhub_dann import DANN_SPEC as SPEC
+from gradhub_dann.reversal import Lambda, reverse, validated_lambda
 from gradhub_dann.schedules import dann_lambda
 
 __all__ = ["DANN", "TrainingHistory", "train_dann"]
 
 
+@validated(SPEC)
 class DANN(nn.Module):
     """Feature extractor G_f, label predictor G_y and domain classifier G_d behind R_lambda.
 
     ``domain_head`` must give one logit per sample (shape ``(N,)`` or ``(N, 1)``): the
-    probability that the sample comes from the target domain. ``lambd`` may be reassigned
-    every step (e.g. ``model.lambd = dann_lambda(p)``).
+    probability that the sample comes from the target domain. ``lambd`` (keyword-only) may be
+    reassigned every step (e.g. ``model.lambd = dann_lambda(p)``).
     """
 
     def __init__(
-        self,
-        feature_extractor: nn.Module,
-        label_head: nn.Module,
-        domain_head: nn.Module,
-        lambd: Lambda = 1.0,
-        **unexpected: Any,
+        self, feature_extractor: nn.Module, label_head: nn.Module, domain_head: nn.Module, *, lambd: Lambda
     ) -> None:
-        _reject_unknown("dann", unexpected)
         super().__init__()
         for name, module in (
             ("feature_extractor", feature_extractor),
@@ -59,7 +56,7 @@ class DANN(nn.Module):
             ("domain_head", domain_head),
         ):
             if not isinstance(module, nn.Module):
-                raise UnsupportedInputError("dann", name, type(module).__name__, f"{name} must be an nn.Module")
+                raise UnsupportedInputError(SPEC.name, name, type(module).__name__, f"{name} must be an nn.Module")
         self.feature_extractor = feature_extractor
         self.label_head = label_head
         self.domain_head = domain_head
@@ -71,16 +68,16 @@ class DANN(nn.Module):
 
     @lambd.setter
     def lambd(self, value: Lambda) -> None:
-        self._lambd = check_lambda("dann", value)
+        self._lambd = validated_lambda(SPEC.name, value)
 
     def domain_logits(self, features: Tensor) -> Tensor:
         """G_d(R_lambda(features)), one logit per row (Eq. 13-14 place R_lambda here)."""
-        logits = self.domain_head(_reverse("dann", features, self._lambd))
+        logits = self.domain_head(reverse(SPEC.name, features, self._lambd))
         if logits.dim() == 2 and logits.shape[1] == 1:
             logits = logits.squeeze(1)
         if logits.dim() != 1 or logits.shape[0] != features.shape[0]:
             raise UnsupportedInputError(
-                "dann",
+                SPEC.name,
                 "domain_head output shape",
                 tuple(logits.shape),
                 f"domain_head must give one logit per sample: shape ({features.shape[0]},) or ({features.shape[0]}, 1)",
@@ -118,37 +115,26 @@ class DANN(nn.Module):
         return label_loss + domain_loss, parts
 
 
+_CLASS_INDEX_DTYPES = (torch.int64, torch.int32, torch.uint8, torch.int16, torch.int8)
+
+
 def _check_batches(xs: Tensor, ys: Tensor, xt: Tensor) -> None:
-    for name, value in (("xs", xs), ("ys", ys), ("xt", xt)):
-        if not isinstance(value, Tensor):
-            raise UnsupportedInputError("dann", name, type(value).__name__, f"{name} must be a torch.Tensor")
-    if xs.shape[0] == 0 or xt.shape[0] == 0:
-        raise UnsupportedInputError(
-            "dann", "batch size", f"xs {xs.shape[0]}, xt {xt.shape[0]}", "both batches need at least one sample"
-        )
+    """A labelled source batch ``(xs, ys)`` and a target batch ``xt`` of samples like xs's."""
+    require_tensor(SPEC.name, "xs", xs, dtype="any", min_dim=1, nonempty=True)
+    require_tensor(SPEC.name, "xt", xt, dtype="any", dtypes=(xs.dtype,), min_dim=1, nonempty=True, what="like xs")
+    require_tensor(SPEC.name, "ys", ys, dtype="any", dtypes=_CLASS_INDEX_DTYPES, dim=1, what="(class indices)")
+    require_same_device(SPEC.name, xs=xs, ys=ys, xt=xt)
     if xs.shape[1:] != xt.shape[1:]:
         raise UnsupportedInputError(
-            "dann",
+            SPEC.name,
             "xt shape",
             tuple(xt.shape),
             f"source and target samples must have the same shape; xs is {tuple(xs.shape)}",
         )
-    if xs.dtype != xt.dtype or xs.device != xt.device:
+    if ys.shape[0] != xs.shape[0]:
         raise UnsupportedInputError(
-            "dann",
-            "xt dtype/device",
-            f"{xt.dtype} on {xt.device}",
-            f"xt must match xs ({xs.dtype} on {xs.device})",
+            SPEC.name, "ys shape", tuple(ys.shape), f"ys must hold one class index per source sample: ({xs.shape[0]},)"
         )
-    if ys.dtype not in (torch.int64, torch.int32, torch.uint8, torch.int16, torch.int8) or ys.shape != xs.shape[:1]:
-        raise UnsupportedInputError(
-            "dann",
-            "ys",
-            f"shape {tuple(ys.shape)}, dtype {ys.dtype}",
-            f"ys must hold one integer class index per source sample: shape ({xs.shape[0]},)",
-        )
-    if ys.device != xs.device:
-        raise UnsupportedInputError("dann", "ys device", ys.device, f"ys must be on xs's device ({xs.device})")
 
 
 @dataclass

@@ -15,16 +15,13 @@ def _inputs(device: Any, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, .
     return (torch.randn(4, 3, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype),)
 
 
-def grad_reverse_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LayerExample:
-    return LayerExample(inputs=_inputs(device, dtype, seed), hparams={"lambd": 0.5})
-
-
-def gradient_reversal_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LayerExample:
+def small_batch_half_lambda(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LayerExample:
+    """R_lambda (function or module) over a 4 x 3 batch, lambda = 0.5."""
     return LayerExample(inputs=_inputs(device, dtype, seed), hparams={"lambd": 0.5})
 
 
 def _dann_modules() -> tuple[torch.nn.Module, ...]:
-    """The paper's shallow DANN (Sec. 5.1): 2 -> 3 sigmoid features, a linear label head, a logistic domain head."""
+    """The paper's shallow DANN (Sec. 5.1): 3 -> 5 sigmoid features, a linear label head, a logistic domain head."""
     from torch import nn
 
     return (
@@ -34,14 +31,16 @@ def _dann_modules() -> tuple[torch.nn.Module, ...]:
     )
 
 
-def dann_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LayerExample:
+def shallow_dann_on_small_batch(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LayerExample:
     """The wrapper is a composite layer: the suite builds DANN(*modules(), lambd=0.5)."""
     return LayerExample(inputs=_inputs(device, dtype, seed), hparams={"lambd": 0.5}, modules=_dann_modules)
 
 
-def dann_lambda_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> ScheduleExample:
+def paper_lambda_schedule(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> ScheduleExample:
+    """lambda_p with the paper's gamma = 10 (Sec. 5.2.2)."""
     return ScheduleExample(hparams={"gamma": 10.0, "max_lambda": 1.0}, steps=50)
 
 
-def dann_lr_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> ScheduleExample:
+def paper_lr_annealing(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> ScheduleExample:
+    """mu_p with the paper's alpha = 10, beta = 0.75 and mu_0 = 0.01 (Sec. 5.2.2), past p = 1."""
     return ScheduleExample(hparams={"total_steps": 40, "alpha": 10.0, "beta": 0.75}, steps=50, base_lr=0.01)

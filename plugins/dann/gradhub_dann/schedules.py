@@ -27,7 +27,8 @@ from torch import Tensor
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validated
-from gradhub_dann import DannLambdaHyperparameters, DannLrHyperparameters
+from gradhub.kinds.inputs import require_tensor, require_values
+from gradhub_dann import DANN_LAMBDA, DANN_LR
 
 __all__ = ["DannLrFactor", "dann_lambda", "dann_lr"]
 
@@ -36,27 +37,20 @@ _PROGRESS = "p (training progress) must be a finite number in [0, 1], or a real 
 
 def _check_progress(p: Any) -> None:
     if isinstance(p, Tensor):
-        if not p.is_floating_point():
-            raise UnsupportedInputError("dann_lambda", "p", f"a tensor of dtype {p.dtype}", _PROGRESS)
-        outside = ~((p >= 0) & (p <= 1))  # NaN lands here too
-        if bool(outside.any()):
-            first = p[outside].reshape(-1)[0].item()
-            raise UnsupportedInputError("dann_lambda", "p", first, _PROGRESS)
-        return
-    if isinstance(p, bool) or not isinstance(p, numbers.Real):
-        raise UnsupportedInputError("dann_lambda", "p", repr(p), _PROGRESS)
-    if not (0 <= float(p) <= 1):  # NaN fails this too
-        raise UnsupportedInputError("dann_lambda", "p", p, _PROGRESS)
+        require_tensor(DANN_LAMBDA.name, "p", p, what="of progress values in [0, 1]")
+        require_values(DANN_LAMBDA.name, "p", ~((p >= 0) & (p <= 1)), p, _PROGRESS)  # NaN lands here too
+    elif isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= float(p) <= 1:  # NaN too
+        raise UnsupportedInputError(DANN_LAMBDA.name, "p", repr(p), _PROGRESS)
 
 
 @overload
-def dann_lambda(p: float, gamma: float = ..., max_lambda: float = ...) -> float: ...
+def dann_lambda(p: float, *, gamma: float = ..., max_lambda: float = ...) -> float: ...
 @overload
-def dann_lambda(p: Tensor, gamma: float = ..., max_lambda: float = ...) -> Tensor: ...
+def dann_lambda(p: Tensor, *, gamma: float = ..., max_lambda: float = ...) -> Tensor: ...
 
 
-@validated("dann_lambda", DannLambdaHyperparameters)
-def dann_lambda(p: float | Tensor, gamma: float = 10.0, max_lambda: float = 1.0) -> float | Tensor:
+@validated(DANN_LAMBDA)
+def dann_lambda(p: float | Tensor, *, gamma: float, max_lambda: float) -> float | Tensor:
     """lambda_p = max_lambda * (2 / (1 + exp(-gamma p)) - 1) (Sec. 5.2.2); 0 at p = 0, increasing.
 
     ``p`` is a number in [0, 1] (returns a float) or a floating tensor of them (returns a tensor).
@@ -83,9 +77,9 @@ class DannLrFactor:
         return (1.0 + self.alpha * progress) ** -self.beta
 
 
-@validated("dann_lr", DannLrHyperparameters)
+@validated(DANN_LR)
 def dann_lr(
-    optimizer: torch.optim.Optimizer, total_steps: int, alpha: float = 10.0, beta: float = 0.75
+    optimizer: torch.optim.Optimizer, *, total_steps: int, alpha: float, beta: float
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """A ``LambdaLR`` giving mu_p = mu_0 / (1 + alpha p)^beta, p = step / total_steps (Sec. 5.2.2).
 
@@ -94,6 +88,6 @@ def dann_lr(
     """
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise UnsupportedInputError(
-            "dann_lr", "optimizer", type(optimizer).__name__, "optimizer must be a torch.optim.Optimizer"
+            DANN_LR.name, "optimizer", type(optimizer).__name__, "optimizer must be a torch.optim.Optimizer"
         )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, DannLrFactor(total_steps, alpha, beta))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-from gradhub_dann import DANN
 from gradhub_dann.claims import rotated_moons_adaptation
+from gradhub_dann.dann import DANN
 from gradhub_dann.reversal import grad_reverse
 
 
@@ -12,7 +12,7 @@ class SignFlippedDANN(DANN):
     """Wrong: the features get +lambda dL_d (they help the domain classifier instead of fooling it)."""
 
     def domain_logits(self, features: torch.Tensor) -> torch.Tensor:
-        return self.domain_head(grad_reverse(grad_reverse(features, self.lambd), 1.0)).squeeze(1)
+        return self.domain_head(grad_reverse(grad_reverse(features, lambd=self.lambd), lambd=1.0)).squeeze(1)
 
 
 def test_rotated_moons_claim_passes() -> None:

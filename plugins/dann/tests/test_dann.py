@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from gradhub_dann import DANN, train_dann
+from gradhub_dann.dann import DANN, train_dann
 from gradhub_dann.reversal import GradientReversal, grad_reverse
 from torch import nn
 from torch.nn import functional as F
@@ -27,15 +27,15 @@ class LambdaOnDomainLoss(DANN):
     """Wrong: lambda weighs the domain loss (theta_d gets lambda dL_d) behind a unit reversal."""
 
     def domain_logits(self, features: torch.Tensor) -> torch.Tensor:
-        logits = self.domain_head(grad_reverse(features, 1.0)).squeeze(1)
-        return grad_reverse(grad_reverse(logits, 1.0), self.lambd)  # backward: x lambda
+        logits = self.domain_head(grad_reverse(features, lambd=1.0)).squeeze(1)
+        return grad_reverse(grad_reverse(logits, lambd=1.0), lambd=self.lambd)  # backward: x lambda
 
 
 class SignFlipped(DANN):
     """Wrong: theta_f gets +lambda dL_d."""
 
     def domain_logits(self, features: torch.Tensor) -> torch.Tensor:
-        return self.domain_head(grad_reverse(grad_reverse(features, self.lambd), 1.0)).squeeze(1)
+        return self.domain_head(grad_reverse(grad_reverse(features, lambd=self.lambd), lambd=1.0)).squeeze(1)
 
 
 def _sgd_step_error(model_class: type[DANN]) -> float:
@@ -124,5 +124,5 @@ def test_gradient_reversal_module_inside_a_model() -> None:
     features = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
     head = nn.Linear(3, 1).double()
     plain = torch.autograd.grad(head(features).sum(), features)[0]
-    reversed_ = torch.autograd.grad(nn.Sequential(GradientReversal(2.0), head)(features).sum(), features)[0]
+    reversed_ = torch.autograd.grad(nn.Sequential(GradientReversal(lambd=2.0), head)(features).sum(), features)[0]
     assert torch.equal(reversed_, -2.0 * plain)

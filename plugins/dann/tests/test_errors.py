@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import torch
-from gradhub_dann import DANN
+from gradhub_dann.dann import DANN
 from gradhub_dann.reversal import GradientReversal, grad_reverse
 from gradhub_dann.schedules import dann_lambda, dann_lr
 from torch import nn
@@ -21,10 +21,10 @@ BAD_LAMBDAS: list[Any] = [-0.5, math.nan, math.inf, "1", True, torch.tensor([1.0
 def test_bad_lambda(bad: Any) -> None:
     x = torch.ones(2, requires_grad=True)
     with pytest.raises(HyperparameterError, match=r"grad_reverse: invalid lambd=.*must be a finite number >= 0"):
-        grad_reverse(x, bad)
+        grad_reverse(x, lambd=bad)
     with pytest.raises(HyperparameterError, match=r"gradient_reversal: invalid lambd="):
-        GradientReversal(bad)
-    layer = GradientReversal(1.0)
+        GradientReversal(lambd=bad)
+    layer = GradientReversal(lambd=1.0)
     with pytest.raises(HyperparameterError, match=r"gradient_reversal: invalid lambd="):
         layer.lambd = bad
     assert layer.lambd == 1.0  # unchanged
@@ -32,7 +32,7 @@ def test_bad_lambda(bad: Any) -> None:
 
 def test_negative_tensor_lambda_and_shown_value() -> None:
     with pytest.raises(HyperparameterError, match=r"lambd=tensor\(-1\.\)"):
-        grad_reverse(torch.ones(2), torch.tensor(-1.0))
+        grad_reverse(torch.ones(2), lambd=torch.tensor(-1.0))
 
 
 def test_unknown_keyword() -> None:
@@ -43,17 +43,19 @@ def test_unknown_keyword() -> None:
 
 
 def test_bad_inputs() -> None:
-    with pytest.raises(UnsupportedInputError, match=r"grad_reverse: unsupported input dtype: torch.int64"):
+    with pytest.raises(UnsupportedInputError, match=r"grad_reverse: unsupported x dtype: torch.int64"):
         grad_reverse(torch.ones(2, dtype=torch.long))
-    with pytest.raises(UnsupportedInputError, match=r"grad_reverse: unsupported input: list"):
+    with pytest.raises(UnsupportedInputError, match=r"grad_reverse: unsupported x: list; x must be a tensor"):
         grad_reverse([1.0, 2.0])  # type: ignore[arg-type]
     with pytest.raises(UnsupportedInputError, match=r"lambd device: meta.*input's device"):
-        grad_reverse(torch.ones(2), torch.tensor(0.5, device="meta"))
+        grad_reverse(torch.ones(2), lambd=torch.tensor(0.5, device="meta"))
 
 
 @pytest.mark.parametrize("p", [-0.1, 1.5, math.nan, "0.5", torch.tensor([0.2, 1.2])], ids=repr)
 def test_bad_progress(p: Any) -> None:
-    with pytest.raises(UnsupportedInputError, match=r"dann_lambda: unsupported p: .*finite number in \[0, 1\]"):
+    with pytest.raises(
+        UnsupportedInputError, match=r"dann_lambda: unsupported p(?: values)?: .*finite number in \[0, 1\]"
+    ):
         dann_lambda(p)
 
 
@@ -93,11 +95,11 @@ def test_dann_errors() -> None:
     model, xs, ys, xt = _model(), torch.randn(5, 3), torch.zeros(5, dtype=torch.long), torch.randn(6, 3)
     with pytest.raises(UnsupportedInputError, match=r"dann: unsupported xt shape: \(6, 4\)"):
         model.loss(xs, ys, torch.randn(6, 4))
-    with pytest.raises(UnsupportedInputError, match=r"dann: unsupported ys: shape \(5,\), dtype torch.float32"):
+    with pytest.raises(UnsupportedInputError, match=r"dann: unsupported ys dtype: torch.float32; ys must be int64 or"):
         model.loss(xs, ys.float(), xt)
-    with pytest.raises(UnsupportedInputError, match=r"dann: unsupported xt dtype/device: torch.float64"):
+    with pytest.raises(UnsupportedInputError, match=r"dann: unsupported xt dtype: torch.float64"):
         model.loss(xs, ys, xt.double())
-    with pytest.raises(UnsupportedInputError, match=r"dann: unsupported batch size"):
+    with pytest.raises(UnsupportedInputError, match=r"dann: unsupported xt shape: \(0, 3\); xt must hold at least one"):
         model.loss(xs, ys, xt[:0])
     wide = DANN(nn.Linear(3, 4), nn.Linear(4, 2), nn.Linear(4, 2))
     with pytest.raises(UnsupportedInputError, match=r"dann: unsupported domain_head output shape: \(11, 2\)"):

@@ -17,8 +17,8 @@ def test_matches_pytorch_revgrad(dtype: torch.dtype, alpha: float) -> None:
     w = torch.randn(4, 5, generator=generator, dtype=torch.float64).to(dtype)
     results = []
     for layer in (
-        lambda v: grad_reverse(v, alpha),
-        GradientReversal(alpha),
+        lambda v: grad_reverse(v, lambd=alpha),
+        GradientReversal(lambd=alpha),
         RevGrad(alpha),
         lambda v: revgrad(v, torch.tensor(alpha, dtype=dtype)),
     ):

@@ -8,19 +8,20 @@ baseline), :mod:`gradhub_dcdm.loss` (the scale-invariant training loss),
 sides), :mod:`gradhub_dcdm.operators` (operators, Poisson matrix) and
 :mod:`gradhub_dcdm.training` (a small training helper).
 
+Each method is declared once, here (``name=`` in its spec, whose handle is the name in upper
+case: ``DCDM``, ``CG``, ``DCDM_LOSS``, ``DCDM_NET``), and once as an entry point in
+``pyproject.toml``; the implementations bind to these specs for their names, defaults and bounds.
 Torch-side helpers are importable from here lazily: ``from gradhub_dcdm import poisson_matrix``
-imports torch only at that moment (the solvers themselves: ``gradhub.get("dcdm")`` or
+imports torch only at that moment (the solvers themselves: ``gradhub.get(DCDM.name)`` or
 ``from gradhub_dcdm.dcdm import dcdm``; the names ``dcdm`` and ``cg`` are their modules).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, Strict
+from pydantic import BeforeValidator, Field, Strict
 
-import gradhub
 from gradhub.exports import lazy_exports
 from gradhub.hyperparameters import Flag, Hyperparameters, Real
 from gradhub.specs import MethodSpec, Paper
@@ -37,9 +38,17 @@ PAPER = Paper(
 
 Count = Annotated[int, Strict(), Field(ge=0)]
 PositiveCount = Annotated[int, Strict(), Field(ge=1)]
-SolveDtype = Literal["float32", "float64"] | None
 
-TOL = "stop when ||b - A x_k|| < tol * ||b - A x_0|| (relative, as in the official code), per right-hand side"
+
+def _dtype_name(value: Any) -> Any:
+    """A torch dtype as its name (``torch.float64`` -> ``"float64"``), without importing torch here."""
+    text = str(value)
+    return text.removeprefix("torch.") if type(value).__name__ == "dtype" and text.startswith("torch.") else value
+
+
+SolveDtype = Annotated[Literal["float32", "float64"] | None, BeforeValidator(_dtype_name)]
+
+TOL = "stop when ||b - A x_k|| <= tol * ||b - A x_0|| (relative; official: strict <), per right-hand side"
 MAX_ITER = "maximum number of iterations"
 DTYPE = "precision of the iteration ('float32', 'float64' or a torch dtype); None: the dtype of A and b"
 
@@ -87,55 +96,52 @@ class DCDMNetHyperparameters(Hyperparameters):
 
 _CLAIMS = ("gradhub_dcdm.claims:poisson_iteration_growth", "gradhub_dcdm.claims:trained_network_iterations")
 
-SPECS = (
-    MethodSpec(
-        name="dcdm",
-        kind="solver",
-        summary="Conjugate directions from a learned model of A^-1 r, A-orthogonalised against the last directions",
-        paper=PAPER,
-        target="gradhub_dcdm.dcdm:dcdm",
-        params=DCDMHyperparameters,
-        example="gradhub_dcdm.examples:dcdm_example",
-        claims=_CLAIMS,
-        tags=("linear-systems", "learned-preconditioner", "poisson"),
-    ),
-    MethodSpec(
-        name="cg",
-        kind="solver",
-        summary="Plain conjugate gradient for SPD systems (the DCDM paper's baseline), batched over right-hand sides",
-        paper=PAPER,
-        target="gradhub_dcdm.cg:cg",
-        params=CGHyperparameters,
-        example="gradhub_dcdm.examples:cg_example",
-        tags=("linear-systems", "krylov"),
-    ),
-    MethodSpec(
-        name="dcdm_loss",
-        kind="loss",
-        summary="Scale-invariant DCDM loss ||b - (f^T b / f^T A f) A f||^2: residual after one step along f",
-        paper=PAPER,
-        target="gradhub_dcdm.loss:dcdm_loss",
-        params=DCDMLossHyperparameters,
-        example="gradhub_dcdm.examples:dcdm_loss_example",
-        capabilities={"gradient": "exact", "reductions": ("none", "mean", "sum")},
-        tags=("linear-systems", "unsupervised"),
-    ),
-    MethodSpec(
-        name="dcdm_net",
-        kind="layer",
-        summary="DCDM's fully convolutional two-level residual network approximating A^-1 on 2-D/3-D grids",
-        paper=PAPER,
-        target="gradhub_dcdm.network:DCDMNet",
-        params=DCDMNetHyperparameters,
-        example="gradhub_dcdm.examples:dcdm_net_example",
-        capabilities={"gradient": "exact"},
-        tags=("linear-systems", "convolutional"),
-    ),
+DCDM = MethodSpec(
+    name="dcdm",
+    kind="solver",
+    summary="Conjugate directions from a learned model of A^-1 r, A-orthogonalised against the last directions",
+    paper=PAPER,
+    target="gradhub_dcdm.dcdm",
+    params=DCDMHyperparameters,
+    example="gradhub_dcdm.examples:poisson_with_smoothing_model",
+    claims=_CLAIMS,
+    tags=("linear-systems", "learned-preconditioner", "poisson"),
+)
+CG = MethodSpec(
+    name="cg",
+    kind="solver",
+    summary="Plain conjugate gradient for SPD systems (the DCDM paper's baseline), batched over right-hand sides",
+    paper=PAPER,
+    target="gradhub_dcdm.cg",
+    params=CGHyperparameters,
+    example="gradhub_dcdm.examples:poisson_batch",
+    tags=("linear-systems", "krylov"),
+)
+DCDM_LOSS = MethodSpec(
+    name="dcdm_loss",
+    kind="loss",
+    summary="Scale-invariant DCDM loss ||b - (f^T b / f^T A f) A f||^2: residual after one step along f",
+    paper=PAPER,
+    target="gradhub_dcdm.loss",
+    params=DCDMLossHyperparameters,
+    example="gradhub_dcdm.examples:poisson_predictions",
+    capabilities={"gradient": "exact", "reductions": ("none", "mean", "sum")},
+    tags=("linear-systems", "unsupervised"),
+)
+DCDM_NET = MethodSpec(
+    name="dcdm_net",
+    kind="layer",
+    summary="DCDM's fully convolutional two-level residual network approximating A^-1 on 2-D/3-D grids",
+    paper=PAPER,
+    target="gradhub_dcdm.network:DCDMNet",
+    params=DCDMNetHyperparameters,
+    example="gradhub_dcdm.examples:small_grid_network",
+    capabilities={"gradient": "exact"},
+    tags=("linear-systems", "convolutional"),
 )
 
 _LAZY = {
-    "DCDM": "gradhub_dcdm.dcdm",
-    "dcdm_loss": "gradhub_dcdm.loss",
+    DCDM_LOSS.name: "gradhub_dcdm.loss",
     "DCDMNet": "gradhub_dcdm.network",
     "ritz_rhs": "gradhub_dcdm.data",
     "poisson_matrix": "gradhub_dcdm.operators",
@@ -144,9 +150,3 @@ _LAZY = {
 
 
 __getattr__ = lazy_exports(__name__, _LAZY)
-
-
-@gradhub.hookimpl
-def register_methods(register: Callable[[MethodSpec], None]) -> None:
-    for spec in SPECS:
-        register(spec)

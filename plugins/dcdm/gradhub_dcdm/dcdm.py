@@ -14,7 +14,7 @@ Algorithm 1 (paper §3.2), as the official ``dcdm`` runs it, for SPD ``A`` and `
         alpha_k = p_k^T A p_k,   beta_k = p_k^T r_{k-1} / alpha_k   # exact line search in the A-norm
         x_k = x_{k-1} + beta_k p_k
         r_k = b - A x_k                                     # recomputed (official); or r_{k-1} - beta_k A p_k
-        stop when ||r_k|| < tol ||r_0||
+        stop when ||r_k|| <= tol ||r_0||                      # official: strict <
 
 Readings settled from the official code (``ConjugateGradientSparse.dcdm``):
 
@@ -22,7 +22,8 @@ Readings settled from the official code (``ConjugateGradientSparse.dcdm``):
   are computed from the model's original ``q`` (``q - p1 (q.Ap1)/alpha1 - p0 (q.Ap0)/alpha0``).
   The stored directions are mutually A-conjugate, so modified Gram-Schmidt (the
   official ``..._A_normal_general``) agrees up to round-off;
-* ``tol`` is relative: the loop stops when ``||r_k|| < tol * ||r_0||`` (strict);
+* ``tol`` is relative: the official loop stops when ``||r_k|| < tol * ||r_0||`` (strict; here
+  ``<=``, the solver frame's rule: the two differ only when a residual equals ``tol`` exactly);
 * the residual is recomputed as ``b - A x_k`` every iteration (one extra matvec);
   ``recompute_residual=False`` gives the recurrence of the ``_general`` variant;
 * the model sees the unit-norm residual (``normalize_input``); its output scale does
@@ -39,7 +40,8 @@ a gradhub error instead of producing NaN; ``n_orth`` is a parameter (official ``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -47,18 +49,11 @@ from torch import Tensor, nn
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validate_hyperparameters
-from gradhub.kinds.solver import SolverResult
-from gradhub.progress import ProgressCallback, tracker
-from gradhub_dcdm import DCDMHyperparameters
-from gradhub_dcdm.operators import LinearSystem, MatrixLike, describe, reject_unknown
+from gradhub.kinds.solver import Iterate, SolverResult, solver
+from gradhub_dcdm import DCDM as DCDM_SPEC
+from gradhub_dcdm.operators import LinearSystem, MatrixLike, describe
 
 Model = Callable[[Tensor], Tensor]
-
-METHOD = "dcdm"
-
-
-def _dtype_name(dtype: Any) -> Any:
-    return str(dtype).removeprefix("torch.") if isinstance(dtype, torch.dtype) else dtype
 
 
 def model_dtype_and_device(model: Any) -> tuple[torch.dtype | None, torch.device | None]:
@@ -80,14 +75,17 @@ def apply_model(
     outputs = model(inputs)
     if not isinstance(outputs, Tensor) or outputs.numel() != residuals.numel():
         raise UnsupportedInputError(
-            METHOD,
+            DCDM_SPEC.name,
             "model output",
             describe(outputs),
             f"the model must map its input of shape {tuple(inputs.shape)} to a tensor with as many entries",
         )
     if outputs.device != residuals.device:
         raise UnsupportedInputError(
-            METHOD, "model output device", f"{outputs.device}", f"the model must return tensors on {residuals.device}"
+            DCDM_SPEC.name,
+            "model output device",
+            f"{outputs.device}",
+            f"the model must return tensors on {residuals.device}",
         )
     return outputs.reshape(residuals.shape).to(residuals.dtype)
 
@@ -96,23 +94,21 @@ def _rowwise_dot(first: Tensor, second: Tensor) -> Tensor:
     return (first * second).sum(-1)
 
 
-@torch.no_grad()
+@solver(DCDM_SPEC)
 def dcdm(
     A: MatrixLike,
     b: Tensor,
     model: Model,
     x0: Tensor | None = None,
     *,
-    tol: float = 1e-6,
-    max_iter: int = 100,
-    n_orth: int = 2,
-    normalize_input: bool = True,
-    recompute_residual: bool = True,
-    grid: tuple[int, ...] | None = None,
-    dtype: str | torch.dtype | None = None,
-    progress: ProgressCallback | None = None,
-    **unknown: Any,
-) -> SolverResult:
+    tol: float,
+    max_iter: int,
+    n_orth: int,
+    normalize_input: bool,
+    recompute_residual: bool,
+    grid: tuple[int, ...] | None,
+    dtype: str | torch.dtype | None,
+) -> Iterator[Iterate]:
     """Solve ``A x = b`` (A SPD) with search directions proposed by ``model`` (Algorithm 1).
 
     Args:
@@ -123,8 +119,6 @@ def dcdm(
             mapping a (B, n) batch of residuals, or (B, 1, *grid) with ``grid``, to
             approximations of ``A^-1 r``; run without gradients, in its own dtype.
         x0: initial guess shaped like ``b`` (default zero).
-        tol, max_iter, n_orth, normalize_input, recompute_residual, grid, dtype: see
-            :class:`gradhub_dcdm.DCDMHyperparameters`.
         progress: optional callback; one update per iteration with the relative residual.
 
     Returns:
@@ -132,129 +126,93 @@ def dcdm(
         ``converged`` (every right-hand side reached ``tol``), ``iterations`` and
         ``residuals``: ``max_b ||r_k|| / ||r_0||`` for k = 0..iterations (1-D).
     """
-    reject_unknown(METHOD, DCDMHyperparameters, unknown)
-    params = validate_hyperparameters(
-        METHOD,
-        DCDMHyperparameters,
-        dict(
-            tol=tol,
-            max_iter=max_iter,
-            n_orth=n_orth,
-            normalize_input=normalize_input,
-            recompute_residual=recompute_residual,
-            grid=tuple(grid) if isinstance(grid, list) else grid,
-            dtype=_dtype_name(dtype),
-        ),
-    )
+    method = DCDM_SPEC.name
     if not callable(model):
-        raise UnsupportedInputError(METHOD, "model", describe(model), "model must be a callable (e.g. a DCDMNet)")
-    system = LinearSystem(METHOD, A, b, x0, params["dtype"], params["grid"])
+        raise UnsupportedInputError(method, "model", describe(model), "model must be a callable (e.g. a DCDMNet)")
+    system = LinearSystem(method, A, b, x0, dtype, grid)
     model_dtype, model_device = model_dtype_and_device(model)
     if model_device is not None and model_device != system.device:
         raise UnsupportedInputError(
-            METHOD,
+            method,
             "model device",
             f"the model is on {model_device} but b is on {system.device}",
             "move the model to b's device",
         )
-    return _iterate(system, model, model_dtype, params, progress)
-
-
-def _iterate(
-    system: LinearSystem,
-    model: Model,
-    model_dtype: torch.dtype | None,
-    params: dict[str, Any],
-    progress: ProgressCallback | None,
-) -> SolverResult:
-    tol, max_iter, n_orth, grid = params["tol"], params["max_iter"], params["n_orth"], params["grid"]
     apply_a, rhs = system.operator, system.rhs
     batch, size = rhs.shape
     x = system.initial.clone()
     r = rhs - apply_a(x)
     initial_norm = r.norm(dim=-1)
     # A right-hand side with r_0 = 0 is solved already: relative residual 0, never active.
-    safe_initial = torch.where(initial_norm > 0, initial_norm, torch.ones_like(initial_norm))
-    relative = r.norm(dim=-1) / safe_initial
-    active = (relative >= tol) & (initial_norm > 0)
-    history = [relative.max()]
+    scale = torch.where(initial_norm > 0, initial_norm, torch.ones_like(initial_norm))
+    relative = (initial_norm / scale).double()  # float64, as the frame compares it with tol
+    active = relative > tol  # a right-hand side is frozen once ||r_k|| <= tol ||r_0||
     # The last n_orth directions p_j, their images A p_j and curvatures p_j^T A p_j (1 while empty).
     directions = rhs.new_zeros(n_orth, batch, size)
     images = rhs.new_zeros(n_orth, batch, size)
     curvatures = rhs.new_ones(n_orth, batch)
-    iterations = 0
-    any_active = bool(active.any())
-    with tracker(progress, total=max_iter, task=METHOD) as bar:
-        while any_active and iterations < max_iter:
-            norms = r.norm(dim=-1, keepdim=True)
-            inputs = r / torch.where(norms > 0, norms, torch.ones_like(norms)) if params["normalize_input"] else r
-            q = apply_model(model, inputs, grid, model_dtype)
-            nonfinite_output = active & ~torch.isfinite(q).all(dim=-1)
-            # Classical Gram-Schmidt in the A-inner product, coefficients from the original q (official dcdm).
-            coefficients = torch.einsum("bn,jbn->jb", q, images) / curvatures
-            p = q - torch.einsum("jb,jbn->bn", coefficients, directions)
-            p = torch.where(active.unsqueeze(-1), p, torch.zeros_like(p))
-            image = apply_a(p)
-            curvature = _rowwise_dot(p, image)
-            zero_direction = active & (p.abs().amax(dim=-1) == 0)
-            bad_curvature = active & ~zero_direction & ~(curvature > 0)
-            safe_curvature = torch.where(active & (curvature > 0), curvature, torch.ones_like(curvature))
-            step = torch.where(active, _rowwise_dot(p, r) / safe_curvature, torch.zeros_like(curvature))
-            x = x + step.unsqueeze(-1) * p
-            r = rhs - apply_a(x) if params["recompute_residual"] else r - step.unsqueeze(-1) * image
-            if n_orth:
-                directions = torch.cat([directions[1:], p.unsqueeze(0)])
-                images = torch.cat([images[1:], image.unsqueeze(0)])
-                curvatures = torch.cat([curvatures[1:], safe_curvature.unsqueeze(0)])
-            relative = r.norm(dim=-1) / safe_initial
-            active = active & (relative >= tol)
-            iterations += 1
-            history.append(relative.max())
-            bar.update(relative_residual=history[-1])
-            # One host sync per iteration: the stopping test and the breakdown flags together.
-            flags = torch.stack(
-                [active.any(), nonfinite_output.any(), zero_direction.any(), bad_curvature.any()]
-            ).tolist()
-            any_active, nonfinite, zero, nonpositive = flags
-            if nonfinite:
-                raise UnsupportedInputError(
-                    METHOD,
-                    "model output",
-                    f"non-finite values at iteration {iterations}",
-                    "the model must return finite tensors",
-                )
-            if nonpositive:
-                worst = curvature[bad_curvature].min().item()
-                raise UnsupportedInputError(
-                    METHOD,
-                    "A",
-                    f"a matrix with p^T A p = {worst:.3g} <= 0 for the search direction of iteration {iterations}",
-                    "A must be symmetric positive definite (DCDM's step size p^T r / p^T A p needs p^T A p > 0)",
-                )
-            if zero:
-                raise UnsupportedInputError(
-                    METHOD,
-                    "model output",
-                    f"a direction with no component A-orthogonal to the last {n_orth} directions "
-                    f"at iteration {iterations}",
-                    "the model must propose directions outside the span of the previous ones (DCDM breaks down)",
-                )
-    residuals = torch.stack(history)
-    converged = bool((residuals[-1] < tol).item()) or bool((initial_norm == 0).all().item())
-    return SolverResult(system.output(x), converged, iterations, residuals)
+    yield Iterate(system.output(x), relative.max())
+    for iteration in itertools.count(1):
+        norms = r.norm(dim=-1, keepdim=True)
+        inputs = r / torch.where(norms > 0, norms, torch.ones_like(norms)) if normalize_input else r
+        q = apply_model(model, inputs, grid, model_dtype)  # Algorithm 1: q = f(r_{k-1} / ||r_{k-1}||)
+        nonfinite_output = active & ~torch.isfinite(q).all(dim=-1)
+        # Classical Gram-Schmidt in the A-inner product, coefficients from the original q (official dcdm).
+        coefficients = torch.einsum("bn,jbn->jb", q, images) / curvatures
+        p = q - torch.einsum("jb,jbn->bn", coefficients, directions)
+        p = torch.where(active.unsqueeze(-1), p, torch.zeros_like(p))
+        image = apply_a(p)
+        curvature = _rowwise_dot(p, image)  # alpha_k = p_k^T A p_k
+        zero_direction = active & (p.abs().amax(dim=-1) == 0)
+        bad_curvature = active & ~zero_direction & ~(curvature > 0)
+        safe_curvature = torch.where(active & (curvature > 0), curvature, torch.ones_like(curvature))
+        step = torch.where(active, _rowwise_dot(p, r) / safe_curvature, torch.zeros_like(curvature))  # beta_k
+        x = x + step.unsqueeze(-1) * p
+        r = rhs - apply_a(x) if recompute_residual else r - step.unsqueeze(-1) * image
+        if n_orth:
+            directions = torch.cat([directions[1:], p.unsqueeze(0)])
+            images = torch.cat([images[1:], image.unsqueeze(0)])
+            curvatures = torch.cat([curvatures[1:], safe_curvature.unsqueeze(0)])
+        relative = (r.norm(dim=-1) / scale).double()
+        active = active & (relative > tol)
+        # One host sync per iteration: the residual and the breakdown flags together.
+        flags = torch.stack([nonfinite_output.any(), zero_direction.any(), bad_curvature.any()]).double()
+        residual, nonfinite, zero, nonpositive = torch.cat([relative.max().unsqueeze(0), flags]).tolist()
+        if nonfinite:
+            raise UnsupportedInputError(
+                method,
+                "model output",
+                f"non-finite values at iteration {iteration}",
+                "the model must return finite tensors",
+            )
+        if nonpositive:
+            worst = curvature[bad_curvature].min().item()
+            raise UnsupportedInputError(
+                method,
+                "A",
+                f"a matrix with p^T A p = {worst:.3g} <= 0 for the search direction of iteration {iteration}",
+                "A must be symmetric positive definite (DCDM's step size p^T r / p^T A p needs p^T A p > 0)",
+            )
+        if zero:
+            raise UnsupportedInputError(
+                method,
+                "model output",
+                f"a direction with no component A-orthogonal to the last {n_orth} directions at iteration {iteration}",
+                "the model must propose directions outside the span of the previous ones (DCDM breaks down)",
+            )
+        yield Iterate(system.output(x), residual)
 
 
 class DCDM:
-    """The brief's object form: ``DCDM(model, n_orth=2, tol=1e-6, max_iter=100).solve(A, b, x0=None)``.
+    """The object form ``DCDM(model, n_orth=2, tol=1e-6, max_iter=100).solve(A, b, x0=None)``.
 
-    A thin wrapper over :func:`dcdm`, which is what ``gradhub.get("dcdm")`` returns.
+    A thin wrapper over :func:`dcdm`, which is what ``gradhub.get`` returns for the method; the
+    hyperparameters are checked here, when the object is built.
     """
 
     def __init__(self, model: Model, **hparams: Any) -> None:
         validate_hyperparameters(
-            METHOD,
-            DCDMHyperparameters,
-            {k: (_dtype_name(v) if k == "dtype" else v) for k, v in hparams.items() if k != "progress"},
+            DCDM_SPEC.name, DCDM_SPEC.params, {k: v for k, v in hparams.items() if k != "progress"}
         )
         self.model = model
         self.hparams = hparams

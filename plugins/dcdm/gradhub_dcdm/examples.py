@@ -1,6 +1,6 @@
 """Seeded examples for the conformance suite: a 4 x 4 Poisson problem (n = 16) and small inputs.
 
-The ``dcdm`` example's model is a module on the grid (so the grid path and the model's
+DCDM's example's model is a module on the grid (so the grid path and the model's
 dtype/device handling run on every device): a fixed symmetric positive semi-definite 3x3
 smoothing convolution, i.e. a linear SPD-ish preconditioner, with which DCDM (n_orth >= 1)
 is preconditioned CG and converges in at most n = 16 iterations. An untrained DCDMNet is
@@ -50,7 +50,9 @@ def smoothing_model(device: Any, dtype: torch.dtype) -> torch.nn.Conv2d:
     return model.to(device=device, dtype=dtype)
 
 
-def dcdm_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> SolverExample:
+def poisson_with_smoothing_model(
+    device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+) -> SolverExample:
     matrix = _poisson(device, dtype)
     rhs = _rhs(GRID, device, dtype, seed)
     model = smoothing_model(device, dtype)
@@ -62,21 +64,21 @@ def dcdm_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: 
     )
 
 
-def cg_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> SolverExample:
+def poisson_batch(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> SolverExample:
     matrix = _poisson(device, dtype)
     rhs = _rhs((3, GRID[0] * GRID[1]), device, dtype, seed)
     tol = 1e-10 if dtype == torch.float64 else 1e-4
     return SolverExample(args=(matrix, rhs), hparams={"tol": tol}, residual=_relative_residual(matrix, rhs))
 
 
-def dcdm_loss_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
+def poisson_predictions(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
     n = GRID[0] * GRID[1]
     prediction = _rhs((3, n), device, dtype, seed)
     rhs = _rhs((3, n), device, dtype, seed + 1)
     return LossExample(inputs=(prediction, rhs, _poisson(device, dtype, layout="dense")))
 
 
-def dcdm_net_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LayerExample:
+def small_grid_network(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LayerExample:
     # Small enough for gradcheck over every parameter (the conformance suite's gradient_exact).
     return LayerExample(
         inputs=(_rhs((1, 1, 4, 4), device, dtype, seed),), hparams={"channels": 2, "n_res_coarse": 1, "n_res_up": 1}

@@ -17,9 +17,9 @@ with bias, ``channels`` = 16 filters):
     n_res_up x     u = relu(conv(relu(conv(u)))) + u          (official: 2)
     out = pointwise linear(u)                   # Keras Dense(1) on the channel axis = 1x1 conv
 
-The official network is 3-D; ``dim=2`` uses the same layout with 2-D layers. The brief
-summarised the fine level as "2 residual blocks"; the official code has one residual
-block between two plain ReLU convolutions (``n_res_fine=1``). For odd grid sizes
+The official network is 3-D; ``dim=2`` uses the same layout with 2-D layers. The fine level
+is one residual block between two plain ReLU convolutions (``n_res_fine=1``), not two
+residual blocks, as read from the official code. For odd grid sizes
 pooling uses ceil mode averaging only the cells inside the grid (Keras ``padding='same'``)
 and the upsampled map is cropped to the input size (the official code only runs even N).
 The network maps (B, 1, *grid) to (B, 1, *grid) on any grid size (no dense layers).
@@ -27,17 +27,12 @@ The network maps (B, 1, *grid) to (B, 1, *grid) on any grid size (no dense layer
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch.nn.functional as functional
 from torch import Tensor, nn
 
 from gradhub.errors import UnsupportedInputError
-from gradhub.hyperparameters import validate_hyperparameters
-from gradhub_dcdm import DCDMNetHyperparameters
-from gradhub_dcdm.operators import reject_unknown
-
-METHOD = "dcdm_net"
+from gradhub.hyperparameters import validated
+from gradhub_dcdm import DCDM_NET
 
 
 class _ResidualBlock(nn.Module):
@@ -52,40 +47,26 @@ class _ResidualBlock(nn.Module):
         return functional.relu(self.second(functional.relu(self.first(x)))) + x
 
 
+@validated(DCDM_NET)
 class DCDMNet(nn.Module):
     """Approximates ``A^-1 b`` up to scale for a fixed grid Laplacian-like ``A``; input/output (B, 1, *grid)."""
 
-    def __init__(
-        self,
-        dim: int = 2,
-        channels: int = 16,
-        n_res_fine: int = 1,
-        n_res_coarse: int = 3,
-        n_res_up: int = 2,
-        **unknown: Any,
-    ) -> None:
+    def __init__(self, *, dim: int, channels: int, n_res_fine: int, n_res_coarse: int, n_res_up: int) -> None:
         super().__init__()
-        reject_unknown(METHOD, DCDMNetHyperparameters, unknown)
-        params = validate_hyperparameters(
-            METHOD,
-            DCDMNetHyperparameters,
-            dict(dim=dim, channels=channels, n_res_fine=n_res_fine, n_res_coarse=n_res_coarse, n_res_up=n_res_up),
-        )
-        self.dim = params["dim"]
-        width = params["channels"]
-        convolution = nn.Conv2d if self.dim == 2 else nn.Conv3d
-        self.lift = convolution(1, width, 3, padding=1)
-        self.fine_in = convolution(width, width, 3, padding=1)
-        self.fine = nn.Sequential(*(_ResidualBlock(convolution, width) for _ in range(params["n_res_fine"])))
-        self.fine_out = convolution(width, width, 3, padding=1)
-        self.coarse = nn.Sequential(*(_ResidualBlock(convolution, width) for _ in range(params["n_res_coarse"])))
-        self.up = nn.Sequential(*(_ResidualBlock(convolution, width) for _ in range(params["n_res_up"])))
-        self.project = convolution(width, 1, 1)
+        self.dim = dim
+        convolution = nn.Conv2d if dim == 2 else nn.Conv3d
+        self.lift = convolution(1, channels, 3, padding=1)
+        self.fine_in = convolution(channels, channels, 3, padding=1)
+        self.fine = nn.Sequential(*(_ResidualBlock(convolution, channels) for _ in range(n_res_fine)))
+        self.fine_out = convolution(channels, channels, 3, padding=1)
+        self.coarse = nn.Sequential(*(_ResidualBlock(convolution, channels) for _ in range(n_res_coarse)))
+        self.up = nn.Sequential(*(_ResidualBlock(convolution, channels) for _ in range(n_res_up)))
+        self.project = convolution(channels, 1, 1)
 
     def forward(self, b: Tensor) -> Tensor:
         if b.dim() != self.dim + 2 or b.shape[1] != 1:
             raise UnsupportedInputError(
-                METHOD,
+                DCDM_NET.name,
                 "input",
                 f"shape {tuple(b.shape)}",
                 f"DCDMNet(dim={self.dim}) takes (B, 1, " + ", ".join("N" * self.dim) + ")",

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradhub.errors import UnknownHyperparameterError, UnsupportedInputError
+from gradhub.errors import UnsupportedInputError
 
 MatrixLike = Tensor | Callable[[Tensor], Tensor]
 
@@ -266,9 +266,3 @@ class LinearSystem:
     def output(self, rows: Tensor) -> Tensor:
         """Rows shaped like the original b."""
         return rows.reshape(self.shape)
-
-
-def reject_unknown(method: str, model: type, unknown: dict[str, Any]) -> None:
-    """An unknown keyword is a gradhub error listing what the method accepts."""
-    for name, value in unknown.items():
-        raise UnknownHyperparameterError(method, name, value, [*model.model_fields, "progress"])

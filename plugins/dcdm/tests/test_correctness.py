@@ -1,4 +1,4 @@
-"""The brief's correctness tests for DCDM, CG, the loss, the network and the data generator."""
+"""Correctness of DCDM, CG, the loss, the network and the data generator against closed forms and CG."""
 
 from __future__ import annotations
 

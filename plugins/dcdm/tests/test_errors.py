@@ -77,7 +77,7 @@ def test_cg_errors() -> None:
 
 def test_loss_and_network_errors() -> None:
     f = torch.ones(2, 4, dtype=torch.float64)
-    with pytest.raises(UnsupportedInputError, match=r"dcdm_loss: .*f_b must have b's shape"):
+    with pytest.raises(UnsupportedInputError, match=r"dcdm_loss: .*f_b, b must have the same shape"):
         dcdm_loss(f, torch.ones(2, 5, dtype=torch.float64), A)
     with pytest.raises(UnsupportedInputError, match=r"dcdm_loss: .*A must be \(4, 4\)"):
         dcdm_loss(f, f, torch.eye(3, dtype=torch.float64))

@@ -2,10 +2,13 @@
 
 This is the plugin's entry module: it holds the specs and hyperparameter models only and
 imports neither torch nor the implementation, so listing and inspecting methods is cheap.
+Each method is declared once, here (``name=`` in its spec), and once as an entry point in
+``pyproject.toml``; the implementations bind to the specs (``@validated(DIA)``) for their
+names, defaults and bounds.
 
-- ``dia`` (attack): :func:`gradhub_dia.inversion.dropout_inversion_attack`
-- ``inverting_gradients`` (attack): :func:`gradhub_dia.inversion.inverting_gradients`
-- ``mask_dropout`` (layer): :class:`gradhub_dia.mask_dropout.MaskDropout`
+- ``DIA`` (attack): :func:`gradhub_dia.inversion.dropout_inversion_attack`
+- ``INVERTING_GRADIENTS`` (attack): :func:`gradhub_dia.inversion.inverting_gradients`
+- ``MASK_DROPOUT`` (layer): :class:`gradhub_dia.mask_dropout.MaskDropout`
 
 The helpers ``swap_dropout``, ``dropout_layers``, ``MaskDropout`` and ``client_gradients``
 are re-exported lazily (``from gradhub_dia import swap_dropout`` imports torch then, not before).
@@ -13,12 +16,11 @@ are re-exported lazily (``from gradhub_dia import swap_dropout`` imports torch t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Literal
 
-from pydantic import Field, Strict
+from pydantic import Field, Strict, model_validator
 
-import gradhub
+from gradhub.errors import HyperparameterError
 from gradhub.exports import lazy_exports
 from gradhub.hyperparameters import Flag, Hyperparameters, NonNegative, Real
 from gradhub.specs import MethodSpec, Paper
@@ -67,6 +69,17 @@ class InvertingGradientsHyperparameters(Hyperparameters):
         False, description="run the rest of the model (BatchNorm...) in train mode; official: eval"
     )
 
+    @model_validator(mode="after")
+    def _range_and_budget(self) -> InvertingGradientsHyperparameters:
+        method = next((spec.name for spec in SPECS if spec.params is type(self)), type(self).__name__)
+        if self.clip_range is not None and not self.clip_range[0] < self.clip_range[1]:
+            raise HyperparameterError(method, "clip_range", self.clip_range, "None or (lo, hi) with lo < hi")
+        if self.max_iter < self.n_trials:
+            raise HyperparameterError(
+                method, "max_iter", self.max_iter, f">= n_trials={self.n_trials} (the trials share max_iter)"
+            )
+        return self
+
 
 class DropoutInversionHyperparameters(InvertingGradientsHyperparameters):
     """DIA's hyperparameters; defaults are the official ``example_configs/attacks/DIA.yaml``."""
@@ -80,47 +93,43 @@ class MaskDropoutHyperparameters(Hyperparameters):
     p: DropRate = 0.5
 
 
-SPECS = (
-    MethodSpec(
-        name="dia",
-        kind="attack",
-        summary="Dropout Inversion Attack: gradient inversion that jointly optimises the data and the dropout masks",
-        paper=PAPER,
-        target="gradhub_dia.inversion:dropout_inversion_attack",
-        params=DropoutInversionHyperparameters,
-        example="gradhub_dia.examples:dia_example",
-        claims=("gradhub_dia.claims:dropout_does_not_protect",),
-        tags=("gradient-inversion", "federated-learning", "privacy", "dropout"),
-        dtypes=("float32", "float64"),
-        # One forward (and its double backward) per iteration, plus one no-grad forward first
-        # to read the activation shapes at the dropout layers.
-        capabilities={"model_calls_per_iteration": 1, "setup_model_calls": 1},
-    ),
-    MethodSpec(
-        name="inverting_gradients",
-        kind="attack",
-        summary="Inverting Gradients (cosine gradient matching + TV, signed Adam): the baseline DIA extends",
-        paper=IG_PAPER,
-        target="gradhub_dia.inversion:inverting_gradients",
-        params=InvertingGradientsHyperparameters,
-        example="gradhub_dia.examples:inverting_gradients_example",
-        claims=("gradhub_dia.claims:dropout_does_not_protect",),
-        tags=("gradient-inversion", "federated-learning", "privacy"),
-        dtypes=("float32", "float64"),
-    ),
-    MethodSpec(
-        name="mask_dropout",
-        kind="layer",
-        summary="nn.Dropout that can record its Bernoulli mask or apply a given (continuous) mask",
-        paper=PAPER,
-        target="gradhub_dia.mask_dropout:MaskDropout",
-        params=MaskDropoutHyperparameters,
-        example="gradhub_dia.examples:mask_dropout_example",
-        tags=("dropout",),
-        dtypes=("float32", "float64"),
-        capabilities={"gradient": "exact"},
-    ),
+DIA = MethodSpec(
+    name="dia",
+    kind="attack",
+    summary="Dropout Inversion Attack: gradient inversion that jointly optimises the data and the dropout masks",
+    paper=PAPER,
+    target="gradhub_dia.inversion:dropout_inversion_attack",
+    params=DropoutInversionHyperparameters,
+    example="gradhub_dia.examples:gradient_of_tiny_dropout_mlp",
+    claims=("gradhub_dia.claims:dropout_does_not_protect",),
+    tags=("gradient-inversion", "federated-learning", "privacy", "dropout"),
+    # One forward (and its double backward) per iteration, plus one no-grad forward first
+    # to read the activation shapes at the dropout layers.
+    capabilities={"model_calls_per_iteration": 1, "setup_model_calls": 1},
 )
+INVERTING_GRADIENTS = MethodSpec(
+    name="inverting_gradients",
+    kind="attack",
+    summary="Inverting Gradients (cosine gradient matching + TV, signed Adam): the baseline DIA extends",
+    paper=IG_PAPER,
+    target="gradhub_dia.inversion",
+    params=InvertingGradientsHyperparameters,
+    example="gradhub_dia.examples:gradient_of_tiny_dropout_mlp",
+    claims=("gradhub_dia.claims:dropout_does_not_protect",),
+    tags=("gradient-inversion", "federated-learning", "privacy"),
+)
+MASK_DROPOUT = MethodSpec(
+    name="mask_dropout",
+    kind="layer",
+    summary="nn.Dropout that can record its Bernoulli mask or apply a given (continuous) mask",
+    paper=PAPER,
+    target="gradhub_dia.mask_dropout:MaskDropout",
+    params=MaskDropoutHyperparameters,
+    example="gradhub_dia.examples:fixed_continuous_mask",
+    tags=("dropout",),
+    capabilities={"gradient": "exact"},
+)
+SPECS = (DIA, INVERTING_GRADIENTS, MASK_DROPOUT)
 
 _LAZY = {
     "MaskDropout": "gradhub_dia.mask_dropout",
@@ -128,15 +137,9 @@ _LAZY = {
     "dropout_layers": "gradhub_dia.mask_dropout",
     "client_gradients": "gradhub_dia.inversion",
     "dropout_inversion_attack": "gradhub_dia.inversion",
-    "inverting_gradients": "gradhub_dia.inversion",
+    INVERTING_GRADIENTS.name: "gradhub_dia.inversion",
     "GradientInversionResult": "gradhub_dia.inversion",
 }
 
 
 __getattr__ = lazy_exports(__name__, _LAZY)
-
-
-@gradhub.hookimpl
-def register_methods(register: Callable[[MethodSpec], None]) -> None:
-    for spec in SPECS:
-        register(spec)

@@ -6,7 +6,7 @@ use the client's random masks; DIA, which optimises the masks jointly with the d
 reconstructs it with high fidelity, and recovers the masks. Without dropout (p = 0) DIA
 is IG.
 
-Setup (the brief's, scaled to the 30 s budget): smooth synthetic 1x8x8 images (N(0, 1)
+Setup (scaled to a 30 s budget): smooth synthetic 1x8x8 images (N(0, 1)
 noise, 3x3 box blur, min-max scaled to [0, 1]); a seeded MLP 64-256-ReLU-Dropout(0.25)-
 256-ReLU-Dropout(0.25)-10; the client's gradient of one image in train mode with random
 masks; IG and DIA with the same initialisation, Adam lr 0.1, no scheduler, no TV, float32.
@@ -16,9 +16,9 @@ Measured (torch 2.13, CPU, float32, 600 iterations, seeds 0-4): IG MSE median 0.
 with the client's on 0.996-1.000 of the *identifiable* units (those whose input to the
 dropout layer is nonzero) but only 0.72-0.80 of all units: a unit whose input is 0 (a dead
 ReLU) gives its mask no gradient, so that mask stays at its Bernoulli start (expected
-agreement p^2 + (1-p)^2 = 0.625 there). The brief's ">= 90% of units" is therefore measured
+agreement p^2 + (1-p)^2 = 0.625 there). ">= 90% of units" is therefore measured
 on identifiable units. p = 0 control: DIA falls back to IG bit for bit, MSE 4.5e-4 (< 1e-3).
-Thresholds: the brief's 0.3 ratio and 90% (measured 0.02 and >= 99.6%, so wide margins);
+Thresholds: 0.3 ratio and 90% (measured 0.02 and >= 99.6%, so wide margins);
 the control's 1e-3 (measured 4.5e-4, 600 iterations). A DIA whose masks are not optimised
 fails (ratio 1.58, identifiable agreement 0.52, on 2 seeds). About 16 s of CPU time.
 """

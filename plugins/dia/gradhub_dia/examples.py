@@ -29,19 +29,15 @@ def tiny_victim(
     return model, {k: v.to(device) for k, v in gradients.items()}, labels, inputs, masks
 
 
-def dia_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> AttackExample:
-    model, gradients, labels, _, _ = tiny_victim(device, dtype, seed)
-    return AttackExample(model=model, args=(gradients, labels, (1, 4, 4)), hparams={"max_iter": 5})
-
-
-def inverting_gradients_example(
+def gradient_of_tiny_dropout_mlp(
     device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> AttackExample:
+    """Both attacks' example: the client gradient of :func:`tiny_victim`, 5 iterations."""
     model, gradients, labels, _, _ = tiny_victim(device, dtype, seed)
     return AttackExample(model=model, args=(gradients, labels, (1, 4, 4)), hparams={"max_iter": 5})
 
 
-def mask_dropout_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LayerExample:
+def fixed_continuous_mask(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LayerExample:
     """A fixed (continuous) mask, as the attacker uses it: deterministic, with an exact gradient."""
     generator = torch.Generator().manual_seed(seed)
     inputs = torch.randn(3, 5, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)

@@ -1,28 +1,31 @@
 """Dropout Inversion Attack (DIA) and its Inverting Gradients (IG) baseline.
 
-Paper: "Dropout is NOT All You Need to Prevent Gradient Leakage", Daniel Scheliga, Patrick
-Mäder, Marco Seeland, AAAI 2023, arXiv:2208.06163. Official code:
-https://github.com/dAI-SY-Group/DropoutInversionAttack (``src/attacks.py``: classes
-``IterativeGradientInversionAttack``, ``IG``, ``DropoutInversionAttack``; ``src/loss.py``:
-``TV``, ``GCosineDistance``; defaults from ``example_configs/attacks/DIA.yaml``).
-Baseline: Geiping et al., "Inverting Gradients", NeurIPS 2020, arXiv:2003.14053.
+Threat model (Scheliga et al. 2023, §3): an honest-but-curious server knows the model
+(weights, dropout layers and their ``p``) and the labels, and observes the client's gradient
+``g* = grad_theta L(f_theta(x*; M*), y*)``, computed in train mode with unknown dropout masks ``M*``.
 
-Threat model (paper §3): an honest-but-curious server knows the model (weights, dropout
-layers and their ``p``) and the labels, and observes the client's parameter gradient
-``g* = grad_theta L(f_theta(x*; M*), y*)`` computed in train mode with unknown dropout masks
-``M*``. IG ignores the masks (its forward runs dropout as the identity) and fails; DIA
-(paper §4, Eq. 3-4) optimises the data ``x`` and one continuous mask ``m_l`` per dropout
-layer, of the full activation shape (batch included), jointly:
+IG (Geiping et al. 2020, §4, Eq. 4) looks for the data whose gradient points like ``g*``:
 
-    J(x, m) = 1 - <g, g*> / (||g|| ||g*|| + 1e-8)          (cosine over all parameters at once)
-              + tv_weight * TV(x)                           (anisotropic, means over elements)
-              + mask_weight * sum_l |(1 - mean(m_l)) - p_l|  (drop rate of m_l near p_l)
+    J_IG(x) = 1 - <g, g*> / (||g|| ||g*|| + 1e-8) + tv_weight * TV(x),   g = grad_theta L(f_theta(x), y)
 
-with ``g = grad_theta L(f_theta(x; m), y)`` (``create_graph=True``) and every dropout layer
-computing ``h * m_l / (1 - p_l)``. One iteration: J and its gradient w.r.t. ``x`` and the
-masks; the gradient w.r.t. ``x`` replaced by its sign (``signed_grad``; the masks keep
-theirs); one Adam step (lr 0.1, betas 0.9/0.999) on ``[x] + masks``; masks clipped to [0, 1]
-and ``x`` into ``clip_range``; ReduceLROnPlateau and early stopping on J.
+(one cosine over all observed parameters; TV anisotropic, means over elements), minimised by
+Adam on the sign of ``grad_x J``. Its forward runs dropout as the identity, so it cannot match
+a gradient taken under dropout. DIA (Scheliga et al. 2023, §4, Eq. 3-4) also optimises one
+continuous mask ``m_l`` per dropout layer, of the full activation shape (batch included):
+
+    J(x, m) = J_IG(x) with every dropout layer computing h * m_l / (1 - p_l)
+              + mask_weight * sum_l |(1 - mean(m_l)) - p_l|              (drop rate of m_l near p_l)
+
+One iteration: J and its gradient w.r.t. ``x`` and the masks (double backward through ``g``);
+the gradient w.r.t. ``x`` replaced by its sign (``signed_grad``; the masks keep theirs); one Adam
+step (betas 0.9/0.999) on ``[x] + masks``; masks clipped to [0, 1] and ``x`` into ``clip_range``;
+ReduceLROnPlateau and early stopping on J (the official ``attack_batch``).
+
+Papers: Scheliga, Mäder, Seeland, "Dropout is NOT All You Need to Prevent Gradient Leakage",
+AAAI 2023, arXiv:2208.06163, official code https://github.com/dAI-SY-Group/DropoutInversionAttack
+(``src/attacks.py``: ``IterativeGradientInversionAttack``, ``IG``, ``DropoutInversionAttack``;
+``src/loss.py``: ``TV``, ``GCosineDistance``; defaults from ``example_configs/attacks/DIA.yaml``).
+Geiping, Bauermeister, Dröge, Moeller, "Inverting Gradients", NeurIPS 2020, arXiv:2003.14053.
 
 Readings settled from the official code (see the README): the rest of the model runs in
 eval mode (``attacker_train_mode: false``); ``J`` includes the regularisers for the
@@ -31,8 +34,10 @@ dropout layers all have ``p == 0`` falls back to IG. What differs: ``max_iter`` 
 whole budget, shared by the ``n_trials`` restarts (official: per trial; equal for the
 default single trial); the returned masks are those paired with the returned ``x`` (official:
 the last ones); a model with no ``nn.Dropout`` at all is an error for DIA (official: IG);
-randomness comes only from ``generator``; the user's model is never modified (the attack
-works on a deep copy with ``MaskDropout`` swapped in).
+randomness comes only from ``generator``; the user's model is left as found: it runs through
+``torch.func.functional_call`` (its parameters as constants, the observed ones as fresh leaves,
+its buffers as copies), the masks enter through forward hooks removed afterwards, and
+:func:`gradhub.kinds.evaluation_mode` restores every module's mode.
 
 Cost, for budgeting: one model forward per iteration (plus its double backward), and for
 DIA with active dropout one extra forward (no grad) before the first iteration to read the
@@ -41,21 +46,28 @@ activation shapes of the dropout layers. ``GradientInversionResult.model_calls``
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
+from torch.func import functional_call
+from torch.utils.hooks import RemovableHandle
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
 from gradhub.hyperparameters import validated
+from gradhub.kinds import evaluation_mode
 from gradhub.kinds.attack import AttackResult
-from gradhub.progress import ProgressCallback, tracker
-from gradhub_dia import DropoutInversionHyperparameters, InvertingGradientsHyperparameters
-from gradhub_dia.mask_dropout import MaskDropout, dropout_layers, swap_dropout
+from gradhub.kinds.inputs import require_finite, require_matching_shapes, require_same_device, require_tensor
+from gradhub.progress import ProgressCallback, Tracker, tracker
+from gradhub.specs import MethodSpec
+from gradhub_dia import DIA, INVERTING_GRADIENTS, DropoutInversionHyperparameters, InvertingGradientsHyperparameters
+from gradhub_dia.mask_dropout import dropout_layers, swap_dropout
 
 __all__ = [
     "GradientInversionResult",
@@ -69,6 +81,7 @@ __all__ = [
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 COSINE_EPS = 1e-8  # GCosineDistance's denominator guard (src/loss.py)
+_AnyDropout = nn.modules.dropout._DropoutNd
 
 
 @dataclass
@@ -89,7 +102,7 @@ class GradientInversionResult(AttackResult):
     """True when DIA ran as IG because every dropout layer has p == 0."""
 
 
-# --- the objective (Eq. 3-4) ---------------------------------------------------------------
+# --- the objective (Geiping et al. 2020, Eq. 4; Scheliga et al. 2023, Eq. 3-4) ----------------------
 
 
 def gradient_cosine_distance(gradients: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -112,195 +125,123 @@ def mask_regulariser(masks: Sequence[torch.Tensor], drop_rates: Sequence[float])
     return sum(((1 - m.mean()) - p).abs() for m, p in zip(masks, drop_rates))
 
 
-class _Attacker:
-    """The attacker's copy of the model and the fixed parts of J; ``objective`` evaluates Eq. 4."""
-
-    def __init__(
-        self,
-        model: nn.Module,
-        parameters: list[torch.Tensor],
-        targets: list[torch.Tensor],
-        labels: torch.Tensor,
-        loss_fn: LossFunction,
-        layers: list[MaskDropout],
-        tv_weight: float,
-        mask_weight: float,
-    ) -> None:
-        self.model, self.parameters, self.targets, self.labels = model, parameters, targets, labels
-        self.loss_fn, self.layers, self.tv_weight, self.mask_weight = loss_fn, layers, tv_weight, mask_weight
-        self.drop_rates = [float(layer.p) for layer in layers]
-
-    def gradients(self, x: torch.Tensor, masks: Sequence[torch.Tensor] | None) -> list[torch.Tensor]:
-        """``grad_theta L(f(x; m), y)`` with the graph kept (double backward through J)."""
-        for layer, mask in zip(self.layers, masks or ()):
-            layer.mask, layer.use_mask = mask, True
-        loss = self.loss_fn(self.model(x), self.labels)
-        found = torch.autograd.grad(loss, self.parameters, create_graph=True, allow_unused=True)
-        return [torch.zeros_like(p) if g is None else g for g, p in zip(found, self.parameters)]
-
-    def objective(
-        self, x: torch.Tensor, masks: Sequence[torch.Tensor] | None, mask_sign: float = 1.0
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(J, cosine distance) at ``x`` and ``masks`` (None: IG, dropout as identity)."""
-        distance = gradient_cosine_distance(self.gradients(x, masks), self.targets)
-        total = distance
-        if self.tv_weight:
-            total = total + self.tv_weight * total_variation(x)
-        if masks is not None and self.mask_weight:
-            total = total + mask_sign * self.mask_weight * mask_regulariser(masks, self.drop_rates)
-        return total, distance
+def _ig_objective(victim: _Victim, x: torch.Tensor, tv_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``J_IG(x) = 1 - cos(g, g*) + tv_weight * TV(x)`` (Geiping et al. 2020, Eq. 4), and its cosine term."""
+    distance = victim.distance(x)
+    return (distance + tv_weight * total_variation(x) if tv_weight else distance), distance
 
 
-# --- inputs --------------------------------------------------------------------------------
-
-
-def _unsupported(method: str, what: str, value: Any, allowed: str) -> UnsupportedInputError:
-    return UnsupportedInputError(method, what, value, allowed)
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"tensor{tuple(value.shape)} {value.dtype} on {value.device}"
-    return repr(value) if not isinstance(value, nn.Module) else type(value).__name__
-
-
-def _match_gradients(method: str, model: nn.Module, target_gradients: Any) -> tuple[list[str], list[torch.Tensor]]:
-    named = dict(model.named_parameters())
-    if isinstance(target_gradients, Mapping):
-        pairs = list(target_gradients.items())
-        for name, _ in pairs:
-            if name not in named:
-                raise _unsupported(
-                    method,
-                    "target_gradients key",
-                    repr(name),
-                    f"keys must be parameter names of the model: {list(named)}",
-                )
-    elif isinstance(target_gradients, Sequence) and not isinstance(target_gradients, str):
-        if len(target_gradients) != len(named):
-            raise _unsupported(
-                method,
-                "target_gradients",
-                f"a sequence of {len(target_gradients)} tensors",
-                f"one gradient per model parameter, in model.parameters() order ({len(named)}), "
-                "or a dict name -> tensor",
-            )
-        pairs = list(zip(named, target_gradients))
-    else:
-        raise _unsupported(
-            method,
-            "target_gradients",
-            _describe(target_gradients),
-            "a dict parameter name -> tensor, or a list of tensors",
-        )
-    if not pairs:
-        raise _unsupported(method, "target_gradients", "{}", "at least one parameter gradient")
-    for name, gradient in pairs:
-        parameter = named[name]
-        if not isinstance(gradient, torch.Tensor) or not gradient.is_floating_point():
-            raise _unsupported(method, f"target_gradients[{name!r}]", _describe(gradient), "a floating-point tensor")
-        if gradient.shape != parameter.shape:
-            raise _unsupported(
-                method,
-                f"target_gradients[{name!r}] shape",
-                tuple(gradient.shape),
-                f"the parameter's shape {tuple(parameter.shape)}",
-            )
-        if gradient.device != parameter.device:
-            raise _unsupported(
-                method, f"target_gradients[{name!r}] device", gradient.device, f"the model's device {parameter.device}"
-            )
-        if not torch.isfinite(gradient).all():
-            raise _unsupported(method, f"target_gradients[{name!r}]", "non-finite values", "finite gradients")
-    return [name for name, _ in pairs], [g.detach().to(named[name].dtype) for name, g in pairs]
-
-
-def _check_inputs(
-    method: str,
-    model: Any,
-    labels: Any,
-    input_shape: Any,
-    clip_range: tuple[float, float] | None,
-    max_iter: int,
-    n_trials: int,
+def _dia_objective(
+    victim: _Victim,
+    x: torch.Tensor,
+    layers: Sequence[nn.Dropout],
+    masks: Sequence[torch.Tensor],
     tv_weight: float,
-) -> tuple[tuple[int, ...], torch.device, torch.dtype]:
-    if not isinstance(model, nn.Module):
-        raise _unsupported(method, "model", _describe(model), "a torch.nn.Module")
-    parameters = list(model.parameters())
-    if not parameters:
-        raise _unsupported(
-            method, "model", type(model).__name__, "a model with parameters (their gradient is observed)"
-        )
-    device, dtype = parameters[0].device, parameters[0].dtype
-    if not dtype.is_floating_point:
-        raise _unsupported(method, "model dtype", dtype, "floating-point parameters")
-    if not isinstance(labels, torch.Tensor) or labels.ndim == 0 or labels.shape[0] == 0:
-        raise _unsupported(method, "labels", _describe(labels), "a tensor with the batch as first dimension")
-    if labels.device != device:
-        raise _unsupported(method, "labels device", labels.device, f"the model's device {device}")
-    if (
-        not isinstance(input_shape, Sequence)
-        or isinstance(input_shape, str)
-        or not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in input_shape)
-    ):
-        raise _unsupported(
-            method,
-            "input_shape",
-            repr(input_shape),
-            "the per-sample input shape, a tuple of positive ints, e.g. (1, 8, 8)",
-        )
-    if tv_weight and len(input_shape) < 2:
-        raise HyperparameterError(
-            method,
-            "tv_weight",
-            tv_weight,
-            f"0 for inputs with fewer than 2 spatial dims (input_shape={tuple(input_shape)})",
-        )
-    if clip_range is not None and not clip_range[0] < clip_range[1]:
-        raise HyperparameterError(method, "clip_range", clip_range, "None or (lo, hi) with lo < hi")
-    if max_iter < n_trials:
-        raise HyperparameterError(method, "max_iter", max_iter, f">= n_trials={n_trials} (the trials share max_iter)")
-    return (labels.shape[0], *input_shape), device, dtype
+    mask_weight: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``J(x, m)`` (Scheliga et al. 2023, Eq. 4): ``J_IG`` with the masks in the forward (Eq. 3), plus the
+    drop-rate prior ``mask_weight * sum_l |(1 - mean(m_l)) - p_l|``; and its cosine term."""
+    with _masked(layers, masks):
+        objective, distance = _ig_objective(victim, x, tv_weight)
+    return objective + mask_weight * mask_regulariser(masks, [float(layer.p) for layer in layers]), distance
 
 
-def _check_like(method: str, what: str, value: Any, shape: tuple[int, ...], device: torch.device) -> None:
-    if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(shape):
-        raise _unsupported(method, what, _describe(value), f"a tensor of shape {tuple(shape)}")
-    if value.device != device:
-        raise _unsupported(method, f"{what} device", value.device, f"the model's device {device}")
+# --- the two attacks: each paper's loop -------------------------------------------------------------
 
 
-def _draw(
-    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device, dtype: torch.dtype, init: str
-):
-    where = generator.device if generator is not None else device
-    if init == "randn":
-        value = torch.randn(shape, generator=generator, device=where, dtype=dtype)
-    else:
-        value = (torch.rand(shape, generator=generator, device=where, dtype=dtype) - 0.5) * 2
-    return value.to(device)
+def _inverting_gradients(
+    victim: _Victim, options: InvertingGradientsHyperparameters, generator: torch.Generator | None, bar: Tracker
+) -> list[_Trial]:
+    """Geiping et al. 2020, §4: ``min_x J_IG(x)`` (Eq. 4) by Adam on ``sign(grad_x J)``, from ``n_trials`` starts."""
+    trials = []
+    for budget in _budgets(options):
+        x = _dummy_data(victim, options.init, generator)
+        trial = _Trial([x], options, bar)
+        for _ in range(budget):
+            objective, distance = _ig_objective(victim, x, options.tv_weight)  # dropout: the identity
+            (grad_x,) = torch.autograd.grad(objective, [x])
+            trial.step([grad_x.sign() if options.signed_grad else grad_x])
+            _clip(x, options.clip_range)
+            if trial.stop(objective, distance):
+                break
+        trials.append(trial)
+    return trials
 
 
-def _bernoulli(
-    shape: torch.Size, p: float, generator: torch.Generator | None, device: torch.device, dtype: torch.dtype
-):
-    where = generator.device if generator is not None else device
-    return torch.full(shape, 1 - p, device=where, dtype=dtype).bernoulli_(generator=generator).to(device)
+def _dropout_inversion(
+    victim: _Victim,
+    layers: list[nn.Dropout],
+    mask_shapes: list[torch.Size],
+    options: DropoutInversionHyperparameters,
+    generator: torch.Generator | None,
+    bar: Tracker,
+) -> list[_Trial]:
+    """Scheliga et al. 2023, §4: ``min_{x, m} J(x, m)`` (Eq. 3-4), IG's loop with one mask per dropout layer."""
+    drop_rates = [float(layer.p) for layer in layers]
+    trials = []
+    for budget in _budgets(options):
+        x = _dummy_data(victim, options.init, generator)
+        masks = [_bernoulli(victim, shape, p, generator) for shape, p in zip(mask_shapes, drop_rates)]
+        trial = _Trial([x, *masks], options, bar)
+        for _ in range(budget):
+            objective, distance = _dia_objective(victim, x, layers, masks, options.tv_weight, options.mask_weight)
+            grad_x, *grad_masks = torch.autograd.grad(objective, [x, *masks])
+            trial.step([grad_x.sign() if options.signed_grad else grad_x, *grad_masks])  # masks: raw gradients
+            _clip(x, options.clip_range)
+            for mask in masks:
+                _clip(mask, (0, 1))
+            if trial.stop(objective, distance):
+                break
+        trials.append(trial)
+    return trials
 
 
-# --- the attack loop -----------------------------------------------------------------------
-
-
-def _run_attack(
-    method: str,
+@validated(INVERTING_GRADIENTS)
+def inverting_gradients(
     model: nn.Module,
-    target_gradients: Any,
+    target_gradients: Mapping[str, torch.Tensor] | Sequence[torch.Tensor],
     labels: torch.Tensor,
     input_shape: Sequence[int],
+    generator: torch.Generator | None = None,
     *,
-    generator: torch.Generator | None,
-    invert_dropout: bool,
+    max_iter: int,
+    lr: float,
+    tv_weight: float,
+    signed_grad: bool,
+    clip_range: tuple[float, float] | None,
+    init: str,
+    lr_patience: int | None,
+    lr_factor: float,
+    early_stop_patience: int | None,
+    stop_loss: float,
+    n_trials: int,
+    attacker_train_mode: bool,
+    loss_fn: LossFunction | None = None,
+    ground_truth: torch.Tensor | None = None,
+    progress: ProgressCallback | None = None,
+) -> GradientInversionResult:
+    """Inverting Gradients (Geiping et al. 2020) as configured in the DIA repository: DIA without masks.
+
+    Every dropout layer acts as the identity (eval mode), whatever ``attacker_train_mode``
+    says about the rest of the model. Arguments as :func:`dropout_inversion_attack`.
+    """
+    options: InvertingGradientsHyperparameters = _options(INVERTING_GRADIENTS, locals())
+    method = INVERTING_GRADIENTS.name
+    victim = _observe(method, model, target_gradients, labels, input_shape, loss_fn, tv_weight)
+    _check_extras(method, victim, generator, ground_truth)
+    with _attacker_modes(model, attacker_train_mode), tracker(progress, total=max_iter, task=method) as bar:
+        trials = _inverting_gradients(victim, options, generator, bar)
+    return _result(INVERTING_GRADIENTS, trials, ground_truth=ground_truth)
+
+
+@validated(DIA)
+def dropout_inversion_attack(
+    model: nn.Module,
+    target_gradients: Mapping[str, torch.Tensor] | Sequence[torch.Tensor],
+    labels: torch.Tensor,
+    input_shape: Sequence[int],
+    generator: torch.Generator | None = None,
+    *,
     max_iter: int,
     lr: float,
     tv_weight: float,
@@ -314,196 +255,6 @@ def _run_attack(
     stop_loss: float,
     n_trials: int,
     attacker_train_mode: bool,
-    loss_fn: LossFunction | None,
-    ground_truth: torch.Tensor | None,
-    true_masks: Sequence[torch.Tensor] | None,
-    progress: ProgressCallback | None,
-    optimise_masks: bool = True,
-    mask_sign: float = 1.0,
-) -> GradientInversionResult:
-    """The shared IG/DIA loop (Algorithm: official ``attack_batch``). ``optimise_masks`` and
-    ``mask_sign`` exist only so the tests can build deliberately wrong DIAs."""
-    shape, device, dtype = _check_inputs(method, model, labels, input_shape, clip_range, max_iter, n_trials, tv_weight)
-    names, targets = _match_gradients(method, model, target_gradients)
-    if ground_truth is not None:
-        _check_like(method, "ground_truth", ground_truth, shape, device)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise _unsupported(method, "generator", _describe(generator), "a torch.Generator or None")
-    if loss_fn is None:
-        loss_fn = nn.CrossEntropyLoss()
-
-    attacker_model = copy.deepcopy(model)  # the user's model is never touched
-    wanted = set(names)
-    for name, parameter in attacker_model.named_parameters():
-        parameter.grad = None
-        parameter.requires_grad_(name in wanted)
-    named = dict(attacker_model.named_parameters())
-    parameters = [named[name] for name in names]
-    attacker_model.train(attacker_train_mode)
-
-    layers: list[MaskDropout] = []
-    if invert_dropout:
-        elementwise = dropout_layers(attacker_model)
-        others = [
-            f"{name} ({type(module).__name__})"
-            for name, module in attacker_model.named_modules()
-            if isinstance(module, nn.modules.dropout._DropoutNd) and not isinstance(module, nn.Dropout)
-        ]
-        if others:
-            raise _unsupported(
-                method,
-                "dropout layers",
-                ", ".join(others),
-                "DIA models elementwise nn.Dropout masks only (channel/alpha dropout masks are not implemented)",
-            )
-        if not elementwise:
-            raise _unsupported(
-                method,
-                "model",
-                f"{type(model).__name__} without any nn.Dropout layer",
-                "DIA inverts dropout masks, so the model must contain nn.Dropout; use inverting_gradients otherwise",
-            )
-        swap_dropout(attacker_model)
-        layers = [layer for layer in dropout_layers(attacker_model) if isinstance(layer, MaskDropout)]
-    fallback = invert_dropout and all(layer.p == 0 for layer in layers)
-    if fallback or not invert_dropout:
-        layers = []
-        for module in attacker_model.modules():  # IG: dropout is the identity, whatever the mode
-            if isinstance(module, nn.modules.dropout._DropoutNd):
-                module.eval()
-    if true_masks is not None and not layers:
-        raise _unsupported(method, "true_masks", "given", "true_masks only for DIA on a model with dropout p > 0")
-    attacker = _Attacker(attacker_model, parameters, targets, labels, loss_fn, layers, tv_weight, mask_weight)
-
-    model_calls = 0
-    mask_shapes: list[torch.Size] = []
-    if layers:  # one forward to read the activation shape at every dropout layer
-        seen: dict[int, torch.Size] = {}
-        hooks = [
-            layer.register_forward_pre_hook(lambda module, args: seen.__setitem__(id(module), args[0].shape))
-            for layer in layers
-        ]
-        try:
-            with torch.no_grad():
-                attacker_model(torch.zeros(shape, device=device, dtype=dtype))
-        finally:
-            for hook in hooks:
-                hook.remove()
-        model_calls += 1
-        missing = [index for index, layer in enumerate(layers) if id(layer) not in seen]
-        if missing:
-            raise _unsupported(
-                method, "dropout layers", f"layers {missing} never called", "every nn.Dropout must be used in forward"
-            )
-        mask_shapes = [seen[id(layer)] for layer in layers]
-        if true_masks is not None:
-            if len(true_masks) != len(layers):
-                raise _unsupported(
-                    method, "true_masks", f"{len(true_masks)} masks", f"one per dropout layer ({len(layers)})"
-                )
-            for index, (mask, mask_shape) in enumerate(zip(true_masks, mask_shapes)):
-                _check_like(method, f"true_masks[{index}]", mask, tuple(mask_shape), device)
-
-    budgets = [max_iter // n_trials + (trial < max_iter % n_trials) for trial in range(n_trials)]
-    best: dict[str, Any] = {"loss": math.inf}
-    iterations = 0
-    with tracker(progress, total=max_iter, task=method) as bar:
-        for budget in budgets:
-            x = _draw(shape, generator, device, dtype, init).requires_grad_(True)
-            masks = [_bernoulli(s, layer.p, generator, device, dtype) for s, layer in zip(mask_shapes, layers)]
-            for mask in masks:
-                mask.requires_grad_(optimise_masks)
-            variables = [x, *(masks if optimise_masks else [])]
-            optimizer = torch.optim.Adam(variables, lr=lr, betas=(0.9, 0.999))
-            scheduler = (
-                torch.optim.lr_scheduler.ReduceLROnPlateau(
-                    optimizer, mode="min", factor=lr_factor, patience=lr_patience
-                )
-                if lr_patience is not None
-                else None
-            )
-            trial: dict[str, Any] = {"loss": math.inf, "history": []}
-            since_best = 0
-            for step in range(budget):
-                total, distance = attacker.objective(x, masks if layers else None, mask_sign)
-                gradients = torch.autograd.grad(total, variables)
-                x.grad = gradients[0].sign() if signed_grad else gradients[0]
-                for mask, gradient in zip(masks if optimise_masks else [], gradients[1:]):
-                    mask.grad = gradient
-                optimizer.step()
-                with torch.no_grad():
-                    if clip_range is not None:
-                        x.clamp_(clip_range[0], clip_range[1])
-                    for mask in masks:
-                        mask.clamp_(0, 1)
-                iterations += 1
-                model_calls += 1
-                value = total.item()  # the scheduler and the early stopping need J on the host
-                trial["history"].append(value)
-                if scheduler is not None:
-                    scheduler.step(value)
-                if value < trial["loss"]:
-                    trial.update(
-                        loss=value,
-                        iteration=step,
-                        output=x.detach().clone(),
-                        masks=[mask.detach().clone() for mask in masks],
-                    )
-                    since_best = 0
-                else:
-                    since_best += 1
-                bar.update(loss=value, distance=distance.detach())
-                if trial["loss"] < stop_loss or (early_stop_patience is not None and since_best >= early_stop_patience):
-                    break
-            if trial["loss"] < best["loss"] or "output" not in best:
-                best = trial
-    for parameter in parameters:
-        parameter.grad = None
-
-    metrics: dict[str, torch.Tensor] = {}
-    output = best["output"]
-    if ground_truth is not None:
-        mse = (output - ground_truth).double().square().mean()
-        data_range = (ground_truth.max() - ground_truth.min()).double().clamp_min(torch.finfo(torch.float64).tiny)
-        metrics["mse"] = mse
-        metrics["psnr"] = 10 * torch.log10(data_range.square() / mse.clamp_min(1e-300))
-    if true_masks is not None:
-        agree = sum(((m >= 0.5) == (t >= 0.5)).sum() for m, t in zip(best["masks"], true_masks))
-        metrics["mask_agreement"] = agree.double() / sum(m.numel() for m in best["masks"])
-    return GradientInversionResult(
-        output=output,
-        iterations=iterations,
-        history=torch.tensor(best["history"], dtype=torch.float64),
-        masks=best["masks"] if layers else None,
-        best_loss=float(best["loss"]),
-        best_iteration=int(best["iteration"]),
-        model_calls=model_calls,
-        metrics=metrics,
-        fallback=fallback,
-    )
-
-
-@validated("dia", DropoutInversionHyperparameters)
-def dropout_inversion_attack(
-    model: nn.Module,
-    target_gradients: Mapping[str, torch.Tensor] | Sequence[torch.Tensor],
-    labels: torch.Tensor,
-    input_shape: Sequence[int],
-    generator: torch.Generator | None = None,
-    *,
-    max_iter: int = 20000,
-    lr: float = 0.1,
-    tv_weight: float = 1e-5,
-    mask_weight: float = 1e-4,
-    signed_grad: bool = True,
-    clip_range: tuple[float, float] | None = None,
-    init: str = "randn",
-    lr_patience: int | None = 800,
-    lr_factor: float = 0.1,
-    early_stop_patience: int | None = 4000,
-    stop_loss: float = 1e-5,
-    n_trials: int = 1,
-    attacker_train_mode: bool = False,
     loss_fn: LossFunction | None = None,
     ground_truth: torch.Tensor | None = None,
     true_masks: Sequence[torch.Tensor] | None = None,
@@ -519,53 +270,376 @@ def dropout_inversion_attack(
     add ``mse``/``psnr`` and ``mask_agreement`` to ``metrics``. A model whose dropout layers
     all have ``p == 0`` falls back to IG (``result.fallback``).
     """
-    return _run_attack(
-        "dia", model, target_gradients, labels, input_shape, generator=generator, invert_dropout=True,
-        max_iter=max_iter, lr=lr, tv_weight=tv_weight, mask_weight=mask_weight, signed_grad=signed_grad,
-        clip_range=clip_range, init=init, lr_patience=lr_patience, lr_factor=lr_factor,
-        early_stop_patience=early_stop_patience, stop_loss=stop_loss, n_trials=n_trials,
-        attacker_train_mode=attacker_train_mode, loss_fn=loss_fn, ground_truth=ground_truth,
-        true_masks=true_masks, progress=progress,
-    )  # fmt: skip
+    options: DropoutInversionHyperparameters = _options(DIA, locals())
+    victim = _observe(DIA.name, model, target_gradients, labels, input_shape, loss_fn, tv_weight)
+    _check_extras(DIA.name, victim, generator, ground_truth)
+    layers = _elementwise_dropout(DIA.name, model)
+    fallback = all(layer.p == 0 for layer in layers)  # p = 0 everywhere: DIA is IG
+    with _attacker_modes(model, attacker_train_mode):
+        mask_shapes = [] if fallback else _activation_shapes(DIA.name, victim, layers)
+        _check_true_masks(DIA.name, true_masks, mask_shapes, victim)
+        with tracker(progress, total=max_iter, task=DIA.name) as bar:
+            if fallback:
+                trials = _inverting_gradients(victim, options, generator, bar)
+            else:
+                trials = _dropout_inversion(victim, layers, mask_shapes, options, generator, bar)
+    probes = 0 if fallback else 1  # the forward that read the masks' shapes
+    return _result(DIA, trials, setup_calls=probes, ground_truth=ground_truth, true_masks=true_masks, fallback=fallback)
 
 
-@validated("inverting_gradients", InvertingGradientsHyperparameters)
-def inverting_gradients(
-    model: nn.Module,
-    target_gradients: Mapping[str, torch.Tensor] | Sequence[torch.Tensor],
-    labels: torch.Tensor,
-    input_shape: Sequence[int],
-    generator: torch.Generator | None = None,
-    *,
-    max_iter: int = 20000,
-    lr: float = 0.1,
-    tv_weight: float = 1e-5,
-    signed_grad: bool = True,
-    clip_range: tuple[float, float] | None = None,
-    init: str = "randn",
-    lr_patience: int | None = 800,
-    lr_factor: float = 0.1,
-    early_stop_patience: int | None = 4000,
-    stop_loss: float = 1e-5,
-    n_trials: int = 1,
-    attacker_train_mode: bool = False,
-    loss_fn: LossFunction | None = None,
-    ground_truth: torch.Tensor | None = None,
-    progress: ProgressCallback | None = None,
-) -> GradientInversionResult:
-    """Inverting Gradients (Geiping et al. 2020) as configured in the DIA repository: DIA without masks.
+# --- what the server holds (Scheliga et al. 2023, §3) -----------------------------------------------
 
-    Every dropout layer acts as the identity (eval mode), whatever ``attacker_train_mode``
-    says about the rest of the model. Arguments as :func:`dropout_inversion_attack`.
+
+@dataclass
+class _Victim:
+    """The attacked model, the observed ``g*`` of some of its parameters and the labels (paper §3).
+
+    The model is only read: ``state`` holds its parameters as constants (the observed ones as
+    fresh leaves sharing their storage) and copies of its buffers, for ``functional_call``.
     """
-    return _run_attack(
-        "inverting_gradients", model, target_gradients, labels, input_shape, generator=generator,
-        invert_dropout=False, max_iter=max_iter, lr=lr, tv_weight=tv_weight, mask_weight=0.0,
-        signed_grad=signed_grad, clip_range=clip_range, init=init, lr_patience=lr_patience,
-        lr_factor=lr_factor, early_stop_patience=early_stop_patience, stop_loss=stop_loss, n_trials=n_trials,
-        attacker_train_mode=attacker_train_mode, loss_fn=loss_fn, ground_truth=ground_truth,
-        true_masks=None, progress=progress,
-    )  # fmt: skip
+
+    model: nn.Module
+    state: dict[str, torch.Tensor]
+    observed: list[torch.Tensor]
+    targets: list[torch.Tensor]
+    labels: torch.Tensor
+    loss_fn: LossFunction
+    shape: tuple[int, ...]
+    """``(len(labels), *input_shape)``: the shape of x."""
+    device: torch.device
+    dtype: torch.dtype
+    """The model's (its first parameter's): x and the masks are made with them."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.model, self.state, (x,))
+
+    def distance(self, x: torch.Tensor) -> torch.Tensor:
+        """``1 - cos(g, g*)``, ``g = grad_theta L(f_theta(x), y)`` with its graph kept (J is differentiated via g)."""
+        loss = self.loss_fn(self.forward(x), self.labels)
+        found = torch.autograd.grad(loss, self.observed, create_graph=True, allow_unused=True)
+        gradients = [torch.zeros_like(p) if g is None else g for g, p in zip(found, self.observed)]
+        return gradient_cosine_distance(gradients, self.targets)
+
+
+def _observe(
+    method: str,
+    model: Any,
+    target_gradients: Any,
+    labels: Any,
+    input_shape: Any,
+    loss_fn: LossFunction | None,
+    tv_weight: float,
+) -> _Victim:
+    """Check what the server holds and pair each observed gradient with its parameter."""
+    if not isinstance(model, nn.Module):
+        raise UnsupportedInputError(method, "model", _describe(model), "a torch.nn.Module")
+    named = dict(model.named_parameters())
+    if not named:
+        raise UnsupportedInputError(
+            method, "model", type(model).__name__, "a model with parameters (their gradient is observed)"
+        )
+    first = next(iter(named.values()))
+    if not first.is_floating_point():
+        raise UnsupportedInputError(method, "model dtype", first.dtype, "floating-point parameters")
+    require_tensor(method, "labels", labels, dtype="any", min_dim=1, nonempty=True)
+    require_same_device(method, model=first, labels=labels)
+    if (
+        not isinstance(input_shape, Sequence)
+        or isinstance(input_shape, str)
+        or not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in input_shape)
+    ):
+        raise UnsupportedInputError(
+            method,
+            "input_shape",
+            repr(input_shape),
+            "the per-sample input shape, a tuple of positive ints, e.g. (1, 8, 8)",
+        )
+    if tv_weight and len(input_shape) < 2:
+        raise HyperparameterError(
+            method,
+            "tv_weight",
+            tv_weight,
+            f"0 for inputs with fewer than 2 spatial dims (input_shape={tuple(input_shape)})",
+        )
+    targets = _match_gradients(method, named, target_gradients)
+    state = {name: parameter.detach() for name, parameter in named.items()}
+    state |= {name: buffer.clone() for name, buffer in model.named_buffers()}
+    observed = [state[name].requires_grad_(True) for name in targets]
+    shape = (labels.shape[0], *input_shape)
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    return _Victim(model, state, observed, list(targets.values()), labels, loss_fn, shape, first.device, first.dtype)
+
+
+def _match_gradients(method: str, named: dict[str, nn.Parameter], target_gradients: Any) -> dict[str, torch.Tensor]:
+    """``g*`` by parameter name: a dict (possibly a subset) or a list in ``model.parameters()`` order."""
+    if isinstance(target_gradients, Mapping):
+        pairs = dict(target_gradients)
+        for name in pairs:
+            if name not in named:
+                raise UnsupportedInputError(
+                    method,
+                    "target_gradients key",
+                    repr(name),
+                    f"keys must be parameter names of the model: {list(named)}",
+                )
+    elif isinstance(target_gradients, Sequence) and not isinstance(target_gradients, str):
+        if len(target_gradients) != len(named):
+            raise UnsupportedInputError(
+                method,
+                "target_gradients",
+                f"a sequence of {len(target_gradients)} tensors",
+                f"one gradient per model parameter, in model.parameters() order ({len(named)}), "
+                "or a dict name -> tensor",
+            )
+        pairs = dict(zip(named, target_gradients))
+    else:
+        raise UnsupportedInputError(
+            method,
+            "target_gradients",
+            _describe(target_gradients),
+            "a dict parameter name -> tensor, or a list of tensors",
+        )
+    if not pairs:
+        raise UnsupportedInputError(method, "target_gradients", "{}", "at least one parameter gradient")
+    for name, gradient in pairs.items():
+        label = f"target_gradients[{name!r}]"
+        require_tensor(method, label, gradient)
+        require_matching_shapes(method, **{label: gradient, name: named[name]})
+        require_same_device(method, **{label: gradient, name: named[name]})
+        require_finite(method, label, gradient)
+    return {name: gradient.detach().to(named[name].dtype) for name, gradient in pairs.items()}
+
+
+def _require_shape(method: str, name: str, value: Any, shape: tuple[int, ...], victim: _Victim) -> None:
+    require_tensor(method, name, value, dtype="real")
+    if tuple(value.shape) != shape:
+        raise UnsupportedInputError(method, f"{name} shape", tuple(value.shape), f"{name} must have shape {shape}")
+    require_same_device(method, **{name: value, "model": victim.observed[0]})
+
+
+def _check_extras(method: str, victim: _Victim, generator: Any, ground_truth: Any) -> None:
+    if ground_truth is not None:
+        _require_shape(method, "ground_truth", ground_truth, victim.shape, victim)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise UnsupportedInputError(method, "generator", _describe(generator), "a torch.Generator or None")
+
+
+def _check_true_masks(
+    method: str, true_masks: Sequence[torch.Tensor] | None, mask_shapes: list[torch.Size], victim: _Victim
+) -> None:
+    if true_masks is None:
+        return
+    if not mask_shapes:
+        raise UnsupportedInputError(
+            method, "true_masks", "given", "true_masks only for DIA on a model with dropout p > 0"
+        )
+    if len(true_masks) != len(mask_shapes):
+        raise UnsupportedInputError(
+            method, "true_masks", f"{len(true_masks)} masks", f"one per dropout layer ({len(mask_shapes)})"
+        )
+    for index, (mask, shape) in enumerate(zip(true_masks, mask_shapes)):
+        _require_shape(method, f"true_masks[{index}]", mask, tuple(shape), victim)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"tensor{tuple(value.shape)} {value.dtype} on {value.device}"
+    return repr(value) if not isinstance(value, nn.Module) else type(value).__name__
+
+
+# --- shared mechanics -------------------------------------------------------------------------------
+
+
+class _Trial:
+    """One restart of the official ``attack_batch``: Adam (betas 0.9, 0.999) on the variables (x first),
+    ReduceLROnPlateau and early stopping on J, and the iterate right after the step that lowered J kept."""
+
+    def __init__(self, variables: list[torch.Tensor], options: InvertingGradientsHyperparameters, bar: Tracker) -> None:
+        self.variables, self.options, self.bar = variables, options, bar
+        self.optimizer = torch.optim.Adam(variables, lr=options.lr, betas=(0.9, 0.999))
+        self.scheduler = (
+            torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, mode="min", factor=options.lr_factor, patience=options.lr_patience
+            )
+            if options.lr_patience is not None
+            else None
+        )
+        self.history: list[float] = []
+        self.loss, self.iteration, self.since_best = math.inf, 0, 0
+        self.best: list[torch.Tensor] = []
+
+    def step(self, gradients: Sequence[torch.Tensor]) -> None:
+        """One Adam step with these gradients, one per variable."""
+        for variable, gradient in zip(self.variables, gradients):
+            variable.grad = gradient
+        self.optimizer.step()
+
+    def stop(self, objective: torch.Tensor, distance: torch.Tensor) -> bool:
+        """Record J of the step just taken; True once J < stop_loss, or no lower J for early_stop_patience steps."""
+        value = objective.item()  # the scheduler and the early stopping need J on the host
+        self.history.append(value)
+        if self.scheduler is not None:
+            self.scheduler.step(value)
+        if value < self.loss:
+            self.loss, self.iteration, self.since_best = value, len(self.history) - 1, 0
+            self.best = [variable.detach().clone() for variable in self.variables]
+        else:
+            self.since_best += 1
+        self.bar.update(loss=value, distance=distance.detach())
+        patience = self.options.early_stop_patience
+        return self.loss < self.options.stop_loss or (patience is not None and self.since_best >= patience)
+
+
+def _budgets(options: InvertingGradientsHyperparameters) -> list[int]:
+    """``max_iter`` shared by the ``n_trials`` restarts (the official code gives each trial ``max_iter``)."""
+    share, rest = divmod(options.max_iter, options.n_trials)
+    return [share + (trial < rest) for trial in range(options.n_trials)]
+
+
+def _dummy_data(victim: _Victim, init: str, generator: torch.Generator | None) -> torch.Tensor:
+    """``x ~ N(0, 1)`` (``init="randn"``) or ``U(-1, 1)``, drawn from ``generator`` on its device."""
+    where = generator.device if generator is not None else victim.device
+    if init == "randn":
+        x = torch.randn(victim.shape, generator=generator, device=where, dtype=victim.dtype)
+    else:
+        x = (torch.rand(victim.shape, generator=generator, device=where, dtype=victim.dtype) - 0.5) * 2
+    return x.to(victim.device).requires_grad_(True)
+
+
+def _bernoulli(victim: _Victim, shape: torch.Size, p: float, generator: torch.Generator | None) -> torch.Tensor:
+    """A mask ``m ~ Bernoulli(1 - p)`` of ``shape``, drawn from ``generator`` on its device (the official start)."""
+    where = generator.device if generator is not None else victim.device
+    mask = torch.full(shape, 1 - p, device=where, dtype=victim.dtype).bernoulli_(generator=generator)
+    return mask.to(victim.device).requires_grad_(True)
+
+
+def _clip(x: torch.Tensor, clip_range: tuple[float, float] | None) -> None:
+    if clip_range is not None:
+        with torch.no_grad():
+            x.clamp_(clip_range[0], clip_range[1])
+
+
+@contextlib.contextmanager
+def _masked(layers: Sequence[nn.Dropout], masks: Sequence[torch.Tensor]) -> Iterator[None]:
+    """Inside, dropout layer ``l`` computes ``h * (m_l / (1 - p_l))`` (Eq. 3) with the attacker's mask ``m_l``."""
+    with _hooks(
+        layer.register_forward_hook(functools.partial(_apply_mask, mask)) for layer, mask in zip(layers, masks)
+    ):
+        yield
+
+
+def _apply_mask(mask: torch.Tensor, layer: nn.Dropout, inputs: tuple[torch.Tensor, ...], output: Any) -> torch.Tensor:
+    return inputs[0] * (mask / (1 - layer.p))
+
+
+def _activation_shapes(method: str, victim: _Victim, layers: list[nn.Dropout]) -> list[torch.Size]:
+    """One no-grad forward of zeros, reading the input shape at every dropout layer: the masks' shapes."""
+    seen: dict[int, torch.Size] = {}
+
+    def read(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        seen[id(module)] = args[0].shape
+
+    with _hooks(layer.register_forward_pre_hook(read) for layer in layers), torch.no_grad():
+        victim.forward(torch.zeros(victim.shape, device=victim.device, dtype=victim.dtype))
+    missing = [index for index, layer in enumerate(layers) if id(layer) not in seen]
+    if missing:
+        raise UnsupportedInputError(
+            method, "dropout layers", f"layers {missing} never called", "every nn.Dropout must be used in forward"
+        )
+    return [seen[id(layer)] for layer in layers]
+
+
+def _elementwise_dropout(method: str, model: nn.Module) -> list[nn.Dropout]:
+    """The ``nn.Dropout`` layers whose masks DIA inverts; other dropout kinds are an error."""
+    others = [
+        f"{name} ({type(module).__name__})"
+        for name, module in model.named_modules()
+        if isinstance(module, _AnyDropout) and not isinstance(module, nn.Dropout)
+    ]
+    if others:
+        raise UnsupportedInputError(
+            method,
+            "dropout layers",
+            ", ".join(others),
+            "DIA models elementwise nn.Dropout masks only (channel/alpha dropout masks are not implemented)",
+        )
+    layers = dropout_layers(model)
+    if not layers:
+        raise UnsupportedInputError(
+            method,
+            "model",
+            f"{type(model).__name__} without any nn.Dropout layer",
+            "DIA inverts dropout masks, so the model must contain nn.Dropout; "
+            f"use {INVERTING_GRADIENTS.name} otherwise",
+        )
+    return layers
+
+
+@contextlib.contextmanager
+def _attacker_modes(model: nn.Module, train: bool) -> Iterator[None]:
+    """Eval mode (the official ``attacker_train_mode: false``), or train mode for all but dropout, which
+    the attacker models itself (DIA) or not at all (IG); every module's own mode restored afterwards."""
+    with evaluation_mode(model):
+        if train:
+            for module in model.modules():
+                module.training = not isinstance(module, _AnyDropout)
+        yield
+
+
+@contextlib.contextmanager
+def _hooks(handles: Iterable[RemovableHandle]) -> Iterator[None]:
+    """Removes the hooks (registered as ``handles`` is iterated) on the way out, whatever happens inside."""
+    with contextlib.ExitStack() as stack:
+        for handle in handles:
+            stack.callback(handle.remove)
+        yield
+
+
+def _options(spec: MethodSpec, arguments: Mapping[str, Any]) -> Any:
+    """A call's hyperparameters (``locals()`` on entry, validated by ``@validated``) as the spec's frozen model."""
+    return spec.params.model_construct(**{name: arguments[name] for name in spec.params.model_fields})
+
+
+def _result(
+    spec: MethodSpec,
+    trials: list[_Trial],
+    *,
+    setup_calls: int = 0,
+    ground_truth: torch.Tensor | None = None,
+    true_masks: Sequence[torch.Tensor] | None = None,
+    fallback: bool = False,
+) -> GradientInversionResult:
+    """The lowest-J trial's iterate, with the budget spent and the evaluation metrics."""
+    best = min(trials, key=lambda trial: trial.loss)
+    if not best.best:
+        raise UnsupportedInputError(
+            spec.name, "objective J", "never finite", "a model and loss with a finite gradient at the dummy data"
+        )
+    output, *masks = best.best
+    metrics: dict[str, torch.Tensor] = {}
+    if ground_truth is not None:
+        mse = (output - ground_truth).double().square().mean()
+        data_range = (ground_truth.max() - ground_truth.min()).double().clamp_min(torch.finfo(torch.float64).tiny)
+        metrics["mse"] = mse
+        metrics["psnr"] = 10 * torch.log10(data_range.square() / mse.clamp_min(1e-300))
+    if true_masks is not None:
+        agree = sum(((m >= 0.5) == (t >= 0.5)).sum() for m, t in zip(masks, true_masks))
+        metrics["mask_agreement"] = agree.double() / sum(m.numel() for m in masks)
+    iterations = sum(len(trial.history) for trial in trials)
+    return GradientInversionResult(
+        output=output,
+        iterations=iterations,
+        history=torch.tensor(best.history, dtype=torch.float64),
+        masks=masks or None,
+        best_loss=float(best.loss),
+        best_iteration=best.iteration,
+        model_calls=setup_calls + iterations,
+        metrics=metrics,
+        fallback=fallback,
+    )
+
+
+# --- what a client sends (for experiments) ----------------------------------------------------------
 
 
 def client_gradients(

@@ -29,11 +29,12 @@ from torch import nn
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validated
-from gradhub_dia import MaskDropoutHyperparameters
+from gradhub_dia import MASK_DROPOUT
 
 __all__ = ["MaskDropout", "dropout_layers", "swap_dropout"]
 
 
+@validated(MASK_DROPOUT)
 class MaskDropout(nn.Dropout):
     """``nn.Dropout(p)`` that can record its Bernoulli mask (``track``) or apply a given one (``use_mask``).
 
@@ -43,8 +44,7 @@ class MaskDropout(nn.Dropout):
 
     mask: torch.Tensor | None
 
-    @validated("mask_dropout", MaskDropoutHyperparameters)
-    def __init__(self, p: float = 0.5, mask: torch.Tensor | None = None) -> None:
+    def __init__(self, p: float, mask: torch.Tensor | None = None) -> None:
         super().__init__(p)
         self.track = False
         self.use_mask = mask is not None
@@ -55,11 +55,14 @@ class MaskDropout(nn.Dropout):
         if self.use_mask:
             if self.mask is None:
                 raise UnsupportedInputError(
-                    "mask_dropout", "mask", None, "set layer.mask (a tensor shaped like the input) before use_mask=True"
+                    MASK_DROPOUT.name,
+                    "mask",
+                    None,
+                    "set layer.mask (a tensor shaped like the input) before use_mask=True",
                 )
             if self.mask.shape != input.shape and not _broadcasts_to(self.mask.shape, input.shape):
                 raise UnsupportedInputError(
-                    "mask_dropout",
+                    MASK_DROPOUT.name,
                     "mask shape",
                     tuple(self.mask.shape),
                     f"the mask must have the input's shape {tuple(input.shape)} (or broadcast to it)",

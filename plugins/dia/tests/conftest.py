@@ -1,24 +1,30 @@
-"""Shared pieces for the DIA tests: a tiny victim and wrong DIAs built from the shared loop."""
+"""Shared pieces for the DIA tests: a deliberately wrong DIA built from the real one."""
 
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import torch
-from gradhub_dia import DropoutInversionHyperparameters
-from gradhub_dia.inversion import GradientInversionResult, _run_attack
+from gradhub_dia import inversion
+from gradhub_dia.inversion import GradientInversionResult, dropout_inversion_attack
 
 
-def wrong_dia(**wrong: Any):
-    """A DIA with one deliberate defect (``optimise_masks=False`` or ``mask_sign=-1``)."""
+class _FrozenMasks(inversion._Trial):
+    """Adam never moves the masks (their gradients are replaced by zeros): they keep their Bernoulli start."""
 
-    def attack(model, gradients, labels, input_shape, generator=None, **hparams: Any) -> GradientInversionResult:
-        options = {**DropoutInversionHyperparameters().model_dump(), **hparams}
-        extras = {key: options.pop(key, None) for key in ("loss_fn", "ground_truth", "true_masks", "progress")}
-        return _run_attack(
-            "dia", model, gradients, labels, input_shape, generator=generator, invert_dropout=True,
-            **options, **extras, **wrong,
-        )  # fmt: skip
+    def step(self, gradients: Any) -> None:
+        x_gradient, *mask_gradients = gradients
+        super().step([x_gradient, *(torch.zeros_like(gradient) for gradient in mask_gradients)])
+
+
+def wrong_dia(*, optimise_masks: bool = True):
+    """DIA with one deliberate defect: ``optimise_masks=False`` (the masks are never optimised)."""
+
+    def attack(*args: Any, **kwargs: Any) -> GradientInversionResult:
+        trial = inversion._Trial if optimise_masks else _FrozenMasks
+        with mock.patch.object(inversion, "_Trial", trial):
+            return dropout_inversion_attack(*args, **kwargs)
 
     return attack
 

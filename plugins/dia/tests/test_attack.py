@@ -1,16 +1,16 @@
-"""The attack loop: clipping, the signed step, the model left alone, fallback, budget (brief tests 5 and 6)."""
+"""The attack loop: clipping, the signed step, the model left alone, fallback, budget (tests 5 and 6)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from gradhub_dia import MaskDropout, client_gradients
+from gradhub_dia import DIA, MaskDropout, client_gradients
 from gradhub_dia.examples import tiny_victim
 from gradhub_dia.inversion import dropout_inversion_attack, inverting_gradients
 from torch import nn
 
 import gradhub
-from gradhub.testing._helpers import assert_model_unchanged, fingerprint
+from gradhub.testing import assert_model_unchanged, fingerprint
 
 from .conftest import generator
 
@@ -89,12 +89,11 @@ def test_model_left_exactly_as_found(attack, attacker_train_mode: bool) -> None:
     x = torch.rand(3, *SHAPE, dtype=torch.float64)
     y = torch.tensor([0, 1, 2])
     gradients, _ = client_gradients(model, x, y, generator=generator())
-    spec = gradhub.spec("dia")
     before = fingerprint(model)
     result = attack(
         model, gradients, y, SHAPE, generator=generator(), max_iter=3, attacker_train_mode=attacker_train_mode
     )
-    assert_model_unchanged(spec, before, model)
+    assert_model_unchanged(DIA, before, model)
     assert type(model[4]) is nn.Dropout
     assert torch.isfinite(result.output).all()
 

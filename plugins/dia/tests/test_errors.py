@@ -67,11 +67,11 @@ def test_tv_needs_two_spatial_dims() -> None:
     [
         # each case: how the observed gradients are broken, and the message it must give
         (lambda g: {**g, "9.weight": torch.zeros(1)}, r"target_gradients key: '9.weight'; keys must be parameter names"),  # noqa: E501
-        (lambda g: {**g, "1.weight": torch.zeros(3, 3)}, r"target_gradients\['1.weight'\] shape: \(3, 3\); the parameter's shape \(16, 16\)"),  # noqa: E501
+        (lambda g: {**g, "1.weight": torch.zeros(3, 3)}, r"shapes: target_gradients\['1.weight'\] \(3, 3\), 1.weight \(16, 16\); .* must have the same shape"),  # noqa: E501
         (lambda g: list(g.values())[:2], r"target_gradients: a sequence of 2 tensors; one gradient per model parameter"),  # noqa: E501
-        (lambda g: {"1.weight": torch.zeros(16, 16, dtype=torch.long)}, r"target_gradients\['1.weight'\]: tensor\(16, 16\) torch.int64"),  # noqa: E501
-        (lambda g: {"1.weight": torch.full((16, 16), float("nan"))}, r"target_gradients\[.1.weight.\]: non-finite values; finite gradients"),  # noqa: E501
-        (lambda g: {"1.weight": torch.zeros(16, 16, device="meta")}, r"target_gradients\['1.weight'\] device: meta; the model's device cpu"),  # noqa: E501
+        (lambda g: {"1.weight": torch.zeros(16, 16, dtype=torch.long)}, r"target_gradients\['1.weight'\] dtype: torch.int64; .* must be a floating-point tensor"),  # noqa: E501
+        (lambda g: {"1.weight": torch.full((16, 16), float("nan"))}, r"target_gradients\['1.weight'\] values: 256 of 256 entries non-finite .* must be finite"),  # noqa: E501
+        (lambda g: {"1.weight": torch.zeros(16, 16, device="meta")}, r"devices: target_gradients\['1.weight'\] on meta, 1.weight on cpu; .* must be on the same device"),  # noqa: E501
         (lambda g: "grads", r"target_gradients: 'grads'; a dict parameter name -> tensor"),
         (lambda g: {}, r"target_gradients: {}; at least one parameter gradient"),
     ],
@@ -85,14 +85,14 @@ def test_bad_gradients(victim, mutate, pattern) -> None:
 def test_bad_labels_shape_model_and_evaluation_inputs(victim) -> None:
     model, gradients, labels, inputs, masks = victim
     cases = [
-        (dict(labels=torch.tensor(1)), r"labels: tensor\(\) torch.int64 on cpu; a tensor with the batch"),
-        (dict(labels=labels.to("meta")), r"labels device: meta; the model's device cpu"),
+        (dict(labels=torch.tensor(1)), r"labels shape: \(\); labels must be at least 1-D"),
+        (dict(labels=labels.to("meta")), r"devices: model on cpu, labels on meta; .* must be on the same device"),
         (dict(input_shape=(1, 0, 4)), r"input_shape: \(1, 0, 4\); the per-sample input shape"),
         (dict(input_shape="1x4x4"), r"input_shape: '1x4x4'"),
         (dict(model="net"), r"model: 'net'; a torch.nn.Module"),
-        (dict(ground_truth=inputs[:1]), r"ground_truth: tensor\(1, 1, 4, 4\).*a tensor of shape \(2, 1, 4, 4\)"),
+        (dict(ground_truth=inputs[:1]), r"ground_truth shape: \(1, 1, 4, 4\); .* must have shape \(2, 1, 4, 4\)"),
         (dict(true_masks=masks * 2), r"true_masks: 2 masks; one per dropout layer \(1\)"),
-        (dict(true_masks=[masks[0][:1]]), r"true_masks\[0\]: tensor\(1, 16\).*a tensor of shape \(2, 16\)"),
+        (dict(true_masks=[masks[0][:1]]), r"true_masks\[0\] shape: \(1, 16\); .* must have shape \(2, 16\)"),
         (dict(generator=3), r"generator: 3; a torch.Generator or None"),
     ]
     for change, pattern in cases:

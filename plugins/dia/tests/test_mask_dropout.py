@@ -1,4 +1,4 @@
-"""MaskDropout, swap_dropout, dropout_layers (brief tests 1 and 2)."""
+"""MaskDropout, swap_dropout, dropout_layers (tests 1 and 2)."""
 
 from __future__ import annotations
 

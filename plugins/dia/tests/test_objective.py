@@ -1,12 +1,16 @@
-"""The attack objective J (Eq. 4): cosine distance, TV, mask regulariser (brief tests 3 and 4)."""
+"""The attack objective J (Eq. 4): cosine distance, TV, mask regulariser (tests 3 and 4)."""
 
 from __future__ import annotations
 
-import copy
-
 import torch
-from gradhub_dia import client_gradients, dropout_layers, swap_dropout
-from gradhub_dia.inversion import _Attacker, gradient_cosine_distance, mask_regulariser, total_variation
+from gradhub_dia import DIA, client_gradients, dropout_layers
+from gradhub_dia.inversion import (
+    _dia_objective,
+    _observe,
+    gradient_cosine_distance,
+    mask_regulariser,
+    total_variation,
+)
 from torch import nn
 
 
@@ -19,25 +23,21 @@ def _victim(p: float = 0.25):
     x = torch.rand(2, 1, 4, 4, dtype=torch.float64)
     y = torch.tensor([0, 2])
     gradients, masks = client_gradients(model, x, y, generator=torch.Generator().manual_seed(5))
-    attacker = swap_dropout(copy.deepcopy(model)).eval()
-    layers = dropout_layers(attacker)
-    parameters = list(attacker.parameters())
-    targets = [gradients[name] for name, _ in attacker.named_parameters()]
-    return attacker, parameters, targets, layers, x, y, masks
+    victim = _observe(DIA.name, model.eval(), gradients, y, x.shape[1:], None, 0.0)
+    return victim, dropout_layers(model), x, masks
 
 
 def test_cosine_loss_is_zero_at_the_truth_and_double_backward_works() -> None:
     """Test 3: J = 0 (to 1e-7, float64) at the client's data and masks; grad of J wrt x and masks is finite."""
-    attacker, parameters, targets, layers, x, y, masks = _victim()
-    objective = _Attacker(attacker, parameters, targets, y, nn.CrossEntropyLoss(), layers, 0.0, 0.0)
+    victim, layers, x, masks = _victim()
     x_var = x.clone().requires_grad_(True)
     mask_vars = [m.clone().requires_grad_(True) for m in masks]
-    total, distance = objective.objective(x_var, mask_vars)
+    total, distance = _dia_objective(victim, x_var, layers, mask_vars, 0.0, 0.0)
     assert abs(distance.item()) < 1e-7 and abs(total.item()) < 1e-7
     gradients = torch.autograd.grad(total, [x_var, *mask_vars])
     assert all(torch.isfinite(g).all() for g in gradients)
     # Wrong masks (dropout ignored, as IG does) leave a clear gap: the test can fail.
-    wrong, _ = objective.objective(x_var, [torch.ones_like(m) * 0.75 for m in masks])
+    wrong, _ = _dia_objective(victim, x_var, layers, [torch.ones_like(m) * 0.75 for m in masks], 0.0, 0.0)
     assert wrong.item() > 1e-3
 
 
@@ -64,10 +64,9 @@ def test_mask_regulariser_for_a_mask_of_ones() -> None:
     assert mask_regulariser([torch.ones(3, 7)], [0.25]).item() == 0.25
     assert mask_regulariser([torch.ones(2, 4), torch.ones(2, 9)], [0.25, 0.25]).item() == 0.5
     assert mask_regulariser([torch.tensor([1.0, 0.0, 1.0, 1.0])], [0.25]).item() == 0.0
-    attacker, parameters, targets, layers, x, y, masks = _victim()
-    objective = _Attacker(attacker, parameters, targets, y, nn.CrossEntropyLoss(), layers, 0.0, 1e-4)
+    victim, layers, x, masks = _victim()
     ones = [torch.ones_like(m) for m in masks]
-    total, distance = objective.objective(x, ones)
+    total, distance = _dia_objective(victim, x, layers, ones, 0.0, 1e-4)
     torch.testing.assert_close(total - distance, torch.tensor(2 * 1e-4 * 0.25, dtype=torch.float64))
 
 

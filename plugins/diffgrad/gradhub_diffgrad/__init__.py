@@ -2,16 +2,15 @@
 
 This is the plugin's entry module: it holds the spec and the hyperparameter model only
 and imports neither torch nor the implementation, so listing and inspecting is cheap.
-The optimizer lives in :mod:`gradhub_diffgrad.diffgrad`.
+The method is declared once, here (``name=`` in its spec), and once as an entry point in
+``pyproject.toml``; the registry reads the module's ``MethodSpec``, and the optimizer in
+:mod:`gradhub_diffgrad.diffgrad` binds to it (``spec = DIFFGRAD``) for its name, defaults and bounds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pydantic import Field
 
-import gradhub
 from gradhub.hyperparameters import Betas, Epsilon, Foreach, Fused, Hyperparameters, LearningRate, WeightDecay
 from gradhub.specs import MethodSpec, Paper
 
@@ -44,34 +43,26 @@ class DiffGradHyperparameters(Hyperparameters):
     fused: Fused = None
 
 
-SPECS = (
-    MethodSpec(
-        name="diffgrad",
-        kind="optimizer",
-        summary="Adam with each step scaled by sigmoid(|g_prev - g|): slower where the gradient barely changes",
-        target="gradhub_diffgrad.diffgrad:DiffGrad",
-        params=DiffGradHyperparameters,
-        example="gradhub_diffgrad.examples:diffgrad_example",
-        paper=PAPER,
-        tags=("adaptive", "adam-variant", "friction"),
-        dtypes=("float32", "float64", "bfloat16"),
-        # Elementwise per parameter: DDP and FSDP2 shards see exactly the single-process update.
-        capabilities={
-            "supports_foreach": True,
-            "fused": (
-                "hand-written C++ kernel for contiguous float32/float64 CPU tensors (one pass over memory), compiled "
-                "at first use (needs a C++ compiler and ninja; cached per machine); other tensors (DTensor shards "
-                "included), and all of them where it cannot be compiled, take the multi-tensor path with a warning"
-            ),
-            "ddp": {"status": "tested"},
-            "fsdp2": {"status": "tested"},
-        },
-        claims=("gradhub_diffgrad.claims:synthetic_function_f1",),
-    ),
+DIFFGRAD = MethodSpec(
+    name="diffgrad",
+    kind="optimizer",
+    summary="Adam with each step scaled by sigmoid(|g_prev - g|): slower where the gradient barely changes",
+    target="gradhub_diffgrad.diffgrad:DiffGrad",
+    params=DiffGradHyperparameters,
+    example="gradhub_diffgrad.examples:standard_problem_with_weight_decay",
+    paper=PAPER,
+    tags=("adaptive", "adam-variant", "friction"),
+    dtypes=("float32", "float64", "bfloat16"),
+    # Elementwise per parameter: DDP and FSDP2 shards see exactly the single-process update.
+    capabilities={
+        "supports_foreach": True,
+        "fused": (
+            "hand-written C++ kernel for contiguous float32/float64 CPU tensors (one pass over memory), compiled "
+            "at first use (needs a C++ compiler and ninja; cached per machine); other tensors (DTensor shards "
+            "included), and all of them where it cannot be compiled, take the multi-tensor path with a warning"
+        ),
+        "ddp": {"status": "tested"},
+        "fsdp2": {"status": "tested"},
+    },
+    claims=("gradhub_diffgrad.claims:synthetic_function_f1",),
 )
-
-
-@gradhub.hookimpl
-def register_methods(register: Callable[[MethodSpec], None]) -> None:
-    for spec in SPECS:
-        register(spec)

@@ -18,7 +18,7 @@ Calibration (this implementation, torch 2.13, float64): final x after 299 steps
 =====  ===========  ========  ===========================
 
 diffGrad ends in the global basin for every lr in [0.05, 0.18] (at 0.19 it too overshoots);
-Adam ends in the local one for every lr in [0.09, 0.19]. The brief's single setting (lr = 0.1)
+Adam ends in the local one for every lr in [0.09, 0.19]. A single setting at lr = 0.1
 does NOT catch the original code's aliasing bug (``xi = 0.5`` always, i.e. Adam with lr/2), which
 also reaches -0.3 there; at lr = 0.17 and 0.18 halving the step is no longer enough and only the
 friction coefficient's early ``xi > 0.5`` phase (large gradient changes while the step is large)
@@ -35,6 +35,7 @@ import torch
 
 from gradhub.claims import ClaimResult, single_thread
 from gradhub.figures import LinePlot, Series
+from gradhub_diffgrad import DIFFGRAD
 
 OptimizerFactory = Callable[[Iterable[torch.Tensor], float], torch.optim.Optimizer]
 """Builds an optimizer from parameters and a learning rate (betas and eps are the notebook's)."""
@@ -47,6 +48,8 @@ BETAS = (0.95, 0.999)
 EPS = 1e-8
 LEARNING_RATES = (0.10, 0.14, 0.17, 0.18)
 TOLERANCE = 0.01
+OURS = DIFFGRAD.name
+"""diffGrad's label in the measurements and figures."""
 
 
 def f1(x: torch.Tensor) -> torch.Tensor:
@@ -88,7 +91,7 @@ def synthetic_function_f1(
     passed = True
     with single_thread():
         for lr in learning_rates:
-            for label, factory, target in (("diffgrad", diffgrad, GLOBAL_MINIMUM), ("adam", adam, LOCAL_MINIMUM)):
+            for label, factory, target in ((OURS, diffgrad, GLOBAL_MINIMUM), ("adam", adam, LOCAL_MINIMUM)):
                 iterates = trajectory(factory, lr)
                 curves[label, lr] = iterates
                 final = float(iterates[-1])
@@ -98,7 +101,7 @@ def synthetic_function_f1(
     figures: list = [
         LinePlot(
             title=f"F1 iterates x_t from x0 = {START} (global min -0.3, local min 0.2), lr = {lr:g}",
-            series=[Series(label, steps, curves[label, lr]) for label in ("diffgrad", "adam")],
+            series=[Series(label, steps, curves[label, lr]) for label in (OURS, "adam")],
             xlabel="step",
             ylabel="x",
         )
@@ -108,8 +111,7 @@ def synthetic_function_f1(
         LinePlot(
             title=f"F1 loss f(x_t) - f(global min), lr = {learning_rates[0]:g}",
             series=[
-                Series(label, steps, f1(curves[label, learning_rates[0]]) + 0.09 + 1e-12)
-                for label in ("diffgrad", "adam")
+                Series(label, steps, f1(curves[label, learning_rates[0]]) + 0.09 + 1e-12) for label in (OURS, "adam")
             ],
             xlabel="step",
             ylabel="f(x_t) + 0.09",
@@ -127,7 +129,7 @@ def synthetic_function_f1(
         )
     )
     rows = "\n".join(
-        f"lr={lr:<5g} diffgrad x={measured[f'diffgrad_final_x_lr{lr:g}']:+.5f}  "
+        f"lr={lr:<5g} {OURS} x={measured[f'{OURS}_final_x_lr{lr:g}']:+.5f}  "
         f"adam x={measured[f'adam_final_x_lr{lr:g}']:+.5f}"
         for lr in learning_rates
     )

@@ -39,9 +39,7 @@ official code.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -57,7 +55,7 @@ from gradhub.kernels import (
     native,
 )
 from gradhub.kinds.optimizer import ElementwiseOptimizer
-from gradhub_diffgrad import DiffGradHyperparameters
+from gradhub_diffgrad import DIFFGRAD, DiffGradHyperparameters
 
 __all__ = ["DiffGrad"]
 
@@ -74,14 +72,10 @@ def _single_tensor_diffgrad(
     exp_avg_sqs: list[Tensor],
     previous_grads: list[Tensor],
     steps: list[int],
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
+    options: DiffGradHyperparameters,
 ) -> None:
     """The reference path, one tensor at a time."""
+    lr, (beta1, beta2), eps, weight_decay = options.lr, options.betas, options.eps, options.weight_decay
     for param, grad, exp_avg, exp_avg_sq, previous_grad, step in zip(
         params, grads, exp_avgs, exp_avg_sqs, previous_grads, steps
     ):
@@ -102,12 +96,7 @@ def _multi_tensor_diffgrad(
     exp_avg_sqs: list[Tensor],
     previous_grads: list[Tensor],
     steps: list[int],
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
+    options: DiffGradHyperparameters,
 ) -> None:
     """The same step over lists grouped by device, dtype and step count (torch._foreach_* ops).
 
@@ -116,6 +105,7 @@ def _multi_tensor_diffgrad(
     previous-gradient buffer doubles as scratch for the friction, so the only temporary is
     the denominator of one block.
     """
+    lr, (beta1, beta2), eps, weight_decay = options.lr, options.betas, options.eps, options.weight_decay
     grouped = group_tensors([params, grads, exp_avgs, exp_avg_sqs, previous_grads], extra_keys=steps)
     for (device, dtype, step), lists in grouped.items():
         step_size = -_step_size(lr, beta1, beta2, step)
@@ -148,12 +138,7 @@ def fused_diffgrad(
     exp_avg_sqs: list[Tensor],
     previous_grads: list[Tensor],
     steps: list[int],
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
+    options: DiffGradHyperparameters,
 ) -> bool:
     """The step as one pass over memory (``csrc/diffgrad.cpp``): read w, g, m, v, g_prev, write w, m, v, g_prev.
 
@@ -164,9 +149,10 @@ def fused_diffgrad(
     kernel header's vectorised ``exp`` (within 2 ulp), so float32 results differ from the
     other paths by round-off; float64 uses ``std::exp``.
     """
-    kernels = native.load("diffgrad", [SOURCE], method="diffgrad")
+    kernels = native.load(DIFFGRAD.name, [SOURCE], method=DIFFGRAD.name)
     if kernels is None:
         return False
+    lr, (beta1, beta2), eps, weight_decay = options.lr, options.betas, options.eps, options.weight_decay
     grouped = group_tensors([params, grads, exp_avgs, exp_avg_sqs, previous_grads], extra_keys=steps)
     for (_, _, step), lists in grouped.items():
         kernels.diffgrad_(*lists, beta1, beta2, eps, weight_decay, _step_size(lr, beta1, beta2, step))
@@ -174,41 +160,18 @@ def fused_diffgrad(
 
 
 class DiffGrad(ElementwiseOptimizer):
-    """diffGrad (Dubey et al., IEEE TNNLS 2020), a drop-in replacement for Adam.
+    """diffGrad (Dubey et al., IEEE TNNLS 2020, Section III), a drop-in replacement for Adam.
 
-    Args:
-        params: parameters or param groups to optimise.
-        lr: learning rate.
-        betas: decay rates of the first and second moment estimates.
-        eps: added to ``sqrt(v)`` in the denominator.
-        weight_decay: coupled L2 coefficient (added to the gradient before everything else).
-        foreach: use the multi-tensor path (``None``: on CPU and CUDA).
-        fused: use the fused CPU kernel (float32/float64; compiled at first use, see
-            :func:`fused_diffgrad`); other tensors take the multi-tensor path.
+    ``DiffGrad(params, lr, betas, eps, weight_decay, *, foreach, fused)``: the official
+    ``diffGrad_v2.py`` signature; its defaults and bounds are written once, in
+    :class:`~gradhub_diffgrad.DiffGradHyperparameters` (listed below). ``weight_decay`` is the coupled L2
+    coefficient (added to the gradient before everything else); ``fused=True`` runs the
+    hand-written CPU kernel (float32/float64; compiled at first use, see :func:`fused_diffgrad`),
+    other tensors take the multi-tensor path.
     """
 
-    method = "diffgrad"
-    hyperparameters = DiffGradHyperparameters
-
-    def __init__(
-        self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        *,
-        foreach: bool | None = None,
-        fused: bool | None = None,
-    ) -> None:
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach, fused=fused)
-        super().__init__(params, defaults)
-
+    spec = DIFFGRAD
     state_names = ("exp_avg", "exp_avg_sq", "previous_grad")
     single_tensor = staticmethod(_single_tensor_diffgrad)
     multi_tensor = staticmethod(_multi_tensor_diffgrad)
     fused_kernel = staticmethod(fused_diffgrad)
-
-    def _options(self, group: dict[str, Any]) -> dict[str, Any]:
-        beta1, beta2 = group["betas"]
-        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"])

@@ -10,7 +10,7 @@ import torch
 from gradhub.kinds.optimizer import OptimizerExample, standard_problem
 
 
-def diffgrad_example(
+def standard_problem_with_weight_decay(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> OptimizerExample:
     model, loss = standard_problem(device, dtype, seed)

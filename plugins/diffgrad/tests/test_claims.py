@@ -2,7 +2,7 @@
 
 Wrong variants: the original ``diffGrad.py`` aliasing bug (previous_grad overwritten by the new
 gradient, so xi = 0.5 always: exactly Adam with lr / 2, built here as such), and plain Adam
-passed off as diffGrad. The brief's single setting (lr = 0.1) does not catch the first one:
+passed off as diffGrad. A single setting at lr = 0.1 does not catch the first one:
 it is asserted below that it reaches the global minimum there, which is why the check runs a grid.
 """
 
@@ -37,8 +37,8 @@ def test_claim_fails_for_the_aliasing_bug() -> None:
     assert abs(result.measured["diffgrad_final_x_lr0.18"] - 0.2) < 1e-2, "v1 ends in the local minimum at lr 0.18"
 
 
-def test_aliasing_bug_passes_the_briefs_single_setting() -> None:
-    """Why the grid: at the brief's lr = 0.1, Adam(lr/2) also reaches -0.3 (measured -0.3003)."""
+def test_aliasing_bug_passes_a_single_setting_at_lr_0_1() -> None:
+    """Why the grid: at lr = 0.1 alone, Adam(lr/2) also reaches -0.3 (measured -0.3003)."""
     assert abs(float(trajectory(_aliased_v1, 0.1)[-1]) - GLOBAL_MINIMUM) < 1e-2
 
 

@@ -22,7 +22,7 @@ PATHS = pytest.mark.parametrize("path", list(PATH_OPTIONS))
 
 @PATHS
 def test_first_step_closed_form(path: str) -> None:
-    """Step 1: m_hat = g, v_hat = g^2, xi = sigmoid(|g|), so p1 = p0 - lr * sigmoid(|g|) * sign(g) (brief's numbers)."""
+    """Step 1: m_hat = g, v_hat = g^2, xi = sigmoid(|g|), so p1 = p0 - lr * sigmoid(|g|) * sign(g) (hand-computed)."""
     param = nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
     param.grad = torch.tensor([0.5, -3.0], dtype=torch.float64)
     DiffGrad([param], lr=1e-3, **PATH_OPTIONS[path]).step()

@@ -6,22 +6,23 @@ backbone: a Gaussian path ``x_t = alpha(t) x_0 + sigma(t) eps`` (data at t = 0 /
 denoiser ``D(x, t) ~ E[x_0 | x_t = x]``. The plugin ships that backbone: one schedule
 (``gaussian_path``), four training losses and seven samplers over one denoiser contract.
 
-This is the entry module: specs and hyperparameter models only (no torch). The implementation
-lives in :mod:`gradhub_diffusion.paths`, :mod:`gradhub_diffusion.losses` and
-:mod:`gradhub_diffusion.samplers`; :mod:`gradhub_diffusion.gmm` holds the exact Gaussian-mixture
-denoiser the tests and claim checks use.
+This is the entry module: specs and hyperparameter models only (no torch). Each method is
+declared once, here (``name=`` in its spec), and once as an entry point in ``pyproject.toml``;
+the implementations in :mod:`gradhub_diffusion.paths`, :mod:`gradhub_diffusion.losses` and
+:mod:`gradhub_diffusion.samplers` bind to these specs for their names, defaults and bounds.
+:mod:`gradhub_diffusion.gmm` holds the exact Gaussian-mixture denoiser the tests and claim checks use.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, Strict
+from pydantic import Field, PlainValidator, Strict, model_validator
 
-import gradhub
-from gradhub.hyperparameters import Flag, Hyperparameters, Real
+from gradhub.errors import HyperparameterError
+from gradhub.hyperparameters import Hyperparameters, Real
 from gradhub.specs import MethodSpec, Paper
 
 PAPER = Paper(
@@ -33,50 +34,78 @@ PAPER = Paper(
     code="https://github.com/NVlabs/edm",
 )
 
-PATH_KINDS = ("vp_linear", "vp_cosine", "ve", "edm", "linear_fm")
 PathKind = Literal["vp_linear", "vp_cosine", "ve", "edm", "linear_fm"]
 Prediction = Literal["x0", "eps", "score", "v", "velocity"]
+PATH_KINDS: tuple[str, ...] = typing.get_args(PathKind)
+PREDICTIONS: tuple[str, ...] = typing.get_args(Prediction)
 Reduction = Literal["mean", "sum", "none"]
 Positive = Annotated[float, Strict(), Field(gt=0)]
+NonNegative = Annotated[float, Strict(), Field(ge=0)]
+
+KIND_SIGMAS: dict[str, tuple[float | None, float | None]] = {"ve": (0.01, 50.0), "edm": (None, 80.0)}
+"""(sigma_min, sigma_max) where the user gives None: VE (Song et al. 2021), EDM (Karras et al. 2022, Table 1)."""
 
 
-class NoiseScheduleInstance:
-    """A noise-schedule object (``t_min``, ``t_max``, ``alpha(t)``, ``sigma(t)``), e.g. a ``GaussianPath``.
+def kind_sigmas(kind: str, sigma_min: float | None, sigma_max: float | None) -> tuple[Any, Any]:
+    """``sigma_min`` and ``sigma_max`` with None replaced by the kind's default (:data:`KIND_SIGMAS`)."""
+    low, high = KIND_SIGMAS.get(kind, (None, None))
+    return (low if sigma_min is None else sigma_min), (high if sigma_max is None else sigma_max)
 
-    A pydantic type that accepts such an object as is, so a ``path=`` hyperparameter takes either a
-    path kind's name or a configured path, without importing torch here.
-    """
+
+class GaussianPathInstance:
+    """A configured :class:`gradhub_diffusion.paths.GaussianPath`, as ``path=`` accepts it (its name in
+    error messages and the JSON schema; :data:`PathChoice` does the checking)."""
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
         from pydantic_core import core_schema
 
-        def check(value: Any) -> Any:
-            if isinstance(value, str) or not all(hasattr(value, a) for a in ("t_min", "t_max", "alpha", "sigma")):
-                raise ValueError("expected a noise schedule object with t_min, t_max, alpha(t), sigma(t)")
-            return value
-
-        return core_schema.no_info_plain_validator_function(check)
+        return core_schema.any_schema()
 
     @classmethod
     def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
-        return {"type": "object", "description": "a GaussianPath (or any noise schedule object)"}
+        return {"type": "object", "description": "a GaussianPath"}
 
 
-PathChoice = PathKind | NoiseScheduleInstance
-PATH_HELP = "the Gaussian path: a kind's name or a GaussianPath instance"
-PREDICTION_HELP = "what the model returns: x0 (denoiser, the default contract), eps, score, v or velocity"
+def _as_path(value: Any) -> Any:
+    """A kind's name as ``GaussianPath(kind=name)``, a GaussianPath as is; imports torch only when called."""
+    from gradhub_diffusion.paths import GaussianPath
+
+    if isinstance(value, GaussianPath):
+        return value
+    if isinstance(value, str) and value in PATH_KINDS:
+        return GaussianPath(kind=value)
+    raise ValueError("expected a path kind's name or a GaussianPath")
+
+
+PathChoice = Annotated[
+    PathKind | GaussianPathInstance, PlainValidator(_as_path, json_schema_input_type=PathKind | GaussianPathInstance)
+]
+"""A ``path=`` hyperparameter: validated to a GaussianPath (a kind's name is built with its defaults)."""
+
+
+def _path(default: str) -> Any:
+    return Field(default, description="the Gaussian path: a kind's name or a GaussianPath", validate_default=True)
 
 
 class GaussianPathHyperparameters(Hyperparameters):
-    """Defaults from the papers the monograph builds on; None picks the kind's default."""
+    """Defaults from the papers the monograph builds on; None picks the kind's default (:data:`KIND_SIGMAS`)."""
 
     kind: PathKind = Field("vp_cosine", description="vp_linear | vp_cosine | ve | edm | linear_fm")
     beta_min: Positive = Field(0.1, description="vp_linear: beta(0) = T beta_1 (DDPM: 1000 x 1e-4)")
     beta_max: Positive = Field(20.0, description="vp_linear: beta(1) = T beta_T (DDPM: 1000 x 0.02)")
-    cosine_s: Annotated[float, Strict(), Field(ge=0)] = Field(0.008, description="vp_cosine offset s (Nichol)")
-    sigma_min: Positive | None = Field(None, description="ve: sigma(0) (default 0.01, Song et al. 2021)")
-    sigma_max: Positive | None = Field(None, description="ve: sigma(1) (default 50); edm: t_max (default 80)")
+    cosine_s: NonNegative = Field(0.008, description="vp_cosine offset s (Nichol & Dhariwal 2021, Eq. 17)")
+    sigma_min: Positive | None = Field(None, description=f"ve: sigma(0) (None: {KIND_SIGMAS['ve'][0]})")
+    sigma_max: Positive | None = Field(
+        None, description=f"ve: sigma(1) (None: {KIND_SIGMAS['ve'][1]}); edm: t_max (None: {KIND_SIGMAS['edm'][1]})"
+    )
+
+    @model_validator(mode="after")
+    def _ve_range(self) -> GaussianPathHyperparameters:
+        low, high = kind_sigmas(self.kind, self.sigma_min, self.sigma_max)
+        if self.kind == "ve" and high <= low:
+            raise HyperparameterError(GAUSSIAN_PATH.name, "sigma_max", high, f"> sigma_min={low}")
+        return self
 
 
 class _LossHyperparameters(Hyperparameters):
@@ -84,15 +113,15 @@ class _LossHyperparameters(Hyperparameters):
 
 
 class DDPMEpsLossHyperparameters(_LossHyperparameters):
-    path: PathChoice = Field("vp_linear", description=PATH_HELP)
+    path: PathChoice = _path("vp_linear")
 
 
 class DSMLossHyperparameters(_LossHyperparameters):
-    path: PathChoice = Field("ve", description=PATH_HELP)
+    path: PathChoice = _path("ve")
 
 
 class FlowMatchingLossHyperparameters(_LossHyperparameters):
-    path: PathChoice = Field("linear_fm", description=PATH_HELP)
+    path: PathChoice = _path("linear_fm")
 
 
 class EDMLossHyperparameters(_LossHyperparameters):
@@ -103,20 +132,22 @@ class EDMLossHyperparameters(_LossHyperparameters):
     sigma_data: Positive = Field(0.5, description="standard deviation of the data")
 
 
+PREDICTION_HELP = "what the model returns: x0 (denoiser, the default contract), eps, score, v or velocity"
+
+
 class _SamplerHyperparameters(Hyperparameters):
     prediction: Prediction = Field("x0", description=PREDICTION_HELP)
-    return_trajectory: Flag = Field(False, description="also return x after every step, stacked (steps + 1, ...)")
 
 
 class DDPMAncestralHyperparameters(_SamplerHyperparameters):
-    path: PathChoice = Field("vp_linear", description=PATH_HELP)
+    path: PathChoice = _path("vp_linear")
     variance: Literal["beta", "beta_tilde"] = Field(
         "beta", description="step variance: beta_t (DDPM default) or the posterior beta~_t"
     )
 
 
 class DDIMHyperparameters(_SamplerHyperparameters):
-    path: PathChoice = Field("vp_linear", description=PATH_HELP)
+    path: PathChoice = _path("vp_linear")
     eta: Annotated[float, Strict(), Field(ge=0, le=1)] = Field(
         0.0, description="0: deterministic DDIM; 1: DDPM posterior variance"
     )
@@ -129,125 +160,140 @@ class SigmaSamplerHyperparameters(_SamplerHyperparameters):
 class HeunEDMHyperparameters(_SamplerHyperparameters):
     """EDM Algorithm 2 (Karras et al. 2022); defaults are the deterministic sampler (Algorithm 1)."""
 
-    S_churn: Annotated[float, Strict(), Field(ge=0)] = Field(0.0, description="total stochasticity")
-    S_tmin: Annotated[float, Strict(), Field(ge=0)] = Field(0.0, description="churn only for sigma >= S_tmin")
+    S_churn: NonNegative = Field(0.0, description="total stochasticity")
+    S_tmin: NonNegative = Field(0.0, description="churn only for sigma >= S_tmin")
     S_tmax: Annotated[float, Strict(), Field(ge=0, allow_inf_nan=True)] = Field(
         math.inf, description="churn only for sigma <= S_tmax (inf allowed)"
     )
-    S_noise: Annotated[float, Strict(), Field(ge=0)] = Field(1.0, description="scale of the churn noise")
+    S_noise: NonNegative = Field(1.0, description="scale of the churn noise")
+
+    @model_validator(mode="after")
+    def _churn_window(self) -> HeunEDMHyperparameters:
+        """Algorithm 2 churns only for sigma in [S_tmin, S_tmax]: the window must not be empty."""
+        if self.S_tmax < self.S_tmin:
+            raise HyperparameterError(HEUN_EDM.name, "S_tmax", self.S_tmax, f">= S_tmin={self.S_tmin}")
+        return self
 
 
 class FMEulerHyperparameters(_SamplerHyperparameters):
     prediction: Prediction = Field("velocity", description=PREDICTION_HELP)
-    path: PathChoice = Field("linear_fm", description=PATH_HELP)
+    path: PathChoice = _path("linear_fm")
 
 
+SOLVER_CLAIMS = ("gradhub_diffusion.claims:solver_orders", "gradhub_diffusion.claims:heun_sample_quality")
+TRAINING_CLAIM = "gradhub_diffusion.claims:flow_matching_training"  # slow: ~10 s of CPU
+_COMMON = dict(paper=PAPER)
 _LOSS = dict(
     kind="loss",
+    target="gradhub_diffusion.losses",
+    example="gradhub_diffusion.examples:tiny_mlp_on_mixture",
+    tags=("diffusion", "training"),
     # Training objectives over a model: fn(model, x0, generator=g, **hparams); gradients flow into
     # the model's parameters and the noise and times come from g.
     capabilities={"form": "model", "gradient": "exact", "reductions": ("none", "mean", "sum")},
+    **_COMMON,
 )
-SOLVER_CLAIMS = ("gradhub_diffusion.claims:solver_orders", "gradhub_diffusion.claims:heun_sample_quality")
-TRAINING_CLAIM = "gradhub_diffusion.claims:flow_matching_training"  # slow: ~10 s of CPU
-_COMMON = dict(paper=PAPER, dtypes=("float32", "float64"))
+_SAMPLER = dict(kind="sampler", target="gradhub_diffusion.samplers", tags=("diffusion", "sampling"), **_COMMON)
+# An ODE sampler from a given x_T draws nothing: its samples must not depend on the generator.
+_ODE, _SDE = {"stochastic": False}, {"stochastic": True}
 
-
-def _sampler(name: str, summary: str, params: type[Hyperparameters], deterministic: bool = False) -> MethodSpec:
-    return MethodSpec(
-        name=name,
-        kind="sampler",
-        summary=summary,
-        target=f"gradhub_diffusion.samplers:{name}",
-        params=params,
-        example=f"gradhub_diffusion.examples:{name}_example",
-        tags=("diffusion", "sampling"),
-        # An ODE sampler from a given x_T draws nothing: its samples must not depend on the generator.
-        capabilities={"stochastic": not deterministic},
-        claims=(*SOLVER_CLAIMS, TRAINING_CLAIM) if name == "fm_euler" else SOLVER_CLAIMS,
-        **_COMMON,
-    )
-
-
-def _loss(name: str, summary: str, params: type[Hyperparameters]) -> MethodSpec:
-    return MethodSpec(
-        name=name,
-        summary=summary,
-        target=f"gradhub_diffusion.losses:{name}",
-        params=params,
-        example=f"gradhub_diffusion.examples:{name}_example",
-        tags=("diffusion", "training"),
-        claims=(TRAINING_CLAIM,) if name == "flow_matching_loss" else (),
-        **_LOSS,
-        **_COMMON,
-    )
-
-
-SPECS = (
-    MethodSpec(
-        name="gaussian_path",
-        kind="schedule",
-        summary="Gaussian path x_t = alpha(t) x0 + sigma(t) eps (VP linear/cosine, VE, EDM, flow matching)",
-        target="gradhub_diffusion.paths:GaussianPath",
-        params=GaussianPathHyperparameters,
-        example="gradhub_diffusion.examples:gaussian_path_example",
-        tags=("diffusion", "noise-schedule"),
-        capabilities={"form": "noise"},
-        claims=SOLVER_CLAIMS,
-        **_COMMON,
-    ),
-    _loss(
-        "ddpm_eps_loss",
-        "DDPM epsilon-prediction loss ||eps - eps_theta(x_t, t)||^2, t uniform",
-        DDPMEpsLossHyperparameters,
-    ),
-    _loss(
-        "dsm_loss",
-        "Denoising score matching, sigma_t^2-weighted: ||sigma_t s_theta(x_t, t) + eps||^2",
-        DSMLossHyperparameters,
-    ),
-    _loss(
-        "edm_loss",
-        "EDM loss: lambda(sigma) ||D(x0 + sigma eps; sigma) - x0||^2, ln sigma ~ N(P_mean, P_std^2)",
-        EDMLossHyperparameters,
-    ),
-    _loss(
-        "flow_matching_loss",
-        "Conditional flow matching: ||u_theta(x_t, t) - (alpha' x0 + sigma' eps)||^2",
-        FlowMatchingLossHyperparameters,
-    ),
-    _sampler(
-        "ddpm_ancestral", "DDPM ancestral sampling on any time grid of a Gaussian path", DDPMAncestralHyperparameters
-    ),
-    _sampler(
-        "ddim", "DDIM (eta = 0 deterministic, eta = 1 DDPM-like) on a time grid of a Gaussian path", DDIMHyperparameters
-    ),
-    _sampler(
-        "euler_ode",
-        "Euler on the probability-flow ODE dx/dsigma = (x - D(x; sigma)) / sigma",
-        SigmaSamplerHyperparameters,
-        deterministic=True,
-    ),
-    _sampler(
-        "heun_edm", "EDM Heun sampler (Karras et al. 2022, Algorithm 2) with optional churn", HeunEDMHyperparameters
-    ),
-    _sampler(
-        "dpmpp_2m",
-        "DPM-Solver++(2M): multistep second-order data-prediction solver of the PF-ODE",
-        SigmaSamplerHyperparameters,
-        deterministic=True,
-    ),
-    _sampler("euler_maruyama_sde", "Euler-Maruyama on the reverse SDE in EDM/VE form", SigmaSamplerHyperparameters),
-    _sampler(
-        "fm_euler",
-        "Euler on the flow-matching ODE dx/dt = u(x, t), t from 1 to 0",
-        FMEulerHyperparameters,
-        deterministic=True,
-    ),
+GAUSSIAN_PATH = MethodSpec(
+    name="gaussian_path",
+    kind="schedule",
+    summary="Gaussian path x_t = alpha(t) x0 + sigma(t) eps (VP linear/cosine, VE, EDM, flow matching)",
+    target="gradhub_diffusion.paths:GaussianPath",
+    params=GaussianPathHyperparameters,
+    example="gradhub_diffusion.examples:vp_cosine_schedule",
+    tags=("diffusion", "noise-schedule"),
+    capabilities={"form": "noise"},
+    claims=SOLVER_CLAIMS,
+    **_COMMON,
 )
-
-
-@gradhub.hookimpl
-def register_methods(register: Callable[[MethodSpec], None]) -> None:
-    for spec in SPECS:
-        register(spec)
+DDPM_EPS_LOSS = MethodSpec(
+    name="ddpm_eps_loss",
+    summary="DDPM epsilon-prediction loss ||eps - eps_theta(x_t, t)||^2, t uniform",
+    params=DDPMEpsLossHyperparameters,
+    **_LOSS,
+)
+DSM_LOSS = MethodSpec(
+    name="dsm_loss",
+    summary="Denoising score matching, sigma_t^2-weighted: ||sigma_t s_theta(x_t, t) + eps||^2",
+    params=DSMLossHyperparameters,
+    **_LOSS,
+)
+EDM_LOSS = MethodSpec(
+    name="edm_loss",
+    summary="EDM loss: lambda(sigma) ||D(x0 + sigma eps; sigma) - x0||^2, ln sigma ~ N(P_mean, P_std^2)",
+    params=EDMLossHyperparameters,
+    **_LOSS,
+)
+FLOW_MATCHING_LOSS = MethodSpec(
+    name="flow_matching_loss",
+    summary="Conditional flow matching: ||u_theta(x_t, t) - (alpha' x0 + sigma' eps)||^2",
+    params=FlowMatchingLossHyperparameters,
+    claims=(TRAINING_CLAIM,),
+    **_LOSS,
+)
+DDPM_ANCESTRAL = MethodSpec(
+    name="ddpm_ancestral",
+    summary="DDPM ancestral sampling on any time grid of a Gaussian path",
+    params=DDPMAncestralHyperparameters,
+    example="gradhub_diffusion.examples:mixture_on_vp_linear",
+    capabilities=_SDE,
+    claims=SOLVER_CLAIMS,
+    **_SAMPLER,
+)
+DDIM = MethodSpec(
+    name="ddim",
+    summary="DDIM (eta = 0 deterministic, eta = 1 DDPM-like) on a time grid of a Gaussian path",
+    params=DDIMHyperparameters,
+    example="gradhub_diffusion.examples:mixture_on_vp_cosine_half_eta",
+    capabilities=_SDE,
+    claims=SOLVER_CLAIMS,
+    **_SAMPLER,
+)
+EULER_ODE = MethodSpec(
+    name="euler_ode",
+    summary="Euler on the probability-flow ODE dx/dsigma = (x - D(x; sigma)) / sigma",
+    params=SigmaSamplerHyperparameters,
+    example="gradhub_diffusion.examples:mixture_on_edm_sigmas",
+    capabilities=_ODE,
+    claims=SOLVER_CLAIMS,
+    **_SAMPLER,
+)
+HEUN_EDM = MethodSpec(
+    name="heun_edm",
+    summary="EDM Heun sampler (Karras et al. 2022, Algorithm 2) with optional churn",
+    params=HeunEDMHyperparameters,
+    example="gradhub_diffusion.examples:mixture_with_churn",
+    capabilities=_SDE,
+    claims=SOLVER_CLAIMS,
+    **_SAMPLER,
+)
+DPMPP_2M = MethodSpec(
+    name="dpmpp_2m",
+    summary="DPM-Solver++(2M): multistep second-order data-prediction solver of the PF-ODE",
+    params=SigmaSamplerHyperparameters,
+    example="gradhub_diffusion.examples:mixture_on_edm_sigmas",
+    capabilities=_ODE,
+    claims=SOLVER_CLAIMS,
+    **_SAMPLER,
+)
+EULER_MARUYAMA_SDE = MethodSpec(
+    name="euler_maruyama_sde",
+    summary="Euler-Maruyama on the reverse SDE in EDM/VE form",
+    params=SigmaSamplerHyperparameters,
+    example="gradhub_diffusion.examples:mixture_on_six_edm_sigmas",
+    capabilities=_SDE,
+    claims=SOLVER_CLAIMS,
+    **_SAMPLER,
+)
+FM_EULER = MethodSpec(
+    name="fm_euler",
+    summary="Euler on the flow-matching ODE dx/dt = u(x, t), t from 1 to 0",
+    params=FMEulerHyperparameters,
+    example="gradhub_diffusion.examples:velocity_on_linear_fm",
+    capabilities=_ODE,
+    claims=(*SOLVER_CLAIMS, TRAINING_CLAIM),
+    **_SAMPLER,
+)

@@ -39,14 +39,14 @@ def _final(sampler: Sampler, x_T: torch.Tensor, steps: int) -> torch.Tensor:
 def solver_orders(euler: Sampler = euler_ode, heun: Sampler = heun_edm, dpmpp: Sampler = dpmpp_2m) -> ClaimResult:
     """Claim (a): Euler is first order, Heun second order, DPM++(2M) with 32 steps beats Euler with 64.
 
-    Setup (the brief's): 2000 fixed ``x_T ~ N(0, 80^2 I)`` (seed 0, float64), ``edm_sigmas(N)``
+    Setup: 2000 fixed ``x_T ~ N(0, 80^2 I)`` (seed 0, float64), ``edm_sigmas(N)``
     (sigma in [0.002, 80], rho = 7, then 0), reference = ``heun_edm`` with N = 1024 (the reference
     is always the shipped Heun, so a wrong "heun" argument cannot move it);
     ``e(N) = mean ||x_0(N) - x_ref||``. Criterion: ``e_Euler(32)/e_Euler(64)`` in [1.6, 2.6],
-    ``e_Heun(32)/e_Heun(64)`` in [3.0, 5.5], ``e_DPM++(32) < e_Euler(64)`` (the brief's bounds; they
+    ``e_Heun(32)/e_Heun(64)`` in [3.0, 5.5], ``e_DPM++(32) < e_Euler(64)`` (the bounds
     bracket the orders 1 and 2 with room for the prototype's spread). Measured (torch 2.13, CPU,
     seed 0): Euler 0.0809 -> 0.0389 (ratio 2.08), Heun 0.0109 -> 0.00256 (ratio 4.24), DPM++(2M)
-    e(32) = 0.0168; the brief's NumPy prototype (other draws): 0.0778 -> 0.0374 (2.08),
+    e(32) = 0.0168; an independent NumPy prototype (other draws): 0.0778 -> 0.0374 (2.08),
     0.0108 -> 0.00251 (4.3), 0.0162. Heun without its correction gives ratio 2.08 and fails.
     """
     x_T = _start()
@@ -107,8 +107,8 @@ def heun_sample_quality(heun: Sampler = heun_edm) -> ClaimResult:
     """Claim (b): EDM's Heun with N = 18 (35 evaluations) samples the mixture well.
 
     Criterion: >= 98% of 2000 samples within 1.0 of a mode, and each mode's share within
-    0.25 +- 0.05 (the brief's). Measured (seed 0): 99.25% within 1.0 (the std-0.3 mixture itself
-    puts 99.6% there), shares 0.2365-0.267 (the brief's prototype: 99.2%, 0.23-0.26).
+    0.25 +- 0.05. Measured (seed 0): 99.25% within 1.0 (the std-0.3 mixture itself
+    puts 99.6% there), shares 0.2365-0.267 (the NumPy prototype: 99.2%, 0.23-0.26).
     """
     mixture = square_mixture()
     with single_thread():
@@ -164,7 +164,7 @@ def flow_matching_training(steps: int = 2000, seed: int = 0) -> ClaimResult:
     not run by the plugin's tests (their 60 s budget). An MLP (3 x 128, SiLU, sinusoidal time
     embedding) trained ``steps`` Adam steps (lr 1e-3, batch 512) with ``flow_matching_loss`` on
     the mixture, sampled with ``fm_euler`` (50 steps): >= 85% of 2000 samples within 1.0 of a
-    mode (the brief's bound). Measured (seed 0): 95.9%; after 200 steps only 21.8%.
+    mode. Measured (seed 0): 95.9%; after 200 steps only 21.8%.
     """
     from gradhub_diffusion.losses import flow_matching_loss
 

@@ -32,7 +32,7 @@ class TinyTimeMLP(nn.Module):
         return self.net(torch.cat([x, t[:, None]], dim=1))
 
 
-def gaussian_path_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> ScheduleExample:
+def vp_cosine_schedule(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> ScheduleExample:
     return ScheduleExample(hparams={"kind": "vp_cosine"}, steps=50)
 
 
@@ -59,57 +59,40 @@ def _time_sampler(device: Any, dtype: torch.dtype, seed: int, kind: str, **hpara
     return SamplerExample(model=model, args=(x_T, ts), hparams={"path": kind, **hparams})
 
 
-def euler_ode_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> SamplerExample:
+def mixture_on_edm_sigmas(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> SamplerExample:
+    """Four steps of ``edm_sigmas`` on the mixture's exact denoiser."""
     return _sigma_sampler(device, dtype, seed)
 
 
-def heun_edm_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> SamplerExample:
+def mixture_with_churn(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> SamplerExample:
+    """Four steps of ``edm_sigmas`` with EDM's churn on (S_churn = 2, S_noise = 1.003), so the generator matters."""
     return _sigma_sampler(device, dtype, seed, S_churn=2.0, S_noise=1.003)
 
 
-def dpmpp_2m_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> SamplerExample:
-    return _sigma_sampler(device, dtype, seed)
-
-
-def euler_maruyama_sde_example(
-    device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
-) -> SamplerExample:
+def mixture_on_six_edm_sigmas(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> SamplerExample:
     return _sigma_sampler(device, dtype, seed, steps=6)
 
 
-def ddpm_ancestral_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> SamplerExample:
+def mixture_on_vp_linear(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> SamplerExample:
     return _time_sampler(device, dtype, seed, "vp_linear")
 
 
-def ddim_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> SamplerExample:
+def mixture_on_vp_cosine_half_eta(
+    device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+) -> SamplerExample:
     return _time_sampler(device, dtype, seed, "vp_cosine", eta=0.5)
 
 
-def fm_euler_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> SamplerExample:
+def velocity_on_linear_fm(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> SamplerExample:
+    """The mixture's exact velocity field on linear_fm (``prediction="velocity"``)."""
     return _time_sampler(device, dtype, seed, "linear_fm", prediction="velocity")
 
 
-def _loss(device: Any, dtype: torch.dtype, seed: int) -> LossExample:
+def tiny_mlp_on_mixture(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
+    """A tiny MLP ``model(x_t, t)`` and 16 mixture samples; the suite passes a freshly seeded ``generator=``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = TinyTimeMLP().to(device=device, dtype=dtype)
     data_generator = torch.Generator(device=device).manual_seed(seed + 1)
     x0 = square_mixture(dtype, device).sample(16, data_generator)
-    # A model-form loss: the suite passes a freshly seeded generator= to every call.
     return LossExample(inputs=(model, x0))
-
-
-def ddpm_eps_loss_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
-    return _loss(device, dtype, seed)
-
-
-def dsm_loss_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
-    return _loss(device, dtype, seed)
-
-
-def edm_loss_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
-    return _loss(device, dtype, seed)
-
-
-def flow_matching_loss_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LossExample:
-    return _loss(device, dtype, seed)

@@ -6,7 +6,7 @@ Gaussians as the case where the posterior mean ``E[x0 | x_t]`` is known in close
 ``x_t ~ N(alpha mu_k, (alpha^2 s^2 + sigma^2) I)`` and
 ``E[x0 | x_t, k] = mu_k + alpha s^2 / (alpha^2 s^2 + sigma^2) (x_t - alpha mu_k)``; the exact
 denoiser weights these by the posterior responsibilities (a softmax over components). With
-alpha = 1 it is the brief's ``D*(x; sigma)``; ``s = 0`` is a mixture of point masses.
+alpha = 1 it is the ideal denoiser ``D*(x; sigma)`` of Karras et al. 2022; ``s = 0`` is a mixture of point masses.
 """
 
 from __future__ import annotations
@@ -77,6 +77,6 @@ class GaussianMixture:
 
 
 def square_mixture(dtype: torch.dtype = torch.float64, device: Any = None) -> GaussianMixture:
-    """The brief's 2-D mixture: four equal components at (+-2, +-2), std 0.3."""
+    """The 2-D mixture of the claim checks: four equal components at (+-2, +-2), std 0.3."""
     means = torch.tensor([[2.0, 2.0], [2.0, -2.0], [-2.0, 2.0], [-2.0, -2.0]], dtype=dtype, device=device)
     return GaussianMixture(means, 0.3)

@@ -24,40 +24,29 @@ from torch import Tensor
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validated
+from gradhub.kinds.inputs import require_matching_shapes, require_tensor
 from gradhub.kinds.loss import reduce
-from gradhub_diffusion import (
-    DDPMEpsLossHyperparameters,
-    DSMLossHyperparameters,
-    EDMLossHyperparameters,
-    FlowMatchingLossHyperparameters,
-)
-from gradhub_diffusion.paths import _broadcast, resolve_path
+from gradhub_diffusion import DDPM_EPS_LOSS, DSM_LOSS, EDM_LOSS, FLOW_MATCHING_LOSS
+from gradhub_diffusion.paths import GaussianPath, _broadcast
 
-__all__ = ["ddpm_eps_loss", "dsm_loss", "edm_loss", "flow_matching_loss"]
+__all__ = ["ddpm_eps_loss", "dsm_loss", "edm_loss", "edm_precondition", "flow_matching_loss"]
 
 
 def _check(method: str, model: Any, x0: Any, generator: Any) -> None:
     if not callable(model):
         raise UnsupportedInputError(method, "model", type(model).__name__, "pass a callable model(x_t, t)")
-    if not isinstance(x0, Tensor) or not x0.is_floating_point() or x0.dim() < 1 or x0.shape[0] < 1:
-        shown = f"{x0.dtype} tensor of shape {tuple(x0.shape)}" if isinstance(x0, Tensor) else type(x0).__name__
-        raise UnsupportedInputError(method, "x0", shown, "x0 must be a real floating tensor (batch, ...)")
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise UnsupportedInputError(method, "generator", type(generator).__name__, "pass a torch.Generator or None")
-        if generator.device.type != x0.device.type:
-            raise UnsupportedInputError(
-                method, "generator device", generator.device, f"the generator must be on x0's device ({x0.device})"
-            )
+    require_tensor(method, "x0", x0, min_dim=1, nonempty=True, what="(batch, ...)")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise UnsupportedInputError(method, "generator", type(generator).__name__, "pass a torch.Generator or None")
+    if generator is not None and generator.device.type != x0.device.type:
+        raise UnsupportedInputError(
+            method, "generator device", generator.device, f"the generator must be on x0's device ({x0.device})"
+        )
 
 
 def _call(method: str, model: Any, x_t: Tensor, t: Tensor) -> Tensor:
-    output = model(x_t, t.to(x_t.dtype))
-    if not isinstance(output, Tensor) or output.shape != x_t.shape:
-        got = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
-        raise UnsupportedInputError(
-            method, "model output", got, f"the model must return a tensor shaped like x0 {tuple(x_t.shape)}"
-        )
+    output = require_tensor(method, "model output", model(x_t, t.to(x_t.dtype)))
+    require_matching_shapes(method, **{"model output": output, "x_t": x_t})
     return output
 
 
@@ -65,7 +54,7 @@ def _per_sample(values: Tensor) -> Tensor:
     return values.reshape(values.shape[0], -1).mean(1)
 
 
-def _times_and_noise(path: Any, x0: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+def _times_and_noise(path: GaussianPath, x0: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
     """``t ~ U(t_min, t_max]`` (float64, never t_min, so sigma_t > 0) and ``eps ~ N(0, I)``."""
     uniform = torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=torch.float64)
     t = path.t_max - (path.t_max - path.t_min) * uniform
@@ -73,26 +62,20 @@ def _times_and_noise(path: Any, x0: Tensor, generator: torch.Generator | None) -
     return t, noise
 
 
-@validated("ddpm_eps_loss", DDPMEpsLossHyperparameters)
+@validated(DDPM_EPS_LOSS)
 def ddpm_eps_loss(
-    model: Any,
-    x0: Tensor,
-    generator: torch.Generator | None = None,
-    *,
-    path: Any = "vp_linear",
-    reduction: str = "mean",
+    model: Any, x0: Tensor, generator: torch.Generator | None = None, *, path: GaussianPath, reduction: str
 ) -> Tensor:
     """Ho et al. 2020, Eq. 14: ``|| eps - eps_theta(alpha_t x0 + sigma_t eps, t) ||^2``; the model predicts eps."""
-    _check("ddpm_eps_loss", model, x0, generator)
-    path = resolve_path("ddpm_eps_loss", path)
+    _check(DDPM_EPS_LOSS.name, model, x0, generator)
     t, noise = _times_and_noise(path, x0, generator)
-    predicted = _call("ddpm_eps_loss", model, path.sample(x0, t, noise), t)
-    return reduce(_per_sample((noise - predicted).square()), reduction, "ddpm_eps_loss")
+    predicted = _call(DDPM_EPS_LOSS.name, model, path.sample(x0, t, noise), t)
+    return reduce(_per_sample((noise - predicted).square()), reduction, DDPM_EPS_LOSS.name)
 
 
-@validated("dsm_loss", DSMLossHyperparameters)
+@validated(DSM_LOSS)
 def dsm_loss(
-    model: Any, x0: Tensor, generator: torch.Generator | None = None, *, path: Any = "ve", reduction: str = "mean"
+    model: Any, x0: Tensor, generator: torch.Generator | None = None, *, path: GaussianPath, reduction: str
 ) -> Tensor:
     """Denoising score matching (Song et al. 2021, Eq. 7) with lambda(t) = sigma_t^2.
 
@@ -100,23 +83,22 @@ def dsm_loss(
     predicts the score. Its minimiser is the true score, and the loss equals the eps-loss of
     ``eps_theta = -sigma_t s_theta``.
     """
-    _check("dsm_loss", model, x0, generator)
-    path = resolve_path("dsm_loss", path)
+    _check(DSM_LOSS.name, model, x0, generator)
     t, noise = _times_and_noise(path, x0, generator)
-    score = _call("dsm_loss", model, path.sample(x0, t, noise), t)
-    return reduce(_per_sample((_broadcast(path.sigma(t), x0) * score + noise).square()), reduction, "dsm_loss")
+    score = _call(DSM_LOSS.name, model, path.sample(x0, t, noise), t)
+    return reduce(_per_sample((_broadcast(path.sigma(t), x0) * score + noise).square()), reduction, DSM_LOSS.name)
 
 
-@validated("edm_loss", EDMLossHyperparameters)
+@validated(EDM_LOSS)
 def edm_loss(
     model: Any,
     x0: Tensor,
     generator: torch.Generator | None = None,
     *,
-    P_mean: float = -1.2,
-    P_std: float = 1.2,
-    sigma_data: float = 0.5,
-    reduction: str = "mean",
+    P_mean: float,
+    P_std: float,
+    sigma_data: float,
+    reduction: str,
 ) -> Tensor:
     """Karras et al. 2022, Eq. 2 with Table 1's choices: ``lambda(sigma) || D(x0 + sigma eps; sigma) - x0 ||^2``.
 
@@ -124,13 +106,13 @@ def edm_loss(
     As in NVlabs/edm ``EDMLoss``, ``model`` is the preconditioned denoiser D (EDMPrecond: ``c_skip x
     + c_out F(c_in x; c_noise)``); wrap a raw network with :func:`edm_precondition`.
     """
-    _check("edm_loss", model, x0, generator)
+    _check(EDM_LOSS.name, model, x0, generator)
     normal = torch.randn(x0.shape[0], generator=generator, device=x0.device, dtype=torch.float64)
     sigma = (normal * P_std + P_mean).exp()
     weight = (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
     noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-    denoised = _call("edm_loss", model, x0 + _broadcast(sigma, x0) * noise, sigma)
-    return reduce(_per_sample(_broadcast(weight, x0) * (denoised - x0).square()), reduction, "edm_loss")
+    denoised = _call(EDM_LOSS.name, model, x0 + _broadcast(sigma, x0) * noise, sigma)
+    return reduce(_per_sample(_broadcast(weight, x0) * (denoised - x0).square()), reduction, EDM_LOSS.name)
 
 
 def edm_precondition(network: Any, sigma_data: float = 0.5) -> Any:
@@ -151,22 +133,16 @@ def edm_precondition(network: Any, sigma_data: float = 0.5) -> Any:
     return denoiser
 
 
-@validated("flow_matching_loss", FlowMatchingLossHyperparameters)
+@validated(FLOW_MATCHING_LOSS)
 def flow_matching_loss(
-    model: Any,
-    x0: Tensor,
-    generator: torch.Generator | None = None,
-    *,
-    path: Any = "linear_fm",
-    reduction: str = "mean",
+    model: Any, x0: Tensor, generator: torch.Generator | None = None, *, path: GaussianPath, reduction: str
 ) -> Tensor:
     """Conditional flow matching: ``|| u_theta(x_t, t) - (alpha'(t) x0 + sigma'(t) eps) ||^2``, t uniform.
 
     On ``linear_fm`` (x_t = (1 - t) x0 + t eps, t = 1 noise) the target is ``eps - x0``.
     """
-    _check("flow_matching_loss", model, x0, generator)
-    path = resolve_path("flow_matching_loss", path)
+    _check(FLOW_MATCHING_LOSS.name, model, x0, generator)
     t, noise = _times_and_noise(path, x0, generator)
     target = _broadcast(path.d_alpha(t), x0) * x0 + _broadcast(path.d_sigma(t), x0) * noise
-    velocity = _call("flow_matching_loss", model, path.sample(x0, t, noise), t)
-    return reduce(_per_sample((velocity - target).square()), reduction, "flow_matching_loss")
+    velocity = _call(FLOW_MATCHING_LOSS.name, model, path.sample(x0, t, noise), t)
+    return reduce(_per_sample((velocity - target).square()), reduction, FLOW_MATCHING_LOSS.name)

@@ -14,7 +14,7 @@ kinds and their defaults come from the papers the monograph builds on:
 ``edm``        Karras et al. 2022: alpha = 1, sigma(t) = t, t in [0, sigma_max = 80].
 ``linear_fm``  rectified flow / flow matching (Liu et al.; Lipman et al. 2023): alpha = 1 - t, sigma = t.
 
-Convention (the brief's; also NVlabs/edm's and k-diffusion's): data at ``t = t_min`` (sigma = 0
+Convention (NVlabs/edm's and k-diffusion's): data at ``t = t_min`` (sigma = 0
 or sigma_min), noise at ``t_max``. The continuous ``vp_linear`` differs from DDPM's discrete
 ``prod(1 - beta_i)`` at second order in beta (alpha^2 within 0.001 absolute at every one of the 1000 steps).
 
@@ -32,14 +32,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradhub.errors import HyperparameterError, UnsupportedInputError
-from gradhub.hyperparameters import validate_hyperparameters
-from gradhub_diffusion import PATH_KINDS, GaussianPathHyperparameters
+from gradhub.errors import UnsupportedInputError
+from gradhub.hyperparameters import validated
+from gradhub_diffusion import GAUSSIAN_PATH, PREDICTIONS, kind_sigmas
 
-__all__ = ["PREDICTIONS", "GaussianPath", "resolve_path"]
-
-PREDICTIONS = ("x0", "eps", "score", "v", "velocity")
-_DEFAULT_SIGMAS = {"ve": (0.01, 50.0), "edm": (None, 80.0)}
+__all__ = ["PREDICTIONS", "GaussianPath"]
 
 
 def _broadcast(coefficient: Tensor, like: Tensor) -> Tensor:
@@ -50,27 +47,29 @@ def _broadcast(coefficient: Tensor, like: Tensor) -> Tensor:
     return coefficient
 
 
+@validated(GAUSSIAN_PATH)
 class GaussianPath:
     """A Gaussian path of one of five kinds; ``alpha``, ``sigma`` and their derivatives in float64.
 
     ``GaussianPath(kind="vp_cosine")``; ``t`` may be a number or a tensor (any shape).
     """
 
-    method = "gaussian_path"
+    method: str
 
-    def __init__(self, **hparams: Any) -> None:
-        values = validate_hyperparameters(self.method, GaussianPathHyperparameters, hparams)
-        self.kind: str = values["kind"]
-        self.beta_min: float = values["beta_min"]
-        self.beta_max: float = values["beta_max"]
-        self.cosine_s: float = values["cosine_s"]
-        default_min, default_max = _DEFAULT_SIGMAS.get(self.kind, (None, None))
-        self.sigma_min = values["sigma_min"] if values["sigma_min"] is not None else default_min
-        self.sigma_max = values["sigma_max"] if values["sigma_max"] is not None else default_max
-        if self.kind == "ve" and self.sigma_max <= self.sigma_min:
-            raise HyperparameterError(self.method, "sigma_max", self.sigma_max, f"> sigma_min={self.sigma_min}")
+    def __init__(
+        self,
+        *,
+        kind: str,
+        beta_min: float,
+        beta_max: float,
+        cosine_s: float,
+        sigma_min: float | None,
+        sigma_max: float | None,
+    ) -> None:
+        self.kind, self.beta_min, self.beta_max, self.cosine_s = kind, beta_min, beta_max, cosine_s
+        self.sigma_min, self.sigma_max = kind_sigmas(kind, sigma_min, sigma_max)
         self.t_min = 0.0
-        self.t_max = float(self.sigma_max) if self.kind == "edm" else 1.0
+        self.t_max = float(self.sigma_max) if kind == "edm" else 1.0
 
     def __repr__(self) -> str:
         return f"GaussianPath(kind={self.kind!r})"
@@ -159,7 +158,7 @@ class GaussianPath:
             d_alpha, d_sigma = self.d_alpha(t), self.d_sigma(t)
             determinant = d_sigma * alpha - sigma * d_alpha  # alpha^2 d(sigma/alpha)/dt > 0
             return _broadcast(d_sigma / determinant, x_t) * x_t - _broadcast(sigma / determinant, x_t) * prediction
-        raise UnsupportedInputError("gaussian_path", "pred_type", repr(pred_type), f"one of {PREDICTIONS}")
+        raise UnsupportedInputError(self.method, "pred_type", repr(pred_type), f"one of {PREDICTIONS}")
 
     def to_eps(self, prediction: Tensor, x_t: Tensor, t: Any, pred_type: str) -> Tensor:
         """The noise prediction ``(x_t - alpha x0) / sigma``."""
@@ -193,17 +192,3 @@ class GaussianPath:
         x0 = self.to_x0(prediction, x_t, t, pred_type)
         eps = self.to_eps(x0, x_t, t, "x0")
         return _broadcast(self.d_alpha(t), x_t) * x0 + _broadcast(self.d_sigma(t), x_t) * eps
-
-
-def resolve_path(method: str, path: Any) -> GaussianPath:
-    """A path kind's name as a :class:`GaussianPath`; a GaussianPath as is."""
-    if isinstance(path, str):
-        return GaussianPath(kind=path)
-    if not isinstance(path, GaussianPath):
-        raise HyperparameterError(
-            method,
-            "path",
-            path,
-            f"one of {', '.join(map(repr, PATH_KINDS))} or a GaussianPath (it needs d_alpha, d_sigma)",
-        )
-    return path

@@ -270,4 +270,4 @@ def test_progress_callback_counts_steps() -> None:
     events = []
     heun_edm(square_mixture().denoiser, _x(scale=80.0), edm_sigmas(6), progress=events.append)
     assert [event.step for event in events if not event.done] == [1, 2, 3, 4, 5, 6]
-    assert events[-1].done and events[-1].task == "heun_edm"
+    assert events[-1].done and events[-1].task == heun_edm.method

@@ -7,18 +7,19 @@ and inspecting the methods stays cheap. The implementation lives in
 approximate Hessians), :mod:`gradhub_gns.radius` (the ``gns_radius`` probe) and
 :mod:`gradhub_gns.problems` (LogSumExp, Rosenbrock and other test objectives).
 
-The torch-side helpers are importable from here lazily, e.g.
+Each method is declared once, here (``name=`` in its spec; handles ``GNS_NEWTON`` and
+``GNS_RADIUS``), and once as an entry point in ``pyproject.toml``; the implementations bind to
+these specs for their names, defaults and bounds. The torch-side helpers are importable from
+here lazily, e.g.
 ``from gradhub_gns import logsumexp_gauss_newton`` imports torch only at that moment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated
 
-from pydantic import Field, Strict
+from pydantic import Field, Strict, model_validator
 
-import gradhub
 from gradhub.exports import lazy_exports
 from gradhub.hyperparameters import Flag, Hyperparameters, Real
 from gradhub.specs import MethodSpec, Paper
@@ -57,32 +58,34 @@ class GNSRadiusHyperparameters(Hyperparameters):
     r_max: Real = Field(1e3, gt=0, description="largest radius of the log grid")
     n_grid: PositiveCount = Field(49, description="points of the log grid between r_min and r_max")
 
+    @model_validator(mode="after")
+    def _radius_range(self) -> GNSRadiusHyperparameters:
+        if not self.r_min < self.r_max:
+            raise ValueError(f"r_min={self.r_min} must be < r_max={self.r_max}")
+        return self
 
-SPECS = (
-    MethodSpec(
-        name="gns_newton",
-        kind="solver",
-        summary="Gradient-regularised Newton, lambda = ||g||/gamma, with adaptive search on gamma (Algorithm 1)",
-        paper=PAPER,
-        target="gradhub_gns.newton:gns_newton",
-        params=GNSNewtonHyperparameters,
-        example="gradhub_gns.examples:gns_newton_example",
-        claims=("gradhub_gns.claims:logsumexp_approximate_hessian",),
-        dtypes=("float32", "float64"),
-        tags=("second-order", "newton", "gradient-regularisation", "approximate-hessian", "adaptive"),
-    ),
-    MethodSpec(
-        name="gns_radius",
-        kind="probe",
-        summary="Empirical gradient-normalised smoothness radius of a model's loss at its current parameters",
-        paper=PAPER,
-        target="gradhub_gns.radius:gns_radius",
-        params=GNSRadiusHyperparameters,
-        example="gradhub_gns.examples:gns_radius_example",
-        dtypes=("float32", "float64"),
-        capabilities={"form": "function"},
-        tags=("second-order", "diagnostic", "smoothness"),
-    ),
+
+GNS_NEWTON = MethodSpec(
+    name="gns_newton",
+    kind="solver",
+    summary="Gradient-regularised Newton, lambda = ||g||/gamma, with adaptive search on gamma (Algorithm 1)",
+    paper=PAPER,
+    target="gradhub_gns.newton",
+    params=GNSNewtonHyperparameters,
+    example="gradhub_gns.examples:small_logsumexp",
+    claims=("gradhub_gns.claims:logsumexp_approximate_hessian",),
+    tags=("second-order", "newton", "gradient-regularisation", "approximate-hessian", "adaptive"),
+)
+GNS_RADIUS = MethodSpec(
+    name="gns_radius",
+    kind="probe",
+    summary="Empirical gradient-normalised smoothness radius of a model's loss at its current parameters",
+    paper=PAPER,
+    target="gradhub_gns.radius",
+    params=GNSRadiusHyperparameters,
+    example="gradhub_gns.examples:tiny_regression_network",
+    capabilities={"form": "function"},
+    tags=("second-order", "diagnostic", "smoothness"),
 )
 
 _LAZY = {
@@ -99,9 +102,3 @@ _LAZY = {
 }
 
 __getattr__ = lazy_exports(__name__, _LAZY)
-
-
-@gradhub.hookimpl
-def register_methods(register: Callable[[MethodSpec], None]) -> None:
-    for spec in SPECS:
-        register(spec)

@@ -13,18 +13,17 @@ Algorithm 1 with metric ``B`` (primal ``||h|| = sqrt(h^T B h)``, dual ``||g||_* 
              then gamma_{k+1} = max(2 gamma_k, gamma_min)
     else     gamma_k <- gamma_k / 2 and recompute (at most ``max_inner`` trials)
 
-Readings chosen where the brief and the official code differ (README, "Ambiguities"):
+Readings chosen where the paper leaves the details open and the official code is not followed
+(README, "Defaults and readings chosen"):
 
 * A failed Cholesky factorisation (H_k + lambda_k B not positive definite, possible for an
   indefinite H_k) halves gamma and retries, which raises lambda_k until the system is positive
-  definite (the brief's reading). The official code ``break``s out of the search instead and
-  then applies a stale step.
-* When the search exhausts ``max_inner`` trials the iterate stays at x_k (the brief's reading,
-  it keeps f(x_k) non-increasing); the official code applies the last rejected trial.
+  definite. The official code ``break``s out of the search instead and then applies a stale step.
+* When the search exhausts ``max_inner`` trials the iterate stays at x_k (so f(x_k) is
+  non-increasing); the official code applies the last rejected trial.
 * gamma is halved without a floor and floored by ``gamma_min`` after an accepted step, as in the
-  official code (the brief floors the halving instead, which could make an indefinite system
-  impossible to repair).
-* The stopping test is the solver contract's ``tol`` on ``||g_k||_*`` (official ``grad_tol``);
+  official code (flooring the halving instead could make an indefinite system impossible to repair).
+* The stopping test is the solver frame's ``||g_k||_* <= tol`` (official ``grad_tol``);
   ``f_star`` stopping is left to the caller, who has every f(x_k) in ``GNSResult.values``.
 * ``adaptive=False`` takes x+ unconditionally with the current gamma (official
   ``adaptive_search=False``), still halving gamma while the factorisation fails.
@@ -36,20 +35,19 @@ acceptance test decides whether to recompute.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from gradhub.errors import UnsupportedInputError
-from gradhub.hyperparameters import validated
-from gradhub.kinds.solver import SolverResult
-from gradhub.progress import ProgressCallback, tracker
-from gradhub_gns import GNSNewtonHyperparameters
+from gradhub.kinds.inputs import require_tensor
+from gradhub.kinds.solver import Iterate, SolverResult, solver
+from gradhub_gns import GNS_NEWTON
 
 __all__ = ["GNSResult", "Metric", "gns_newton", "gradient_method"]
 
-METHOD = "gns_newton"
 Objective = Callable[[torch.Tensor], torch.Tensor]
 HessianFunction = Callable[[torch.Tensor], torch.Tensor]
 
@@ -112,11 +110,8 @@ def value_and_gradient(method: str, fn: Objective, x: torch.Tensor) -> tuple[tor
     return value.detach().reshape(()), gradient.detach()
 
 
-def _check_start(method: str, x0: torch.Tensor) -> None:
-    if not isinstance(x0, torch.Tensor):
-        raise UnsupportedInputError(method, "x0", type(x0).__name__, "x0 must be a 1-D floating-point tensor")
-    if x0.dim() != 1 or x0.numel() == 0:
-        raise UnsupportedInputError(method, "x0 shape", tuple(x0.shape), "x0 must be a non-empty 1-D tensor (d,)")
+def _check_start(method: str, x0: Any) -> None:
+    require_tensor(method, "x0", x0, dim=1, nonempty=True)
     if x0.dtype not in (torch.float32, torch.float64):
         raise UnsupportedInputError(method, "x0 dtype", x0.dtype, "x0 must be float32 or float64")
 
@@ -132,22 +127,33 @@ def _hessian_at(method: str, hessian: HessianFunction, x: torch.Tensor) -> torch
     return matrix.detach().to(torch.float64)
 
 
-@validated(METHOD, GNSNewtonHyperparameters)
+def _trace(
+    values: list[torch.Tensor], gammas: list[float], trials: list[int], accepted: list[bool], device: torch.device
+) -> dict[str, Any]:
+    """The :class:`GNSResult` fields beyond ``SolverResult`` so far."""
+    return {
+        "values": torch.stack(values),
+        "gammas": torch.tensor(gammas, dtype=torch.float64, device=device),
+        "trials": torch.tensor(trials, dtype=torch.int64, device=device),
+        "accepted": torch.tensor(accepted, dtype=torch.bool, device=device),
+    }
+
+
+@solver(GNS_NEWTON, result=GNSResult)
 def gns_newton(
     fn: Objective,
     x0: torch.Tensor,
     *,
-    tol: float = 1e-8,
-    max_iter: int = 100,
-    gamma0: float = 1.0,
-    adaptive: bool = True,
-    gamma_min: float = 1e-9,
-    max_inner: int = 40,
-    eps: float = 1e-8,
+    tol: float,
+    max_iter: int,
+    gamma0: float,
+    adaptive: bool,
+    gamma_min: float,
+    max_inner: int,
+    eps: float,
     hessian: HessianFunction | None = None,
     B: torch.Tensor | None = None,
-    progress: ProgressCallback | None = None,
-) -> GNSResult:
+) -> Iterator[Iterate]:
     """Minimise ``fn`` from ``x0`` with the gradient-regularised Newton method (Algorithm 1).
 
     ``fn(x) -> scalar`` (gradients by autograd); ``hessian(x) -> (d, d)`` an (approximate)
@@ -155,71 +161,58 @@ def gns_newton(
     positive definite metric (default identity). Returns a :class:`GNSResult` whose
     ``residuals`` are the dual gradient norms ``||grad f(x_k)||_*``.
     """
-    _check_start(METHOD, x0)
+    method = GNS_NEWTON.name
+    _check_start(method, x0)
     if not callable(fn):
-        raise UnsupportedInputError(METHOD, "objective", type(fn).__name__, "fn must be callable: fn(x) -> scalar")
+        raise UnsupportedInputError(method, "objective", type(fn).__name__, "fn must be callable: fn(x) -> scalar")
     if hessian is None:
         from gradhub_gns.hessians import exact_hessian
 
         hessian = exact_hessian(fn)
     elif not callable(hessian):
-        raise UnsupportedInputError(METHOD, "hessian", type(hessian).__name__, "hessian must be callable or None")
-    metric = Metric(METHOD, B, x0)
+        raise UnsupportedInputError(method, "hessian", type(hessian).__name__, "hessian must be callable or None")
+    metric = Metric(method, B, x0)
 
     x = x0.detach().clone()
-    value, gradient = value_and_gradient(METHOD, fn, x)
+    value, gradient = value_and_gradient(method, fn, x)
     gradient_norm = metric.dual_norm(gradient)
     gamma = float(gamma0)
-    residuals, values, gammas, trials, accepted = [gradient_norm], [value], [gamma], [], []
+    values, gammas, trials, accepted = [value], [gamma], [], []
+    yield Iterate(x, gradient_norm, _trace(values, gammas, trials, accepted, x0.device))
     curvature: torch.Tensor | None = None
-    iterations = 0
-    with tracker(progress, total=max_iter, task=METHOD) as bar:
-        while iterations < max_iter and not bool(gradient_norm <= tol):
-            if curvature is None:  # recomputed only after the iterate moved
-                curvature = _hessian_at(METHOD, hessian, x)
-            g = gradient.reshape(-1).to(torch.float64)
-            moved, attempts = False, 0
-            for _ in range(max_inner):
-                attempts += 1
-                regulariser = gradient_norm / (gamma + eps)  # Algorithm 1: lambda_k = ||g_k||_* / gamma_k
-                factor, info = torch.linalg.cholesky_ex(curvature + regulariser * metric.matrix)
-                if bool(info != 0):  # H_k + lambda_k B indefinite: a larger lambda_k (smaller gamma) repairs it
-                    gamma *= 0.5
-                    continue
-                step = -torch.cholesky_solve(g.unsqueeze(-1), factor).squeeze(-1)
-                trial = x + step.to(x.dtype)
-                trial_value, trial_gradient = value_and_gradient(METHOD, fn, trial)
-                trial_norm = metric.dual_norm(trial_gradient)
-                if not adaptive:
-                    moved = True
-                    break
-                decrease = (value - trial_value).to(torch.float64)
-                if bool(decrease >= trial_norm.square() / (8 * regulariser)):  # Lemma 1 progress test
-                    gamma = max(2.0 * gamma, gamma_min)
-                    moved = True
-                    break
+    while True:
+        if curvature is None:  # recomputed only after the iterate moved
+            curvature = _hessian_at(method, hessian, x)
+        g = gradient.reshape(-1).to(torch.float64)
+        moved, attempts = False, 0
+        for _ in range(max_inner):
+            attempts += 1
+            regulariser = gradient_norm / (gamma + eps)  # Algorithm 1: lambda_k = ||g_k||_* / gamma_k
+            factor, info = torch.linalg.cholesky_ex(curvature + regulariser * metric.matrix)
+            if bool(info != 0):  # H_k + lambda_k B indefinite: a larger lambda_k (smaller gamma) repairs it
                 gamma *= 0.5
-            if moved:
-                x, value, gradient, gradient_norm = trial, trial_value, trial_gradient, trial_norm
-                curvature = None
-            iterations += 1
-            residuals.append(gradient_norm)
-            values.append(value)
-            gammas.append(gamma)
-            trials.append(attempts)
-            accepted.append(moved)
-            bar.update(residual=gradient_norm, gamma=gamma)
-    device = x0.device
-    return GNSResult(
-        solution=x,
-        converged=bool(gradient_norm <= tol),
-        iterations=iterations,
-        residuals=torch.stack(residuals),
-        values=torch.stack(values),
-        gammas=torch.tensor(gammas, dtype=torch.float64, device=device),
-        trials=torch.tensor(trials, dtype=torch.int64, device=device),
-        accepted=torch.tensor(accepted, dtype=torch.bool, device=device),
-    )
+                continue
+            step = -torch.cholesky_solve(g.unsqueeze(-1), factor).squeeze(-1)
+            trial = x + step.to(x.dtype)
+            trial_value, trial_gradient = value_and_gradient(method, fn, trial)
+            trial_norm = metric.dual_norm(trial_gradient)
+            if not adaptive:
+                moved = True
+                break
+            decrease = (value - trial_value).to(torch.float64)
+            if bool(decrease >= trial_norm.square() / (8 * regulariser)):  # Lemma 1 progress test
+                gamma = max(2.0 * gamma, gamma_min)
+                moved = True
+                break
+            gamma *= 0.5
+        if moved:
+            x, value, gradient, gradient_norm = trial, trial_value, trial_gradient, trial_norm
+            curvature = None
+        values.append(value)
+        gammas.append(gamma)
+        trials.append(attempts)
+        accepted.append(moved)
+        yield Iterate(x, gradient_norm, _trace(values, gammas, trials, accepted, x0.device))
 
 
 def gradient_method(

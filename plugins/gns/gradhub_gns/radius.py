@@ -27,11 +27,10 @@ from torch import nn
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validated
-from gradhub_gns import GNSRadiusHyperparameters
+from gradhub.kinds.inputs import require_tensor
+from gradhub_gns import GNS_RADIUS
 
 __all__ = ["GNSRadius", "gns_radius", "gns_radius_at"]
-
-METHOD = "gns_radius"
 
 
 @dataclass
@@ -46,24 +45,21 @@ class GNSRadius:
     """The log grid."""
 
 
+@validated(GNS_RADIUS)
 def gns_radius_at(
     fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
     H: torch.Tensor | None = None,
     *,
-    rel_tol: float = 0.5,
-    n_dirs: int = 16,
-    r_min: float = 1e-6,
-    r_max: float = 1e3,
-    n_grid: int = 49,
+    rel_tol: float,
+    n_dirs: int,
+    r_min: float,
+    r_max: float,
+    n_grid: int,
     generator: torch.Generator | None = None,
 ) -> GNSRadius:
     """The empirical radius of ``fn`` at the vector ``x`` for the (approximate) Hessian ``H`` (default exact)."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 1 or not x.is_floating_point():
-        shown = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise UnsupportedInputError(METHOD, "x", shown, "x must be a 1-D floating-point tensor")
-    if r_min >= r_max:
-        raise UnsupportedInputError(METHOD, "radius range", (r_min, r_max), "r_min must be < r_max")
+    require_tensor(GNS_RADIUS.name, "x", x, dim=1)
     x = x.detach()
     d = x.numel()
     gradient_of = torch.func.grad(lambda point: fn(point).reshape(()))
@@ -72,7 +68,7 @@ def gns_radius_at(
         H = torch.func.hessian(lambda point: fn(point).reshape(()))(x)
     if not isinstance(H, torch.Tensor) or H.shape != (d, d):
         shown = tuple(H.shape) if isinstance(H, torch.Tensor) else type(H).__name__
-        raise UnsupportedInputError(METHOD, "H", shown, f"H must be a ({d}, {d}) tensor")
+        raise UnsupportedInputError(GNS_RADIUS.name, "H", shown, f"H must be a ({d}, {d}) tensor")
     H = H.detach().to(x.dtype)
     norm = torch.linalg.vector_norm(gradient)
     random = torch.randn(n_dirs, d, generator=generator, dtype=torch.float64, device="cpu").to(x)
@@ -88,17 +84,17 @@ def gns_radius_at(
     return GNSRadius(radius=radius, gradient_norm=norm, relative_error=error, radii=radii)
 
 
-@validated(METHOD, GNSRadiusHyperparameters)
+@validated(GNS_RADIUS)
 def gns_radius(
     model: nn.Module,
     loss: Callable[[torch.Tensor], torch.Tensor],
     *inputs: torch.Tensor,
     generator: torch.Generator | None = None,
-    rel_tol: float = 0.5,
-    n_dirs: int = 16,
-    r_min: float = 1e-6,
-    r_max: float = 1e3,
-    n_grid: int = 49,
+    rel_tol: float,
+    n_dirs: int,
+    r_min: float,
+    r_max: float,
+    n_grid: int,
 ) -> GNSRadius:
     """The empirical radius of ``theta -> loss(model_theta(*inputs))`` at the model's current parameters.
 
@@ -107,10 +103,10 @@ def gns_radius(
     exact Hessian is d x d).
     """
     if not isinstance(model, nn.Module):
-        raise UnsupportedInputError(METHOD, "model", type(model).__name__, "model must be a torch.nn.Module")
+        raise UnsupportedInputError(GNS_RADIUS.name, "model", type(model).__name__, "model must be a torch.nn.Module")
     names = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
     if not names:
-        raise UnsupportedInputError(METHOD, "model", "no trainable parameters", "the model needs parameters")
+        raise UnsupportedInputError(GNS_RADIUS.name, "model", "no trainable parameters", "the model needs parameters")
     parameters = dict(model.named_parameters())
     shapes = [parameters[name].shape for name in names]
     sizes = [parameters[name].numel() for name in names]

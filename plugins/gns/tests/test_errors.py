@@ -70,7 +70,7 @@ def test_bad_objective_and_hessian():
 def test_radius_errors():
     with pytest.raises(UnsupportedInputError, match="gns_radius: unsupported model"):
         gns_radius("not a model", _f)
-    with pytest.raises(UnsupportedInputError, match=r"gns_radius: unsupported x: \(2, 2\)"):
+    with pytest.raises(UnsupportedInputError, match=r"gns_radius: unsupported x shape: \(2, 2\)"):
         gns_radius_at(_f, torch.zeros(2, 2, dtype=D))
     with pytest.raises(UnsupportedInputError, match=r"gns_radius: unsupported H: \(3, 3\)"):
         gns_radius_at(_f, torch.ones(2, dtype=D), torch.eye(3, dtype=D))

@@ -1,4 +1,4 @@
-"""Correctness of gns_newton (Algorithm 1) against closed forms and limits from the brief."""
+"""Correctness of gns_newton (Algorithm 1) against closed forms and limits (gamma -> inf: Newton; H = 0)."""
 
 from __future__ import annotations
 
@@ -142,7 +142,8 @@ def test_metric_B_equals_change_of_variables():
 
 def test_float32_runs_in_float32():
     _Q, _c, x0, f = _quadratic(5)
-    result = gns_newton(lambda x: f(x.double()).float(), x0.float(), max_iter=20, tol=1e-3)
+    # residuals 10, 6.4, 2.9, 0.66, 5.5e-2, 3.4e-4 (then ~1e-7, f32 round-off): tol sits 5x and 30x from them
+    result = gns_newton(lambda x: f(x.double()).float(), x0.float(), max_iter=20, tol=1e-2)
     assert result.solution.dtype == torch.float32 and result.converged
 
 

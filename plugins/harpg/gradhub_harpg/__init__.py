@@ -1,21 +1,21 @@
 """gradhub-harpg: N-PG-IGT, HARPG and N-HARPG (Fatkhullin et al., ICML 2023) as gradhub methods.
 
-This is the plugin's entry module: specs and hyperparameter models only, no torch. The
-optimizers live in :mod:`gradhub_harpg.npg_igt` and :mod:`gradhub_harpg.harpg`, the step-size
-schedules in :mod:`gradhub_harpg.schedules`, the GPOMDP surrogate helper in
-:mod:`gradhub_harpg.gpomdp` (exported, not registered: it returns a ``(loss, logp)`` pair,
-which no gradhub kind describes).
+This is the plugin's entry module: specs and hyperparameter models only, no torch. Each
+method is declared once, here (``name=`` in its spec), and once as an entry point in
+``pyproject.toml``; the registry reads the module's ``MethodSpec`` objects, and the optimizers
+bind to them (``spec = HARPG``) for their names, defaults and bounds. The optimizers live in
+:mod:`gradhub_harpg.npg_igt` and :mod:`gradhub_harpg.harpg`, the step-size schedules in
+:mod:`gradhub_harpg.schedules`, the GPOMDP surrogate helper in :mod:`gradhub_harpg.gpomdp`
+(exported, not registered: it returns a ``(loss, logp)`` pair, which no gradhub kind describes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Literal
 
 from pydantic import Field, Strict
 
-import gradhub
-from gradhub.hyperparameters import Epsilon, Flag, Hyperparameters, LearningRate, Real
+from gradhub.hyperparameters import Epsilon, Flag, Foreach, Hyperparameters, LearningRate, Real
 from gradhub.specs import DistributedSupport, MethodSpec, OptimizerCapabilities, Paper
 
 PAPER = Paper(
@@ -34,17 +34,16 @@ ETA_SCHEDULE = "momentum weights eta_t: 'paper' (the theory's exponent, eta_0 = 
 LR_SCHEDULE = "step sizes gamma_t: 'paper' (lr * 2 / (t + 2)) or 'constant' (lr)"
 ETA = "the constant momentum weight eta_t (t >= 1) used when eta_schedule='constant'"
 EPS = "lower bound on ||d_t|| in the normalised step (a zero direction gives a zero step)"
-FOREACH = "multi-tensor path; None picks it on CPU and CUDA (an addition, not in the paper)"
 DISTRIBUTED = (
     "a (loss, logp) closure with several torch.distributed processes, which DDP/FSDP2 do not reduce: 'error', "
     "'average' (all-reduce the estimates) or 'local' (each process its own)"
 )
-Distributed = Literal["error", "average", "local"]
+Distributed = Annotated[Literal["error", "average", "local"], Field(description=DISTRIBUTED)]
 SEED = "seed of the uniform draws q_t of the Hessian-correction point (q_t is a function of seed and t)"
 
 
-class NPGIGTHyperparameters(Hyperparameters):
-    """N-PG-IGT (Algorithm 2 of the paper); defaults are the paper's schedules, lr is ours."""
+class PolicyGradientHyperparameters(Hyperparameters):
+    """What the three optimizers share, in their signatures' order; defaults are the paper's schedules, lr is ours."""
 
     lr: LearningRate = Field(0.1, description=LR)
     eta_schedule: Schedule = Field("paper", description=ETA_SCHEDULE)
@@ -52,22 +51,22 @@ class NPGIGTHyperparameters(Hyperparameters):
     eta: Real = Field(0.1, gt=0, le=1, description=ETA)
     normalize: Flag = Field(True, description="normalised steps gamma_t d_t / ||d_t|| (global norm)")
     eps: Epsilon = Field(1e-12, description=EPS)
-    distributed: Distributed = Field("error", description=DISTRIBUTED)
-    foreach: Flag | None = Field(None, description=FOREACH)
 
 
-class HARPGHyperparameters(Hyperparameters):
-    """HARPG (Algorithm 3 without normalisation); defaults are the paper's schedules, lr is ours."""
+class NPGIGTHyperparameters(PolicyGradientHyperparameters):
+    """N-PG-IGT (Algorithm 2 of the paper)."""
 
-    lr: LearningRate = Field(0.1, description=LR)
-    eta_schedule: Schedule = Field("paper", description=ETA_SCHEDULE)
-    lr_schedule: Schedule = Field("paper", description=LR_SCHEDULE)
-    eta: Real = Field(0.1, gt=0, le=1, description=ETA)
+    distributed: Distributed = "error"
+    foreach: Foreach = None
+
+
+class HARPGHyperparameters(PolicyGradientHyperparameters):
+    """HARPG (Algorithm 3 without normalisation)."""
+
     normalize: Flag = Field(False, description="normalised steps gamma_t d_t / ||d_t|| (N-HARPG)")
-    eps: Epsilon = Field(1e-12, description=EPS)
     seed: Annotated[int, Strict(), Field(ge=0, description=SEED)] = 0
-    distributed: Distributed = Field("error", description=DISTRIBUTED)
-    foreach: Flag | None = Field(None, description=FOREACH)
+    distributed: Distributed = "error"
+    foreach: Foreach = None
 
 
 class NHARPGHyperparameters(HARPGHyperparameters):
@@ -96,42 +95,33 @@ _COMMON = dict(
     kind="optimizer",
     paper=PAPER,
     tags=("reinforcement-learning", "policy-gradient", "variance-reduction", "normalized", "closure"),
-    dtypes=("float32", "float64"),
     claims=("gradhub_harpg.claims:gaussian_bandit_sample_efficiency",),
 )
 
-SPECS = (
-    MethodSpec(
-        name="npg_igt",
-        summary="Normalized policy gradient with implicit gradient transport (momentum at extrapolated points)",
-        target="gradhub_harpg.npg_igt:NPGIGT",
-        params=NPGIGTHyperparameters,
-        example="gradhub_harpg.examples:npg_igt_example",
-        capabilities=_CAPABILITIES,
-        **_COMMON,
-    ),
-    MethodSpec(
-        name="harpg",
-        summary="Hessian-aided recursive policy gradient: STORM-like momentum with a Hessian-vector correction",
-        target="gradhub_harpg.harpg:HARPG",
-        params=HARPGHyperparameters,
-        example="gradhub_harpg.examples:harpg_example",
-        capabilities=_CAPABILITIES,
-        **_COMMON,
-    ),
-    MethodSpec(
-        name="n_harpg",
-        summary="Normalized HARPG: Hessian-corrected recursive momentum with normalised steps",
-        target="gradhub_harpg.harpg:NHARPG",
-        params=NHARPGHyperparameters,
-        example="gradhub_harpg.examples:n_harpg_example",
-        capabilities=_CAPABILITIES,
-        **_COMMON,
-    ),
+NPG_IGT = MethodSpec(
+    name="npg_igt",
+    summary="Normalized policy gradient with implicit gradient transport (momentum at extrapolated points)",
+    target="gradhub_harpg.npg_igt:NPGIGT",
+    params=NPGIGTHyperparameters,
+    example="gradhub_harpg.examples:normalized_steps_on_tiny_mdp",
+    capabilities=_CAPABILITIES,
+    **_COMMON,
 )
-
-
-@gradhub.hookimpl
-def register_methods(register: Callable[[MethodSpec], None]) -> None:
-    for spec in SPECS:
-        register(spec)
+HARPG = MethodSpec(
+    name="harpg",
+    summary="Hessian-aided recursive policy gradient: STORM-like momentum with a Hessian-vector correction",
+    target="gradhub_harpg.harpg:HARPG",
+    params=HARPGHyperparameters,
+    example="gradhub_harpg.examples:plain_steps_on_tiny_mdp",
+    capabilities=_CAPABILITIES,
+    **_COMMON,
+)
+N_HARPG = MethodSpec(
+    name="n_harpg",
+    summary="Normalized HARPG: Hessian-corrected recursive momentum with normalised steps",
+    target="gradhub_harpg.harpg:NHARPG",
+    params=NHARPGHyperparameters,
+    example="gradhub_harpg.examples:normalized_steps_on_tiny_mdp",
+    capabilities=_CAPABILITIES,
+    **_COMMON,
+)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -17,9 +17,21 @@ __all__ = ["PolicyGradientOptimizer"]
 
 
 class PolicyGradientOptimizer(Optimizer):
-    """Base of the three optimizers: they minimise a surrogate loss (= -J) through a closure."""
+    """Base of the three optimizers: they minimise a surrogate loss (= -J) through a closure.
 
-    def _require_closure(self, closure: Callable[[], Any] | None) -> Callable[[], Any]:
+    A subclass sets :attr:`spec` and :attr:`paper_eta`, its momentum schedule eta_t under
+    ``eta_schedule="paper"`` (Theorem 4.3 or 5.1, see :mod:`gradhub_harpg.schedules`).
+    """
+
+    paper_eta: ClassVar[Callable[[int], float]]
+
+    def _begin(
+        self, closure: Callable[[], Any] | None
+    ) -> tuple[Callable[[], Any], list[tuple[dict[str, Any], Tensor]]]:
+        """Checks before a step changes anything: a closure, dense gradients, every group's options valid.
+
+        Returns the closure and (group, parameter) for every parameter of the optimizer.
+        """
         if closure is None:
             raise UnsupportedInputError(
                 self.method,
@@ -28,14 +40,14 @@ class PolicyGradientOptimizer(Optimizer):
                 "step(closure) needs a closure that samples at the current parameters and returns the loss "
                 "(after backward) or (loss, logp); the optimizer evaluates it at other points too",
             )
-        return closure
+        self.parameters_with_gradients()  # rejects sparse gradients
+        for group in self.param_groups:
+            self.options(group)
+        return closure, [(group, param) for group in self.param_groups for param in group["params"]]
 
     def _distributed(self) -> str:
         """The ``distributed`` mode (an optimizer-wide choice: the first param group's)."""
-        return self.param_groups[0]["distributed"]
-
-    def _all_parameters(self) -> list[tuple[dict[str, Any], Tensor]]:
-        return [(group, param) for group in self.param_groups for param in group["params"]]
+        return self.options(self.param_groups[0]).distributed
 
     def _reject_sparse(self, gradients: list[Tensor | None]) -> None:
         for index, gradient in enumerate(gradients):
@@ -47,11 +59,9 @@ class PolicyGradientOptimizer(Optimizer):
                     "use dense gradients",
                 )
 
-    def _group_foreach(self, group: dict[str, Any], params: list[Tensor]) -> bool:
-        return self._use_foreach(group, params)
-
     def _eta(self, group: dict[str, Any], step: int) -> float:
-        return schedules.momentum_weight(self.method, group["eta_schedule"], group["eta"], step)
+        options = self.options(group)
+        return schedules.momentum_weight(type(self).paper_eta, options.eta_schedule, options.eta, step)
 
     def _update(
         self,
@@ -77,7 +87,7 @@ class PolicyGradientOptimizer(Optimizer):
             group = groups[key]
             params = [param for param, _, _ in entries]
             states = [self.state[param] for param in params]
-            foreach = self._group_foreach(group, params)
+            foreach = self.use_foreach(group, params)
             directions = [state["direction"] for state in states]
             gradients = [gradient for _, gradient, _ in entries]
             has_correction = any(correction is not None for _, _, correction in entries)
@@ -91,17 +101,18 @@ class PolicyGradientOptimizer(Optimizer):
         if not plans:
             return
         norm = None
-        if any(group["normalize"] for group, *_ in plans):
+        if any(self.options(group).normalize for group, *_ in plans):
             norm = global_norm(all_directions, plans[0][4])
         for group, params, states, directions, foreach in plans:
-            step_sizes = [schedules.step_size(group["lr_schedule"], group["lr"], state["step"]) for state in states]
+            options = self.options(group)
+            step_sizes = [schedules.step_size(options.lr_schedule, options.lr, state["step"]) for state in states]
             apply_update(
                 params,
                 directions,
                 [state["previous"] for state in states],
                 step_sizes,
-                norm if group["normalize"] else None,
-                group["eps"],
+                norm if options.normalize else None,
+                options.eps,
                 foreach,
             )
             for state in states:

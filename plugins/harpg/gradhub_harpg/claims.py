@@ -1,12 +1,12 @@
-"""Claim check: on the brief's Gaussian bandit, N-HARPG beats normalized PG and N-PG-IGT does not lose.
+"""Claim check: on a Gaussian bandit, N-HARPG beats normalized PG and N-PG-IGT does not lose.
 
 Paper: Fatkhullin et al., ICML 2023, arXiv 2302.01734 (Theorems 4.3 and 5.1: N-PG-IGT needs
 O(eps^-2.5) and N-HARPG O(eps^-2) trajectories for global eps-optimality, normalized PG without
-momentum more). Problem (from the brief): d = 10, a ~ N(theta, I), r = -||a - a*||^2 + N(0, 1),
+momentum more). Problem: the continuous-action Gaussian bandit, d = 10, a ~ N(theta, I), r = -||a - a*||^2 + N(0, 1),
 ||a*|| = 5, theta_0 = 0; J* - J(theta) = ||theta - a*||^2 exactly.
 
-Scaled down to fit 30 s on 2 CPU cores (the brief's 4000 trajectories x 4 step sizes x 5 seeds
-x 3 methods take minutes here): the same trajectory budget for every method, ``BUDGET``
+Scaled down to fit 30 s on 2 CPU cores (4000 trajectories x 4 step sizes x 5 seeds x 3 methods
+take minutes here): the same trajectory budget for every method, ``BUDGET``
 (N-HARPG uses two per iteration), 5 seeds, and each method's gamma_0 chosen once from
 {0.5, 1, 2, 4} by :func:`select_step_sizes` (median final suboptimality over the 5 seeds;
 calibration numbers in the README), not re-searched on every run.
@@ -21,6 +21,7 @@ import torch
 
 from gradhub.claims import ClaimResult, single_thread
 from gradhub.figures import LinePlot, Series
+from gradhub_harpg import HARPG, N_HARPG, NPG_IGT
 from gradhub_harpg.gpomdp import gpomdp_surrogate
 from gradhub_harpg.harpg import NHARPG
 from gradhub_harpg.npg_igt import NPGIGT
@@ -33,7 +34,9 @@ BUDGET = 1000
 SEEDS = (0, 1, 2, 3, 4)
 GRID = (0.5, 1.0, 2.0, 4.0)
 # Chosen by select_step_sizes() (see the README); filled in from the calibration run.
-STEP_SIZES = {"npg": 0.5, "npg_igt": 2.0, "n_harpg": 0.5}
+NPG = "npg"
+"""Normalized PG without momentum, the baseline (not a registered method: N-PG-IGT with eta_t = 1)."""
+STEP_SIZES = {NPG: 0.5, NPG_IGT.name: 2.0, N_HARPG.name: 0.5}
 
 
 def _bandit(seed: int) -> GaussianBandit:
@@ -45,10 +48,10 @@ def _bandit(seed: int) -> GaussianBandit:
 def _optimizer(
     method: str, theta: torch.Tensor, lr: float, seed: int, hessian_correction: bool
 ) -> torch.optim.Optimizer:
-    if method == "npg":
+    if method == NPG:
         # Normalized PG without momentum: N-PG-IGT with eta_t = 1 (no extrapolation, d_t = g_t).
         return NPGIGT([theta], lr=lr, eta_schedule="constant", eta=1.0)
-    if method == "npg_igt":
+    if method == NPG_IGT.name:
         return NPGIGT([theta], lr=lr)
     variant = {"paper": NHARPG, "none": _NoCorrection, "flipped": _FlippedCorrection}[hessian_correction]
     return variant([theta], lr=lr, seed=seed)
@@ -58,7 +61,7 @@ class _NoCorrection(NHARPG):
     """A deliberately wrong N-HARPG: the Hessian correction v_t dropped (the trajectory still spent)."""
 
     def _hessian_correction(self, closure, entries, started):  # type: ignore[no-untyped-def]
-        self._evaluate(closure)
+        self.evaluate_closure(closure)
         return [None] * len(entries)
 
 
@@ -77,7 +80,7 @@ def run_bandit(
     generator = torch.Generator().manual_seed(seed)
     theta = torch.zeros(DIMENSION, dtype=torch.float64, requires_grad=True)
     optimizer = _optimizer(method, theta, lr, seed, hessian_correction)
-    paired = method == "n_harpg"
+    paired = method == N_HARPG.name
 
     def closure() -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         log_probs, rewards = bandit.trajectory(theta, generator)
@@ -113,9 +116,9 @@ def _final(
 def gaussian_bandit_sample_efficiency(hessian_correction: str = "paper") -> ClaimResult:
     """N-HARPG < 0.5 x N-PG and N-PG-IGT < 0.5 x N-PG (medians over 5 seeds, equal trajectory budget)."""
     with single_thread():
-        npg, npg_runs = _final("npg")
-        igt, igt_runs = _final("npg_igt")
-        harpg, harpg_runs = _final("n_harpg", hessian_correction=hessian_correction)
+        npg, npg_runs = _final(NPG)
+        igt, igt_runs = _final(NPG_IGT.name)
+        harpg, harpg_runs = _final(N_HARPG.name, hessian_correction=hessian_correction)
     passed = harpg < HARPG_RATIO * npg and igt < IGT_RATIO * npg
     figures = [
         LinePlot(
@@ -139,9 +142,9 @@ def gaussian_bandit_sample_efficiency(hessian_correction: str = "paper") -> Clai
             f"same budget of {BUDGET} trajectories, median of 5 seeds: N-HARPG < {HARPG_RATIO} x N-PG, "
             f"N-PG-IGT < {IGT_RATIO} x N-PG"
         ),
-        measured={"npg": npg, "npg_igt": igt, "n_harpg": harpg},
+        measured={NPG: npg, NPG_IGT.name: igt, N_HARPG.name: harpg},
         passed=passed,
-        methods=("npg_igt", "n_harpg", "harpg"),
+        methods=(NPG_IGT.name, N_HARPG.name, HARPG.name),
         details="final ||theta - a*||^2 (median over seeds); gamma_0 per method: " + str(STEP_SIZES),
         figures=figures,
     )

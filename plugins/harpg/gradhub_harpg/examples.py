@@ -18,7 +18,7 @@ from gradhub.kinds.optimizer import OptimizerExample
 from gradhub_harpg.gpomdp import discounted_rewards_to_go
 from gradhub_harpg.problems import SoftmaxPolicy, TinyMDP
 
-__all__ = ["harpg_example", "mdp_example", "n_harpg_example", "npg_igt_example"]
+__all__ = ["mdp_example", "normalized_steps_on_tiny_mdp", "plain_steps_on_tiny_mdp"]
 
 TRAJECTORIES = 64
 
@@ -49,19 +49,15 @@ def mdp_example(
     return OptimizerExample(model=policy, loss=loss, hparams=dict(hparams or {}), steps=steps)
 
 
-def npg_igt_example(
+def normalized_steps_on_tiny_mdp(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> OptimizerExample:
+    """The tiny MDP with gamma_0 = 0.5 for the normalised methods (N-PG-IGT, N-HARPG: steps of length gamma_t)."""
     return mdp_example(device, dtype, seed, {"lr": 0.5})
 
 
-def harpg_example(
+def plain_steps_on_tiny_mdp(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> OptimizerExample:
+    """The tiny MDP with gamma_0 = 2 for HARPG's un-normalised steps gamma_t d_t."""
     return mdp_example(device, dtype, seed, {"lr": 2.0})
-
-
-def n_harpg_example(
-    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
-) -> OptimizerExample:
-    return mdp_example(device, dtype, seed, {"lr": 0.5})

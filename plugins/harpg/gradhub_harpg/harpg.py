@@ -39,13 +39,14 @@ so it is reproducible and survives a ``state_dict`` round trip without generator
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from gradhub_harpg import HARPGHyperparameters, NHARPGHyperparameters
+from gradhub_harpg import HARPG as HARPG_SPEC
+from gradhub_harpg import N_HARPG, schedules
 from gradhub_harpg._base import PolicyGradientOptimizer
 from gradhub_harpg._steps import across_processes, closure_output, displace, gradients_of, hessian_vector_product
 
@@ -63,57 +64,22 @@ def correction_point(seed: int, step: int) -> float:
 class HARPG(PolicyGradientOptimizer):
     """HARPG (Algorithm 3), minimising a policy-gradient surrogate loss through a closure.
 
-    Args:
-        params: the policy's parameters or param groups.
-        lr: gamma_0, the base step.
-        eta_schedule: "paper" (eta_t = 2/(t+2)) or "constant" (eta_t = ``eta`` for t >= 1).
-        lr_schedule: "paper" (gamma_t = lr * 2/(t+2)) or "constant" (gamma_t = lr).
-        eta: the constant momentum weight.
-        normalize: normalised steps (N-HARPG).
-        eps: lower bound on ||d_t|| in the normalised step.
-        seed: seed of the q_t draws.
-        distributed: a (loss, logp) closure under torch.distributed with several processes:
-            "error" (refuse: DDP/FSDP2 never see its gradients), "average" (all-reduce the
-            estimates, i.e. data parallelism over trajectories) or "local" (each its own).
-        foreach: the multi-tensor path (None: on CPU and CUDA).
+    ``HARPG(params, lr, eta_schedule, lr_schedule, eta, normalize, eps, seed, distributed, *, foreach)``;
+    defaults and bounds are written once, in :class:`~gradhub_harpg.HARPGHyperparameters` (listed
+    below). ``eta_schedule="paper"`` is eta_t = 2/(t+2) (Theorem 5.1), ``lr_schedule="paper"`` is
+    gamma_t = lr * 2/(t+2); ``seed`` seeds the q_t draws. ``distributed`` decides what a
+    (loss, logp) closure does under torch.distributed with several processes: "error" (refuse:
+    DDP/FSDP2 never see its gradients), "average" (all-reduce the estimates, i.e. data
+    parallelism over trajectories) or "local" (each its own).
     """
 
-    method = "harpg"
-    hyperparameters = HARPGHyperparameters
-
-    def __init__(
-        self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float = 0.1,
-        eta_schedule: str = "paper",
-        lr_schedule: str = "paper",
-        eta: float = 0.1,
-        normalize: bool = False,
-        eps: float = 1e-12,
-        seed: int = 0,
-        distributed: str = "error",
-        *,
-        foreach: bool | None = None,
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            eta_schedule=eta_schedule,
-            lr_schedule=lr_schedule,
-            eta=eta,
-            normalize=normalize,
-            eps=eps,
-            seed=seed,
-            distributed=distributed,
-            foreach=foreach,
-        )
-        super().__init__(params, defaults)
+    spec = HARPG_SPEC
+    paper_eta = staticmethod(schedules.eta_harpg_paper)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One iteration of Algorithm 3; returns the closure's loss at theta_t."""
-        closure = self._require_closure(closure)
-        self._parameters_with_gradients()  # rejects sparse gradients before anything changes
-        entries = self._all_parameters()
+        closure, entries = self._begin(closure)
         params = [param for _, param in entries]
         started = [
             index for index, param in enumerate(params) if self.state[param] and "gradient" not in self.state[param]
@@ -121,7 +87,7 @@ class HARPG(PolicyGradientOptimizer):
         corrections: list[Tensor | None] = [None] * len(params)
         if started:
             corrections = self._hessian_correction(closure, entries, started)
-        output = closure_output(self.method, self._evaluate(closure))
+        output = closure_output(self.method, self.evaluate_closure(closure))
         gradients = gradients_of(output, params)
         self._reject_sparse(gradients)
         if not output.plain:
@@ -156,15 +122,13 @@ class HARPG(PolicyGradientOptimizer):
         moved = [params[index] for index in started]
         states = [self.state[param] for param in moved]
         group = entries[started[0]][0]
-        q = correction_point(group["seed"], states[0]["step"])
+        q = correction_point(self.options(group).seed, states[0]["step"])
         current = [param.detach().clone() for param in moved]
         deltas = [torch.sub(value, state["previous"]) for value, state in zip(current, states)]
         # theta^_t = q theta_t + (1 - q) theta_{t-1} = theta_t + (q - 1)(theta_t - theta_{t-1}).
-        displace(
-            moved, [state["previous"] for state in states], [q - 1.0] * len(moved), self._group_foreach(group, moved)
-        )
+        displace(moved, [state["previous"] for state in states], [q - 1.0] * len(moved), self.use_foreach(group, moved))
         try:
-            output = closure_output(self.method, self._evaluate(closure))
+            output = closure_output(self.method, self.evaluate_closure(closure))
             if output.plain:
                 return [None] * len(params)
             products: list[Tensor | None] = list(hessian_vector_product(output, moved, deltas)[0])
@@ -179,34 +143,9 @@ class HARPG(PolicyGradientOptimizer):
 
 
 class NHARPG(HARPG):
-    """N-HARPG (Algorithm 3 with normalised steps): ``HARPG(..., normalize=True)``."""
+    """N-HARPG (Algorithm 3 with normalised steps): HARPG whose ``normalize`` defaults to True.
 
-    method = "n_harpg"
-    hyperparameters = NHARPGHyperparameters
+    Defaults and bounds are written once, in :class:`~gradhub_harpg.NHARPGHyperparameters` (listed below).
+    """
 
-    def __init__(
-        self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float = 0.1,
-        eta_schedule: str = "paper",
-        lr_schedule: str = "paper",
-        eta: float = 0.1,
-        normalize: bool = True,
-        eps: float = 1e-12,
-        seed: int = 0,
-        distributed: str = "error",
-        *,
-        foreach: bool | None = None,
-    ) -> None:
-        super().__init__(
-            params,
-            lr=lr,
-            eta_schedule=eta_schedule,
-            lr_schedule=lr_schedule,
-            eta=eta,
-            normalize=normalize,
-            eps=eps,
-            seed=seed,
-            distributed=distributed,
-            foreach=foreach,
-        )
+    spec = N_HARPG

@@ -29,13 +29,13 @@ calling backward (the optimizer differentiates the loss; ``logp`` is not needed 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from gradhub_harpg import NPGIGTHyperparameters
+from gradhub_harpg import NPG_IGT, schedules
 from gradhub_harpg._base import PolicyGradientOptimizer
 from gradhub_harpg._steps import across_processes, closure_output, displace, gradients_of
 
@@ -45,54 +45,22 @@ __all__ = ["NPGIGT"]
 class NPGIGT(PolicyGradientOptimizer):
     """N-PG-IGT (Algorithm 2), minimising a policy-gradient surrogate loss through a closure.
 
-    Args:
-        params: the policy's parameters or param groups.
-        lr: gamma_0, the base step.
-        eta_schedule: "paper" (eta_t = (2/(t+2))^(4/5)) or "constant" (eta_t = ``eta`` for t >= 1).
-        lr_schedule: "paper" (gamma_t = lr * 2/(t+2)) or "constant" (gamma_t = lr).
-        eta: the constant momentum weight.
-        normalize: normalised steps (the paper's method); False is plain IGT momentum.
-        eps: lower bound on ||d_t|| in the normalised step.
-        distributed: a (loss, logp) closure under torch.distributed with several processes:
-            "error" (refuse: DDP/FSDP2 never see its gradients), "average" (all-reduce the
-            estimates, i.e. data parallelism over trajectories) or "local" (each its own).
-        foreach: the multi-tensor path (None: on CPU and CUDA).
+    ``NPGIGT(params, lr, eta_schedule, lr_schedule, eta, normalize, eps, distributed, *, foreach)``;
+    defaults and bounds are written once, in :class:`~gradhub_harpg.NPGIGTHyperparameters`
+    (listed below). ``eta_schedule="paper"`` is eta_t = (2/(t+2))^(4/5) (Theorem 4.3),
+    ``lr_schedule="paper"`` is gamma_t = lr * 2/(t+2); ``normalize=False`` is plain IGT momentum.
+    ``distributed`` decides what a (loss, logp) closure does under torch.distributed with several
+    processes: "error" (refuse: DDP/FSDP2 never see its gradients), "average" (all-reduce the
+    estimates, i.e. data parallelism over trajectories) or "local" (each its own).
     """
 
-    method = "npg_igt"
-    hyperparameters = NPGIGTHyperparameters
-
-    def __init__(
-        self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float = 0.1,
-        eta_schedule: str = "paper",
-        lr_schedule: str = "paper",
-        eta: float = 0.1,
-        normalize: bool = True,
-        eps: float = 1e-12,
-        distributed: str = "error",
-        *,
-        foreach: bool | None = None,
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            eta_schedule=eta_schedule,
-            lr_schedule=lr_schedule,
-            eta=eta,
-            normalize=normalize,
-            eps=eps,
-            distributed=distributed,
-            foreach=foreach,
-        )
-        super().__init__(params, defaults)
+    spec = NPG_IGT
+    paper_eta = staticmethod(schedules.eta_igt_paper)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One iteration of Algorithm 2; returns the closure's loss (evaluated at theta~_t)."""
-        closure = self._require_closure(closure)
-        self._parameters_with_gradients()  # rejects sparse gradients before anything changes
-        entries = self._all_parameters()
+        closure, entries = self._begin(closure)
         moved: dict[int, tuple[dict[str, Any], list[Tensor]]] = {}
         for group, param in entries:
             if self.state[param]:
@@ -103,11 +71,11 @@ class NPGIGT(PolicyGradientOptimizer):
             etas = [self._eta(group, state["step"]) for state in states]
             # Algorithm 2, line 4: theta~_t = theta_t + ((1 - eta_t) / eta_t) (theta_t - theta_{t-1}).
             coefficients = [(1.0 - eta) / eta for eta in etas]
-            foreach = self._group_foreach(group, params)
+            foreach = self.use_foreach(group, params)
             saved.append((params, [param.detach().clone() for param in params], foreach))
             displace(params, [state["previous"] for state in states], coefficients, foreach)
         try:
-            output = closure_output(self.method, self._evaluate(closure))
+            output = closure_output(self.method, self.evaluate_closure(closure))
             gradients = gradients_of(output, [param for _, param in entries])
         finally:
             for params, values, _ in saved:

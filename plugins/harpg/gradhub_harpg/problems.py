@@ -81,7 +81,7 @@ class TinyMDP:
 
 @dataclass
 class GaussianBandit:
-    """The brief's claim problem: a ~ N(theta, sigma^2 I), r = -||a - a*||^2 + N(0, 1).
+    """The claim check's problem: a ~ N(theta, sigma^2 I), r = -||a - a*||^2 + N(0, 1).
 
     J(theta) = -||theta - a*||^2 - d sigma^2, so J* - J(theta) = ||theta - a*||^2.
     """

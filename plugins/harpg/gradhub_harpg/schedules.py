@@ -12,6 +12,8 @@ d_0 = g(tau_0, theta_0) (the paper's initialisation).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 __all__ = ["eta_harpg_paper", "eta_igt_paper", "momentum_weight", "step_size"]
 
 
@@ -25,13 +27,14 @@ def eta_harpg_paper(t: int) -> float:
     return 2.0 / (t + 2)
 
 
-def momentum_weight(method: str, schedule: str, eta: float, t: int) -> float:
-    """eta_t of ``method`` ("npg_igt" or a HARPG variant) under ``schedule``; always 1 at t = 0."""
+def momentum_weight(paper: Callable[[int], float], schedule: str, eta: float, t: int) -> float:
+    """eta_t under ``schedule``: the method's theory schedule ``paper`` (:func:`eta_igt_paper` or
+    :func:`eta_harpg_paper`) or the constant ``eta``; always 1 at t = 0."""
     if t == 0:
         return 1.0
     if schedule == "constant":
         return eta
-    return eta_igt_paper(t) if method == "npg_igt" else eta_harpg_paper(t)
+    return paper(t)
 
 
 def step_size(schedule: str, lr: float, t: int) -> float:

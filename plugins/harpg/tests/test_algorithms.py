@@ -1,4 +1,4 @@
-"""Correctness tests from the brief: schedules, HVP, exactness on quadratics, reductions, normalisation."""
+"""Correctness tests: schedules, HVP, exactness on quadratics, reductions, normalisation."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ def test_paper_schedules() -> None:
     assert schedules.eta_harpg_paper(3) == pytest.approx(2 / 5, rel=1e-15)
     assert schedules.step_size("paper", 0.5, 6) == pytest.approx(0.5 * 2 / 8, rel=1e-15)
     assert schedules.step_size("constant", 0.5, 6) == 0.5
-    assert schedules.momentum_weight("npg_igt", "constant", 0.3, 0) == 1.0
-    assert schedules.momentum_weight("npg_igt", "constant", 0.3, 5) == 0.3
-    assert schedules.momentum_weight("harpg", "paper", 0.3, 2) == 0.5
+    assert schedules.momentum_weight(NPGIGT.paper_eta, "constant", 0.3, 0) == 1.0
+    assert schedules.momentum_weight(NPGIGT.paper_eta, "constant", 0.3, 5) == 0.3
+    assert schedules.momentum_weight(HARPG.paper_eta, "paper", 0.3, 2) == 0.5
 
 
 def _bandit_closure(theta: torch.Tensor, optimum: torch.Tensor, generator: torch.Generator):
@@ -70,7 +70,7 @@ def test_hvp_unbiased_on_gaussian_bandit() -> None:
 
     The closure-built estimate is checked against the per-sample formula on 50 samples
     (1e-12), and the per-sample formula is averaged over 2e6 samples (within 2%;
-    2e5, the brief's count, leaves a standard error of ~1.5%).
+    2e5 samples leave a standard error of ~1.5%).
     """
     theta_value, optimum, v = 0.3, torch.tensor([1.5]), torch.tensor([1.0])
     generator = torch.Generator().manual_seed(1)

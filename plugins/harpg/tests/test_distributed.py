@@ -28,7 +28,7 @@ from gradhub.testing.distributed import GLOBAL_BATCH, problem
 
 WORLD = 2
 STEPS = 4
-OPTIMIZERS = {"npg_igt": NPGIGT, "harpg": HARPG, "n_harpg": NHARPG}
+OPTIMIZERS = {cls.method: cls for cls in (NPGIGT, HARPG, NHARPG)}
 
 
 def _closure(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, with_logp: bool):

@@ -1,7 +1,9 @@
 """gradhub-hessian-spectrum: the probes behind Sagun et al.'s Hessian analysis, as gradhub methods.
 
 This is the plugin's entry module: specs and hyperparameter models only, no torch, so
-listing and inspecting the methods stays cheap. The implementation lives in
+listing and inspecting the methods stays cheap. Each method is declared once, here (``name=``
+in its spec), and once as an entry point in ``pyproject.toml``; the probes bind to their specs
+(``@validated(HESSIAN_SPECTRUM)``) for their names, defaults and bounds. The implementation lives in
 :mod:`gradhub_hessian_spectrum.spectrum` (spectra, density, Gauss-Newton split),
 :mod:`gradhub_hessian_spectrum.curvature` (Hessian- and Gauss-Newton-vector products),
 :mod:`gradhub_hessian_spectrum.lanczos` (Lanczos and stochastic Lanczos quadrature) and
@@ -10,12 +12,10 @@ listing and inspecting the methods stays cheap. The implementation lives in
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Literal
 
 from pydantic import Field, Strict
 
-import gradhub
 from gradhub.hyperparameters import Hyperparameters, Real
 from gradhub.specs import MethodSpec, Paper
 
@@ -75,47 +75,38 @@ _COMMON = dict(
     kind="probe",
     paper=PAPER,
     tags=("hessian", "curvature", "loss-landscape", "lanczos"),
-    dtypes=("float32", "float64"),
     claims=("gradhub_hessian_spectrum.claims:outliers_follow_clusters",),
 )
 
-SPECS = (
-    MethodSpec(
-        name="hessian_spectrum",
-        summary="Eigenvalues of the training-loss Hessian: dense, or Lanczos with full reorthogonalisation",
-        target="gradhub_hessian_spectrum.spectrum:hessian_spectrum",
-        params=HessianSpectrumHyperparameters,
-        example="gradhub_hessian_spectrum.examples:hessian_spectrum_example",
-        **_COMMON,
-    ),
-    MethodSpec(
-        name="spectral_density",
-        summary="Gaussian-smoothed eigenvalue density of the Hessian by stochastic Lanczos quadrature",
-        target="gradhub_hessian_spectrum.spectrum:spectral_density",
-        params=SpectralDensityHyperparameters,
-        example="gradhub_hessian_spectrum.examples:spectral_density_example",
-        **_COMMON,
-    ),
-    MethodSpec(
-        name="ggn_decomposition",
-        summary="Eigenvalues of the Hessian H, its generalised Gauss-Newton part G and the rest R = H - G",
-        target="gradhub_hessian_spectrum.spectrum:ggn_decomposition",
-        params=GGNDecompositionHyperparameters,
-        example="gradhub_hessian_spectrum.examples:ggn_decomposition_example",
-        **_COMMON,
-    ),
-    MethodSpec(
-        name="loss_along_path",
-        summary="Training loss along the straight line between two weight vectors (same-basin test)",
-        target="gradhub_hessian_spectrum.path:loss_along_path",
-        params=LossAlongPathHyperparameters,
-        example="gradhub_hessian_spectrum.examples:loss_along_path_example",
-        **_COMMON,
-    ),
+HESSIAN_SPECTRUM = MethodSpec(
+    name="hessian_spectrum",
+    summary="Eigenvalues of the training-loss Hessian: dense, or Lanczos with full reorthogonalisation",
+    target="gradhub_hessian_spectrum.spectrum",
+    params=HessianSpectrumHyperparameters,
+    example="gradhub_hessian_spectrum.examples:lanczos_on_three_clusters",
+    **_COMMON,
 )
-
-
-@gradhub.hookimpl
-def register_methods(register: Callable[[MethodSpec], None]) -> None:
-    for spec in SPECS:
-        register(spec)
+SPECTRAL_DENSITY = MethodSpec(
+    name="spectral_density",
+    summary="Gaussian-smoothed eigenvalue density of the Hessian by stochastic Lanczos quadrature",
+    target="gradhub_hessian_spectrum.spectrum",
+    params=SpectralDensityHyperparameters,
+    example="gradhub_hessian_spectrum.examples:quadrature_on_three_clusters",
+    **_COMMON,
+)
+GGN_DECOMPOSITION = MethodSpec(
+    name="ggn_decomposition",
+    summary="Eigenvalues of the Hessian H, its generalised Gauss-Newton part G and the rest R = H - G",
+    target="gradhub_hessian_spectrum.spectrum",
+    params=GGNDecompositionHyperparameters,
+    example="gradhub_hessian_spectrum.examples:dense_split_on_three_clusters",
+    **_COMMON,
+)
+LOSS_ALONG_PATH = MethodSpec(
+    name="loss_along_path",
+    summary="Training loss along the straight line between two weight vectors (same-basin test)",
+    target="gradhub_hessian_spectrum.path",
+    params=LossAlongPathHyperparameters,
+    example="gradhub_hessian_spectrum.examples:path_between_two_seeds",
+    **_COMMON,
+)

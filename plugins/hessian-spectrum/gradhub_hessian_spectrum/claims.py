@@ -10,7 +10,7 @@ Set-up (seeded, float64, CPU): k Gaussian clusters in R^10 (means ~ N(0, 9 I), u
 full-batch Adam (lr 1e-2) until the loss is < 1e-4 (at most 3000 steps), then 100 steps
 of gradient descent. Dense Hessian and dense G of the full-data loss.
 
-Why MSE and not cross-entropy (the brief's choice): with cross-entropy at train loss
+Why MSE and not cross-entropy (the first set-up tried): with cross-entropy at train loss
 < 1e-3 both G and R shrink with the loss (the softmax Hessian p(1 - p) vanishes), and we
 measured ||R||_F/||H||_F ~ 0.45-0.6, lambda_min/lambda_max ~ -0.1, bulk fractions
 0.23-0.61 and gap counts 1-4 without structure. With MSE, R is proportional to the
@@ -32,7 +32,8 @@ from torch import Tensor, nn
 
 from gradhub.claims import ClaimResult
 from gradhub.figures import Histogram
-from gradhub_hessian_spectrum.curvature import evaluation_mode, prepare
+from gradhub.kinds import evaluation_mode
+from gradhub_hessian_spectrum.curvature import prepare
 from gradhub_hessian_spectrum.spectrum import outlier_count
 
 MatrixProbe = Callable[[nn.Module, Callable[[Tensor, Tensor], Tensor], tuple[Tensor, Tensor]], Tensor]
@@ -108,7 +109,7 @@ def measure(k: int, width: int, hessian_fn: MatrixProbe, ggn_fn: MatrixProbe) ->
 def outliers_follow_clusters(hessian_fn: MatrixProbe = dense_hessian, ggn_fn: MatrixProbe = dense_ggn) -> ClaimResult:
     """Criteria (calibrated on this implementation; k in {3, 6}, widths 24 and 48):
 
-    (a) >= 75% of eigenvalues have |lambda| < 1e-3 lambda_max (measured 0.82-0.93; the brief's 90%
+    (a) >= 75% of eigenvalues have |lambda| < 1e-3 lambda_max (measured 0.82-0.93; a 90% bound
         fails for k = 6, where the bulk is 0.82-0.85);
     (b) outlier_count(gap) == k^2 at width 24 (k outputs x k clusters; measured 9 and 36), so it grows with k;
     (c) doubling the width (parameters x2) changes the count by <= 1 (measured 0);

@@ -33,6 +33,7 @@ from torch.func import functional_call, grad, jacrev, jvp, vjp, vmap
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
 from gradhub.kinds import evaluation_mode
+from gradhub.kinds.inputs import require_same_device, require_tensor
 from gradhub.progress import Tracker
 
 __all__ = ["CurvatureProblem", "evaluation_mode", "ggn_vector_product", "hvp", "prepare"]
@@ -155,13 +156,7 @@ def _selected_parameters(method: str, model: nn.Module, params: Sequence[Tensor]
             raise UnsupportedInputError(
                 method, f"parameter {name!r} dtype", p.dtype, "parameters must be floating point"
             )
-        if p.device != first.device:
-            raise UnsupportedInputError(
-                method,
-                "parameter devices",
-                f"{chosen[0][0]!r} on {first.device}, {name!r} on {p.device}",
-                "all selected parameters must be on one device",
-            )
+        require_same_device(method, **{chosen[0][0]: first, name: p})
         if p.dtype != first.dtype:
             raise UnsupportedInputError(
                 method,
@@ -194,25 +189,12 @@ def prepare(
     inputs, targets = data
     chosen = _selected_parameters(method, model, params)
     reference = chosen[0][1]
-    if not inputs.is_floating_point():
-        raise UnsupportedInputError(
-            method,
-            "inputs dtype",
-            inputs.dtype,
-            f"inputs must be floating point ({reference.dtype}, like the parameters)",
-        )
+    require_tensor(method, "inputs", inputs)
     if inputs.dtype != reference.dtype:
         raise UnsupportedInputError(
             method, "inputs dtype", inputs.dtype, f"inputs must have the parameters' dtype {reference.dtype}"
         )
-    for what, tensor in (("inputs", inputs), ("targets", targets)):
-        if tensor.device != reference.device:
-            raise UnsupportedInputError(
-                method,
-                f"{what} device",
-                tensor.device,
-                f"{what} must be on the parameters' device {reference.device} (move data or model first)",
-            )
+    require_same_device(method, parameters=reference, inputs=inputs, targets=targets)
     if inputs.ndim == 0 or targets.ndim == 0 or inputs.shape[0] != targets.shape[0] or inputs.shape[0] == 0:
         raise UnsupportedInputError(
             method,
@@ -296,8 +278,9 @@ def ggn_vector_product(
 
 
 def _check_vector(method: str, problem: CurvatureProblem, vector: Tensor) -> None:
-    if not isinstance(vector, Tensor) or vector.shape != (problem.dim,) or not vector.is_floating_point():
-        shown = tuple(vector.shape) if isinstance(vector, Tensor) else type(vector).__name__
-        raise UnsupportedInputError(method, "vector", shown, f"a floating 1-D tensor of length {problem.dim}")
-    if vector.device != problem.theta.device:
-        raise UnsupportedInputError(method, "vector device", vector.device, f"must be on {problem.theta.device}")
+    require_tensor(method, "vector", vector, dim=1)
+    if vector.shape[0] != problem.dim:
+        raise UnsupportedInputError(
+            method, "vector shape", tuple(vector.shape), f"a 1-D tensor of length {problem.dim}"
+        )
+    require_same_device(method, vector=vector, parameters=problem.theta)

@@ -26,24 +26,28 @@ def _problem(device: Any, dtype: torch.dtype, seed: int) -> tuple[nn.Module, tup
     return model, (inputs.to(device=device, dtype=dtype), labels.to(device))
 
 
-def hessian_spectrum_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> ProbeExample:
+def lanczos_on_three_clusters(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> ProbeExample:
     model, data = _problem(device, dtype, seed)
     return ProbeExample(model=model, args=(nn.functional.cross_entropy, data), hparams={"method": "lanczos", "k": 8})
 
 
-def spectral_density_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> ProbeExample:
+def quadrature_on_three_clusters(
+    device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+) -> ProbeExample:
     model, data = _problem(device, dtype, seed)
     return ProbeExample(
         model=model, args=(nn.functional.cross_entropy, data), hparams={"n_probes": 3, "m": 10, "grid_points": 64}
     )
 
 
-def ggn_decomposition_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> ProbeExample:
+def dense_split_on_three_clusters(
+    device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+) -> ProbeExample:
     model, data = _problem(device, dtype, seed)
     return ProbeExample(model=model, args=(nn.functional.cross_entropy, data), hparams={"method": "dense"})
 
 
-def loss_along_path_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> ProbeExample:
+def path_between_two_seeds(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> ProbeExample:
     model, data = _problem(device, dtype, seed)
     other, _ = _problem(device, dtype, seed + 1)
     state_a = {name: value.detach().clone() for name, value in model.state_dict().items()}

@@ -23,12 +23,14 @@ from torch.func import functional_call, vmap
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validated
-from gradhub_hessian_spectrum import LossAlongPathHyperparameters
-from gradhub_hessian_spectrum.curvature import LossFunction, evaluation_mode
+from gradhub.kinds import evaluation_mode
+from gradhub.kinds.inputs import require_matching_shapes, require_same_device, require_tensor
+from gradhub_hessian_spectrum import LOSS_ALONG_PATH
+from gradhub_hessian_spectrum.curvature import LossFunction
 
 __all__ = ["PathLosses", "loss_along_path"]
 
-METHOD = "loss_along_path"
+METHOD = LOSS_ALONG_PATH.name
 
 
 @dataclass
@@ -52,16 +54,13 @@ def _check_state(name: str, state: Mapping[str, Tensor], reference: Mapping[str,
         )
     for key, value in reference.items():
         given = state[key]
-        if not isinstance(given, Tensor) or given.shape != value.shape:
-            shown = tuple(given.shape) if isinstance(given, Tensor) else type(given).__name__
-            raise UnsupportedInputError(METHOD, f"{name}[{key!r}] shape", shown, f"must be {tuple(value.shape)}")
-        if given.device != value.device:
-            raise UnsupportedInputError(
-                METHOD, f"{name}[{key!r}] device", given.device, f"must be on the model's device {value.device}"
-            )
+        label = f"{name}[{key!r}]"
+        require_tensor(METHOD, label, given, dtype="any")
+        require_matching_shapes(METHOD, **{label: given, f"model[{key!r}]": value})
+        require_same_device(METHOD, **{label: given, f"model[{key!r}]": value})
 
 
-@validated(METHOD, LossAlongPathHyperparameters)
+@validated(LOSS_ALONG_PATH)
 def loss_along_path(
     model: nn.Module,
     state_a: Mapping[str, Tensor],
@@ -70,8 +69,8 @@ def loss_along_path(
     data: tuple[Tensor, Tensor],
     *,
     generator: torch.Generator | None = None,
-    n_points: int = 21,
-    batch_size: int | None = None,
+    n_points: int,
+    batch_size: int | None,
 ) -> PathLosses:
     """Full-data ``loss_fn(model_theta(X), Y)`` at ``n_points`` evenly spaced alphas in [0, 1].
 
@@ -94,15 +93,10 @@ def loss_along_path(
             METHOD, "model", type(model).__name__, "it has no floating parameters to interpolate"
         )
     device, dtype = reference[floating[0]].device, reference[floating[0]].dtype
-    if not inputs.is_floating_point() or inputs.dtype != dtype:
-        raise UnsupportedInputError(
-            METHOD, "inputs dtype", inputs.dtype, f"inputs must be floating, with the model's dtype {dtype}"
-        )
-    for what, tensor in (("inputs", inputs), ("targets", targets)):
-        if tensor.device != device:
-            raise UnsupportedInputError(
-                METHOD, f"{what} device", tensor.device, f"must be on the model's device {device}"
-            )
+    require_tensor(METHOD, "inputs", inputs)
+    if inputs.dtype != dtype:
+        raise UnsupportedInputError(METHOD, "inputs dtype", inputs.dtype, f"inputs must have the model's dtype {dtype}")
+    require_same_device(METHOD, model=reference[floating[0]], inputs=inputs, targets=targets)
     if inputs.ndim == 0 or targets.ndim == 0 or inputs.shape[0] != targets.shape[0] or inputs.shape[0] == 0:
         raise UnsupportedInputError(
             METHOD,

@@ -31,18 +31,15 @@ from torch.func import vmap
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
 from gradhub.hyperparameters import validated
+from gradhub.kinds import evaluation_mode
+from gradhub.kinds.inputs import require_tensor
 from gradhub.progress import ProgressCallback, tracker
-from gradhub_hessian_spectrum import (
-    GGNDecompositionHyperparameters,
-    HessianSpectrumHyperparameters,
-    SpectralDensityHyperparameters,
-)
+from gradhub_hessian_spectrum import GGN_DECOMPOSITION, HESSIAN_SPECTRUM, SPECTRAL_DENSITY
 from gradhub_hessian_spectrum.curvature import (
     CurvatureProblem,
     LossFunction,
     check_dense_size,
     check_steps,
-    evaluation_mode,
     prepare,
 )
 from gradhub_hessian_spectrum.lanczos import gaussian_density, lanczos, rademacher, ritz_decomposition, slq
@@ -119,17 +116,17 @@ def _ritz_values(
     return ritz_decomposition(alphas, betas)[0][0]
 
 
-@validated("hessian_spectrum", HessianSpectrumHyperparameters)
+@validated(HESSIAN_SPECTRUM)
 def hessian_spectrum(
     model: nn.Module,
     loss_fn: LossFunction,
     data: tuple[Tensor, Tensor],
     *,
     generator: torch.Generator | None = None,
-    method: str = "dense",
-    k: int = 50,
-    batch_size: int | None = None,
-    dense_limit: int = 4096,
+    method: str,
+    k: int,
+    batch_size: int | None,
+    dense_limit: int,
     params: Sequence[Tensor] | None = None,
     progress: ProgressCallback | None = None,
 ) -> Tensor:
@@ -141,29 +138,30 @@ def hessian_spectrum(
     converge first, interior Ritz values summarise the bulk. ``params`` restricts the
     Hessian to some of the model's parameters (default: all that require grad).
     """
-    problem = prepare("hessian_spectrum", model, loss_fn, data, params, batch_size)
-    _check_generator("hessian_spectrum", generator, problem.theta.device)
+    name = HESSIAN_SPECTRUM.name
+    problem = prepare(name, model, loss_fn, data, params, batch_size)
+    _check_generator(name, generator, problem.theta.device)
     with evaluation_mode(model):
         if method == "dense":
-            check_dense_size("hessian_spectrum", problem, dense_limit)
-            with tracker(progress, total=len(problem.batches), task="hessian_spectrum (dense)") as bar:
+            check_dense_size(name, problem, dense_limit)
+            with tracker(progress, total=len(problem.batches), task=f"{name} (dense)") as bar:
                 return torch.linalg.eigvalsh(problem.dense_hessian(bar).double())
-        check_steps("hessian_spectrum", "k", k, problem.dim)
-        return _ritz_values(problem, "hessian", k, generator, progress, "hessian_spectrum")
+        check_steps(name, "k", k, problem.dim)
+        return _ritz_values(problem, "hessian", k, generator, progress, name)
 
 
-@validated("spectral_density", SpectralDensityHyperparameters)
+@validated(SPECTRAL_DENSITY)
 def spectral_density(
     model: nn.Module,
     loss_fn: LossFunction,
     data: tuple[Tensor, Tensor],
     *,
     generator: torch.Generator | None = None,
-    n_probes: int = 10,
-    m: int = 80,
-    grid_points: int = 512,
-    sigma: float = 0.01,
-    batch_size: int | None = None,
+    n_probes: int,
+    m: int,
+    grid_points: int,
+    sigma: float,
+    batch_size: int | None,
     grid: Tensor | None = None,
     params: Sequence[Tensor] | None = None,
     progress: ProgressCallback | None = None,
@@ -174,13 +172,13 @@ def spectral_density(
     default grid spans the nodes with 6 kernel widths on each side, so the density
     integrates to 1. A ``grid`` (1-D tensor) may be given instead.
     """
-    problem = prepare("spectral_density", model, loss_fn, data, params, batch_size)
+    name = SPECTRAL_DENSITY.name
+    problem = prepare(name, model, loss_fn, data, params, batch_size)
     device = problem.theta.device
-    _check_generator("spectral_density", generator, device)
-    check_steps("spectral_density", "m", m, problem.dim)
-    if grid is not None and (not isinstance(grid, Tensor) or grid.ndim != 1 or not grid.is_floating_point()):
-        shown = tuple(grid.shape) if isinstance(grid, Tensor) else type(grid).__name__
-        raise UnsupportedInputError("spectral_density", "grid", shown, "grid must be a 1-D floating tensor")
+    _check_generator(name, generator, device)
+    check_steps(name, "m", m, problem.dim)
+    if grid is not None:
+        require_tensor(name, "grid", grid, dim=1)
     with evaluation_mode(model):
         nodes, weights = slq(
             _batched(problem, "hessian"),
@@ -191,7 +189,7 @@ def spectral_density(
             product_dtype=problem.theta.dtype,
             generator=generator,
             progress=progress,
-            task="spectral_density",
+            task=name,
         )
     low, high = nodes.min(), nodes.max()
     width = sigma * torch.clamp(high - low, min=torch.finfo(torch.float64).tiny).clamp_min(
@@ -210,36 +208,37 @@ def spectral_density(
     )
 
 
-@validated("ggn_decomposition", GGNDecompositionHyperparameters)
+@validated(GGN_DECOMPOSITION)
 def ggn_decomposition(
     model: nn.Module,
     loss_fn: LossFunction,
     data: tuple[Tensor, Tensor],
     *,
     generator: torch.Generator | None = None,
-    method: str = "dense",
-    k: int = 50,
-    batch_size: int | None = None,
-    dense_limit: int = 4096,
+    method: str,
+    k: int,
+    batch_size: int | None,
+    dense_limit: int,
     params: Sequence[Tensor] | None = None,
     progress: ProgressCallback | None = None,
 ) -> GGNDecomposition:
     """Eigenvalues of H, G and R = H - G (Eq. 3-4), dense or k-step Lanczos (three runs, one generator)."""
-    problem = prepare("ggn_decomposition", model, loss_fn, data, params, batch_size)
-    _check_generator("ggn_decomposition", generator, problem.theta.device)
+    name = GGN_DECOMPOSITION.name
+    problem = prepare(name, model, loss_fn, data, params, batch_size)
+    _check_generator(name, generator, problem.theta.device)
     with evaluation_mode(model):
         if method == "dense":
-            check_dense_size("ggn_decomposition", problem, dense_limit)
-            with tracker(progress, total=2 * len(problem.batches), task="ggn_decomposition (dense)") as bar:
+            check_dense_size(name, problem, dense_limit)
+            with tracker(progress, total=2 * len(problem.batches), task=f"{name} (dense)") as bar:
                 hessian, ggn = problem.dense_hessian(bar).double(), problem.dense_ggn(bar).double()
             return GGNDecomposition(
                 hessian=torch.linalg.eigvalsh(hessian),
                 ggn=torch.linalg.eigvalsh(ggn),
                 residual=torch.linalg.eigvalsh(hessian - ggn),
             )
-        check_steps("ggn_decomposition", "k", k, problem.dim)
+        check_steps(name, "k", k, problem.dim)
         values = {
-            which: _ritz_values(problem, which, k, generator, progress, f"ggn_decomposition ({which})")
+            which: _ritz_values(problem, which, k, generator, progress, f"{name} ({which})")
             for which in ("hessian", "ggn", "residual")
         }
     return GGNDecomposition(**values)
@@ -260,9 +259,7 @@ def outlier_count(
     ``method="threshold"``: count eigenvalues above ``threshold * median(|lambda|)``.
     Returns 0 when no eigenvalue is positive. The paper names no rule; see the README.
     """
-    if not isinstance(eigenvalues, Tensor) or eigenvalues.ndim != 1 or not eigenvalues.is_floating_point():
-        shown = tuple(eigenvalues.shape) if isinstance(eigenvalues, Tensor) else type(eigenvalues).__name__
-        raise UnsupportedInputError("outlier_count", "eigenvalues", shown, "a 1-D floating tensor of eigenvalues")
+    require_tensor("outlier_count", "eigenvalues", eigenvalues, dim=1)
     if method not in ("gap", "threshold"):
         raise HyperparameterError("outlier_count", "method", method, "one of 'gap', 'threshold'")
     count = eigenvalues.numel()

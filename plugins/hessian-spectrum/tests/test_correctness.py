@@ -1,4 +1,4 @@
-"""Closed-form checks from the brief: HVP vs dense, quadratic spectrum, linear regression, SLQ, path ends."""
+"""Closed-form checks: HVP vs dense, quadratic spectrum, linear regression, SLQ, path ends."""
 
 from __future__ import annotations
 

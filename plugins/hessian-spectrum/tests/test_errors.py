@@ -41,9 +41,9 @@ def test_k_out_of_range():
 
 def test_mismatched_devices():
     model, (inputs, targets) = problem()
-    with pytest.raises(gradhub.UnsupportedInputError, match=r"hessian_spectrum: unsupported inputs device: meta"):
+    with pytest.raises(gradhub.UnsupportedInputError, match=r"hessian_spectrum: unsupported devices: .*inputs on meta"):
         hessian_spectrum(model, nn.functional.cross_entropy, (inputs.to("meta"), targets))
-    with pytest.raises(gradhub.UnsupportedInputError, match=r"targets device"):
+    with pytest.raises(gradhub.UnsupportedInputError, match=r"devices: .*targets on meta"):
         hvp(model, nn.functional.cross_entropy, (inputs, targets.to("meta")))
     state = model.state_dict()
     moved = {k: v.to("meta") for k, v in state.items()}

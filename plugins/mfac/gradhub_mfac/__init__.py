@@ -1,19 +1,19 @@
 """gradhub-mfac: M-FAC (Frantar, Kurtic, Alistarh, NeurIPS 2021) as gradhub methods.
 
-The plugin's entry module: specs and hyperparameter models only, no torch import. The
-optimizer lives in :mod:`gradhub_mfac.optimizer`, the static and dynamic inverse-Fisher
-products in :mod:`gradhub_mfac.ihvp`, the OBS pruner in :mod:`gradhub_mfac.pruning`.
+The plugin's entry module: specs and hyperparameter models only, no torch import. Each
+method is declared once, here (``name=`` in its spec), and once as an entry point in
+``pyproject.toml``; the registry reads the module's ``MethodSpec`` objects. The optimizer
+lives in :mod:`gradhub_mfac.optimizer`, the static and dynamic inverse-Fisher products in
+:mod:`gradhub_mfac.ihvp`, the OBS pruner in :mod:`gradhub_mfac.pruning`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated
 
 from pydantic import Field, Strict
 
-import gradhub
-from gradhub.hyperparameters import Flag, Hyperparameters, LearningRate, Momentum, WeightDecay
+from gradhub.hyperparameters import Flag, Foreach, Hyperparameters, LearningRate, Momentum, WeightDecay
 from gradhub.specs import MethodSpec, Paper
 
 PAPER = Paper(
@@ -32,7 +32,7 @@ Tolerance = Annotated[
     float, Strict(), Field(ge=0, description="relative residual ||F u - x|| / ||x|| to report convergence")
 ]
 MaxIter = Annotated[int, Strict(), Field(ge=1, description="iterations allowed (a direct method uses one)")]
-FOREACH = "multi-tensor path; None picks it on CPU and CUDA (an addition, not in the paper)"
+BlockSize = Annotated[int, Strict(), Field(ge=1)]
 
 
 class MFACHyperparameters(Hyperparameters):
@@ -44,14 +44,14 @@ class MFACHyperparameters(Hyperparameters):
     ngrads: WindowSize = 1024
     damp: Damp = 1e-5
     sparse: Flag = Field(False, description="only update weights that are nonzero at construction")
-    foreach: Flag | None = Field(None, description=FOREACH)
+    foreach: Foreach = None
 
 
 class StaticIHVPHyperparameters(Hyperparameters):
     """The static algorithm: damping (official 1e-5) and an optional block size (official pruner: 128)."""
 
     damp: Damp = 1e-5
-    blocksize: Annotated[int, Strict(), Field(ge=1)] | None = Field(
+    blocksize: BlockSize | None = Field(
         None, description="split the weights into blocks of this size (block-diagonal F); None: one block"
     )
     tol: Tolerance = 1e-6
@@ -71,60 +71,49 @@ class PruneHyperparameters(Hyperparameters):
     """The OBS pruner (official ``main_prun.py`` defaults: ngrads 64, blocksize 128, damp 1e-5, nrecomps 16)."""
 
     ngrads: WindowSize = 64
-    blocksize: Annotated[int, Strict(), Field(ge=1)] | None = 128
+    blocksize: BlockSize | None = 128
     damp: Damp = 1e-5
     nrecomps: Annotated[int, Strict(), Field(ge=1)] = 16
 
 
-SPECS = (
-    MethodSpec(
-        name="mfac",
-        kind="optimizer",
-        summary="SGD preconditioned by the inverse damped empirical Fisher of a sliding window of gradients",
-        target="gradhub_mfac.optimizer:MFAC",
-        params=MFACHyperparameters,
-        example="gradhub_mfac.examples:mfac_example",
-        paper=PAPER,
-        tags=("second-order", "natural-gradient", "fisher", "woodbury"),
-        dtypes=("float32", "float64"),
-        capabilities={
-            "supports_foreach": True,
-            "ddp": {"status": "tested"},
-            "fsdp2": {
-                "status": "unsupported",
-                "reason": "the window products G g and G G^T reduce over whole parameter groups; under FSDP2 "
-                "each rank holds a shard and would need an all-reduce of the m-vector G g before the solve",
-            },
+MFAC = MethodSpec(
+    name="mfac",
+    kind="optimizer",
+    summary="SGD preconditioned by the inverse damped empirical Fisher of a sliding window of gradients",
+    target="gradhub_mfac.optimizer:MFAC",
+    params=MFACHyperparameters,
+    example="gradhub_mfac.examples:small_window_on_standard_problem",
+    paper=PAPER,
+    tags=("second-order", "natural-gradient", "fisher", "woodbury"),
+    capabilities={
+        "supports_foreach": True,
+        "ddp": {"status": "tested"},
+        "fsdp2": {
+            "status": "unsupported",
+            "reason": "the window products G g and G G^T reduce over whole parameter groups; under FSDP2 "
+            "each rank holds a shard and would need an all-reduce of the m-vector G g before the solve",
         },
-        claims=("gradhub_mfac.claims:optimizer_beats_sgd",),
-    ),
-    MethodSpec(
-        name="mfac_ihvp_static",
-        kind="solver",
-        summary="Direct solve F u = x with the static M-FAC algorithm (F = damped empirical Fisher of m gradients)",
-        target="gradhub_mfac.ihvp:static_ihvp",
-        params=StaticIHVPHyperparameters,
-        example="gradhub_mfac.examples:static_ihvp_example",
-        paper=PAPER,
-        tags=("second-order", "fisher", "woodbury", "inverse-hessian-vector-product"),
-        dtypes=("float32", "float64"),
-        claims=("gradhub_mfac.claims:pruning_beats_magnitude",),
-    ),
-    MethodSpec(
-        name="mfac_ihvp_dynamic",
-        kind="solver",
-        summary="Direct solve F u = x with the dynamic (sliding-window) M-FAC algorithm after streaming gradients",
-        target="gradhub_mfac.ihvp:dynamic_ihvp",
-        params=DynamicIHVPHyperparameters,
-        example="gradhub_mfac.examples:dynamic_ihvp_example",
-        paper=PAPER,
-        tags=("second-order", "fisher", "woodbury", "inverse-hessian-vector-product"),
-        dtypes=("float32", "float64"),
-    ),
+    },
+    claims=("gradhub_mfac.claims:optimizer_beats_sgd",),
 )
-
-
-@gradhub.hookimpl
-def register_methods(register: Callable[[MethodSpec], None]) -> None:
-    for spec in SPECS:
-        register(spec)
+MFAC_IHVP_STATIC = MethodSpec(
+    name="mfac_ihvp_static",
+    kind="solver",
+    summary="Direct solve F u = x with the static M-FAC algorithm (F = damped empirical Fisher of m gradients)",
+    target="gradhub_mfac.ihvp:static_ihvp",
+    params=StaticIHVPHyperparameters,
+    example="gradhub_mfac.examples:random_fisher_system",
+    paper=PAPER,
+    tags=("second-order", "fisher", "woodbury", "inverse-hessian-vector-product"),
+    claims=("gradhub_mfac.claims:pruning_beats_magnitude",),
+)
+MFAC_IHVP_DYNAMIC = MethodSpec(
+    name="mfac_ihvp_dynamic",
+    kind="solver",
+    summary="Direct solve F u = x with the dynamic (sliding-window) M-FAC algorithm after streaming gradients",
+    target="gradhub_mfac.ihvp:dynamic_ihvp",
+    params=DynamicIHVPHyperparameters,
+    example="gradhub_mfac.examples:wrapped_window_system",
+    paper=PAPER,
+    tags=("second-order", "fisher", "woodbury", "inverse-hessian-vector-product"),
+)

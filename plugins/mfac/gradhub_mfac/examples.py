@@ -1,6 +1,6 @@
 """Seeded examples for the conformance suite.
 
-``mfac``: the core's standard conv + BatchNorm problem with a small window (8 gradients,
+The optimizer: the core's standard conv + BatchNorm problem with a small window (8 gradients,
 so the window wraps within the suite's steps), momentum and weight decay on.
 The solvers: random gradients and a random right-hand side; the independent residual
 builds the dense damped Fisher ``damp*I + G^T G / m`` and measures ``||F u - x|| / ||x||``.
@@ -14,7 +14,7 @@ from gradhub.kinds.optimizer import OptimizerExample, standard_problem
 from gradhub.kinds.solver import SolverExample
 
 
-def mfac_example(
+def small_window_on_standard_problem(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> OptimizerExample:
     model, loss = standard_problem(device, dtype, seed)
@@ -40,7 +40,7 @@ def _problem(device: torch.device | str, dtype: torch.dtype, seed: int, rows: in
     return grads.to(device, dtype), x.to(device, dtype)
 
 
-def static_ihvp_example(
+def random_fisher_system(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> SolverExample:
     grads, x = _problem(device, dtype, seed, rows=8)
@@ -48,7 +48,7 @@ def static_ihvp_example(
     return SolverExample(args=(grads, x), hparams={"damp": damp, "tol": 1e-10}, residual=dense_residual(grads, x, damp))
 
 
-def dynamic_ihvp_example(
+def wrapped_window_system(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> SolverExample:
     grads, x = _problem(device, dtype, seed, rows=11)  # 11 pushes into a window of 8: it wraps

@@ -35,17 +35,23 @@ What differs from the official code (same numbers, different arithmetic):
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
-from gradhub.hyperparameters import validated
+from gradhub.hyperparameters import validate_hyperparameters, validated
+from gradhub.kinds.inputs import require_tensor
 from gradhub.kinds.solver import SolverResult
 from gradhub.progress import ProgressCallback, tracker
-from gradhub_mfac import DynamicIHVPHyperparameters, StaticIHVPHyperparameters
+from gradhub_mfac import (
+    MFAC_IHVP_DYNAMIC,
+    MFAC_IHVP_STATIC,
+    DynamicIHVPHyperparameters,
+    PruneHyperparameters,
+    StaticIHVPHyperparameters,
+)
 
 __all__ = [
     "SlidingWindowIHVP",
@@ -54,8 +60,6 @@ __all__ = [
     "static_ihvp",
     "woodbury_solve",
 ]
-
-_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def woodbury_solve(gram: Tensor, rhs: Tensor, ngrads: int, damp: float) -> Tensor:
@@ -69,22 +73,15 @@ def woodbury_solve(gram: Tensor, rhs: Tensor, ngrads: int, damp: float) -> Tenso
     return torch.cholesky_solve(rhs.unsqueeze(-1), factor).squeeze(-1)
 
 
-def _check_tensor(method: str, name: str, value: Any, dims: tuple[int, ...]) -> Tensor:
-    if not isinstance(value, Tensor):
-        raise UnsupportedInputError(method, name, type(value).__name__, "a torch.Tensor")
-    if value.dim() not in dims:
-        raise UnsupportedInputError(
-            method, name, f"shape {tuple(value.shape)}", f"a tensor with {' or '.join(map(str, dims))} dimensions"
-        )
-    if value.dtype not in _FLOATS or value.dtype in (torch.float16, torch.bfloat16):
-        raise UnsupportedInputError(method, name, f"dtype {value.dtype}", "float32 or float64")
+def _check_tensor(method: str, name: str, value: object, dims: int | Sequence[int]) -> Tensor:
+    value = require_tensor(method, name, value, dim=dims)
+    if value.dtype not in (torch.float32, torch.float64):
+        raise UnsupportedInputError(method, f"{name} dtype", value.dtype, f"{name} must be float32 or float64")
     return value
 
 
-def _check_damp(method: str, damp: Any) -> float:
-    if isinstance(damp, bool) or not isinstance(damp, (int, float)) or not (damp > 0 and math.isfinite(damp)):
-        raise HyperparameterError(method, "damp", damp, "a finite number > 0")
-    return float(damp)
+# The models' defaults, for the classes' signatures (the official pruner's block size for ``blocked``).
+STATIC, DYNAMIC, PRUNING = StaticIHVPHyperparameters(), DynamicIHVPHyperparameters(), PruneHyperparameters()
 
 
 class StaticIHVP:
@@ -98,11 +95,11 @@ class StaticIHVP:
     Setup is O(b d m^2); :meth:`mul` and :meth:`diag` are O(b d m); :meth:`entry` O(m).
     """
 
-    method = "mfac_ihvp_static"
+    method = MFAC_IHVP_STATIC.name
 
-    def __init__(self, grads: Tensor, damp: float = 1e-5) -> None:
+    def __init__(self, grads: Tensor, damp: float = STATIC.damp) -> None:
         grads = _check_tensor(self.method, "grads", grads, (2, 3))
-        self.damp = _check_damp(self.method, damp)
+        self.damp = validate_hyperparameters(self.method, StaticIHVPHyperparameters, {"damp": damp})["damp"]
         self.batched = grads.dim() == 3
         blocks = grads if self.batched else grads.unsqueeze(0)
         self.blocks, self.ngrads, self.blocksize = blocks.shape
@@ -116,13 +113,16 @@ class StaticIHVP:
         self._grads = blocks
 
     @classmethod
-    def blocked(cls, grads: Tensor, blocksize: int = 128, damp: float = 1e-5) -> StaticIHVP:
+    def blocked(cls, grads: Tensor, blocksize: int | None = PRUNING.blocksize, damp: float = STATIC.damp) -> StaticIHVP:
         """Split ``m x d`` gradients into consecutive blocks of ``blocksize`` weights (the last
         one zero-padded; padding has zero gradient, so it decouples) and build a blocked IHVP.
-        :meth:`mul` and :meth:`diag` then take and return flat length-d vectors."""
-        grads = _check_tensor(cls.method, "grads", grads, (2,))
-        if isinstance(blocksize, bool) or not isinstance(blocksize, int) or blocksize < 1:
-            raise HyperparameterError(cls.method, "blocksize", blocksize, "an int >= 1")
+        :meth:`mul` and :meth:`diag` then take and return flat length-d vectors. ``blocksize=None``:
+        one block (``cls(grads, damp)``)."""
+        grads = _check_tensor(cls.method, "grads", grads, 2)
+        values = {"blocksize": blocksize, "damp": damp}
+        blocksize = validate_hyperparameters(cls.method, StaticIHVPHyperparameters, values)["blocksize"]
+        if blocksize is None:
+            return cls(grads, damp)
         ngrads, numel = grads.shape
         blocks = -(-numel // blocksize)
         padded = torch.nn.functional.pad(grads, (0, blocks * blocksize - numel))
@@ -169,7 +169,7 @@ class StaticIHVP:
         row = torch.as_tensor(row, device=self.factors.device)
         column = torch.as_tensor(column, device=self.factors.device)
         for name, index in (("row", row), ("column", column)):
-            if index.dtype in _FLOATS or bool(((index < 0) | (index >= self.numel)).any()):
+            if index.is_floating_point() or bool(((index < 0) | (index >= self.numel)).any()):
                 raise UnsupportedInputError(self.method, name, index.tolist(), f"integer indices in [0, {self.numel})")
         row, column = torch.broadcast_tensors(row, column)
         row_block, row_offset = row // self.blocksize, row % self.blocksize
@@ -201,13 +201,13 @@ class SlidingWindowIHVP:
     m x m matrix); :meth:`mul` is O(d m + m^2); :meth:`update_mul` does both, reusing ``G g``.
     """
 
-    method = "mfac_ihvp_dynamic"
+    method = MFAC_IHVP_DYNAMIC.name
 
     def __init__(
         self,
         d: int,
         m: int,
-        damp: float = 1e-5,
+        damp: float = DYNAMIC.damp,
         *,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
@@ -215,14 +215,14 @@ class SlidingWindowIHVP:
         for name, value in (("d", d), ("m", m)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise HyperparameterError(self.method, name, value, "an int >= 1")
-        self.damp = _check_damp(self.method, damp)
+        self.damp = validate_hyperparameters(self.method, DynamicIHVPHyperparameters, {"damp": damp})["damp"]
         self.d, self.m = d, m
         self.grads = torch.zeros(m, d, dtype=dtype, device=device)
         self.gram = torch.zeros(m, m, dtype=torch.float64, device=self.grads.device)
         self.last = 0
 
     def _check(self, name: str, x: Tensor) -> Tensor:
-        x = _check_tensor(self.method, name, x, (1,))
+        x = _check_tensor(self.method, name, x, 1)
         if x.shape != (self.d,):
             raise UnsupportedInputError(self.method, name, f"shape {tuple(x.shape)}", f"shape ({self.d},)")
         if x.device != self.grads.device:
@@ -251,70 +251,69 @@ class SlidingWindowIHVP:
         """Replace the oldest gradient by ``g``, then return ``F^{-1} g`` (``HInvFastUpMulti.update_mul``)."""
         return self.mul(g, self.update(g))
 
+    def fisher_mul(self, x: Tensor) -> Tensor:
+        """``F x = damp * x + G^T (G x) / m`` for the current window (for residuals), O(d m)."""
+        return self.damp * x + ((self.grads @ x) @ self.grads) / self.m
 
-def _relative_residual(fisher_x: Tensor, x: Tensor) -> Tensor:
-    return (fisher_x - x).norm() / x.norm().clamp_min(torch.finfo(x.dtype).tiny)
+
+def _direct_result(solution: Tensor, fisher_solution: Tensor, x: Tensor, tol: float) -> SolverResult:
+    """A direct solve as one iteration: the relative residual ``||F u - x|| / ||x||`` before it
+    (``u = 0``: 1) and after it; converged when the latter is at most ``tol`` (never when NaN)."""
+    residual = (fisher_solution - x).norm() / x.norm().clamp_min(torch.finfo(x.dtype).tiny)
+    return SolverResult(solution, bool(residual <= tol), 1, torch.stack([torch.ones_like(residual), residual]))
 
 
-@validated("mfac_ihvp_static", StaticIHVPHyperparameters)
+@validated(MFAC_IHVP_STATIC)
 def static_ihvp(
-    grads: Tensor,
-    x: Tensor,
-    *,
-    damp: float = 1e-5,
-    blocksize: int | None = None,
-    tol: float = 1e-6,
-    max_iter: int = 1,
+    grads: Tensor, x: Tensor, *, damp: float, blocksize: int | None, tol: float, max_iter: int
 ) -> SolverResult:
-    """Solve ``F u = x`` for the damped empirical Fisher of ``grads`` (m x d) with the static algorithm.
+    """Solve ``F u = x`` for the damped empirical Fisher of ``grads`` (m x d) with the static algorithm (§3).
 
-    A direct method: one "iteration" is the whole factorisation and product; ``residuals``
-    holds the relative residual ``||F u - x|| / ||x||`` before (1) and after it, and
-    ``converged`` says whether the latter is at most ``tol``. ``blocksize`` (None: one block)
-    makes ``F`` block-diagonal as in the official pruner.
+    A direct method, not an iteration (so not the solver frame's loop): one "iteration" is the
+    whole factorisation and product, and ``max_iter`` (>= 1) changes nothing; ``residuals``
+    holds the relative residual ``||F u - x|| / ||x||`` before (1) and after it, and ``converged``
+    says whether the latter is at most ``tol``. ``blocksize`` (None: one block) makes ``F``
+    block-diagonal as in the official pruner.
     """
-    grads = _check_tensor("mfac_ihvp_static", "grads", grads, (2,))
-    x = _check_tensor("mfac_ihvp_static", "x", x, (1,))
+    method = MFAC_IHVP_STATIC.name
+    grads = _check_tensor(method, "grads", grads, 2)
+    x = _check_tensor(method, "x", x, 1)
     if x.shape != grads.shape[1:] or x.device != grads.device or x.dtype != grads.dtype:
         raise UnsupportedInputError(
-            "mfac_ihvp_static",
+            method,
             "x",
             f"shape {tuple(x.shape)}, {x.dtype} on {x.device}",
             f"shape ({grads.shape[1]},), {grads.dtype} on {grads.device} (like a row of grads)",
         )
-    ihvp = StaticIHVP(grads, damp) if blocksize is None else StaticIHVP.blocked(grads, blocksize, damp)
+    ihvp = StaticIHVP.blocked(grads, blocksize, damp)
     solution = ihvp.mul(x)
-    residual = _relative_residual(ihvp.fisher_mul(solution), x)
-    residuals = torch.stack([torch.ones_like(residual), residual])
-    return SolverResult(solution, bool(residual <= tol), 1, residuals)
+    return _direct_result(solution, ihvp.fisher_mul(solution), x, tol)
 
 
-@validated("mfac_ihvp_dynamic", DynamicIHVPHyperparameters)
+@validated(MFAC_IHVP_DYNAMIC)
 def dynamic_ihvp(
     grads: Tensor,
     x: Tensor,
     *,
-    ngrads: int = 1024,
-    damp: float = 1e-5,
-    tol: float = 1e-6,
-    max_iter: int = 1,
+    ngrads: int,
+    damp: float,
+    tol: float,
+    max_iter: int,
     progress: ProgressCallback | None = None,
 ) -> SolverResult:
-    """Push the rows of ``grads`` (n x d) in order through a window of ``ngrads``, then solve ``F u = x``.
+    """Push the rows of ``grads`` (n x d) in order through a window of ``ngrads``, then solve ``F u = x`` (§4).
 
     ``F`` is the damped empirical Fisher of the window: the last ``min(n, ngrads)`` rows
     (and zero rows while fewer than ``ngrads`` were pushed). A direct method, as
     :func:`static_ihvp`; ``progress`` counts the pushed gradients.
     """
-    grads = _check_tensor("mfac_ihvp_dynamic", "grads", grads, (2,))
+    method = MFAC_IHVP_DYNAMIC.name
+    grads = _check_tensor(method, "grads", grads, 2)
     window = SlidingWindowIHVP(grads.shape[1], ngrads, damp, dtype=grads.dtype, device=grads.device)
     x = window._check("x", x)
-    with tracker(progress, total=grads.shape[0], task="mfac_ihvp_dynamic") as bar:
+    with tracker(progress, total=grads.shape[0], task=method) as bar:
         for g in grads:
             window.update(g)
             bar.update()
     solution = window.mul(x)
-    fisher_x = damp * solution + ((window.grads @ solution) @ window.grads) / ngrads
-    residual = _relative_residual(fisher_x, x)
-    residuals = torch.stack([torch.ones_like(residual), residual])
-    return SolverResult(solution, bool(residual <= tol), 1, residuals)
+    return _direct_result(solution, window.fisher_mul(solution), x, tol)

@@ -38,7 +38,7 @@ What differs from the official code:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -46,6 +46,7 @@ from torch import Tensor
 
 from gradhub.kernels import group_tensors
 from gradhub.kinds.optimizer import Optimizer
+from gradhub_mfac import MFAC as MFAC_SPEC
 from gradhub_mfac import MFACHyperparameters
 from gradhub_mfac.ihvp import woodbury_solve
 
@@ -66,16 +67,12 @@ def mfac_single_tensor(
     masks: list[Tensor | None],
     gram: Tensor,
     slot: int,
-    *,
-    lr: float,
-    momentum: float,
-    weight_decay: float,
-    ngrads: int,
-    damp: float,
+    options: MFACHyperparameters,
 ) -> None:
     """One M-FAC step, tensor by tensor; ``gram`` (float64, ngrads x ngrads) is updated in place."""
+    lr, momentum, weight_decay, damp = options.lr, options.momentum, options.weight_decay, options.damp
     directions = []
-    products = torch.zeros(ngrads, dtype=torch.float64, device=gram.device)
+    products = torch.zeros(options.ngrads, dtype=torch.float64, device=gram.device)
     for param, grad, window, mask in zip(params, grads, windows, masks):
         direction = grad + weight_decay * param if weight_decay != 0 else grad.clone()
         if mask is not None:
@@ -83,7 +80,7 @@ def mfac_single_tensor(
         window[slot] = direction.reshape(-1)
         products += (window @ direction.reshape(-1)).to(gram.device, torch.float64)
         directions.append(direction)
-    coefficients = _solve(gram, products, slot, ngrads, damp)
+    coefficients = _solve(gram, products, slot, options.ngrads, damp)
     for param, direction, window, buffer in zip(params, directions, windows, momentum_buffers):
         update = (direction - (coefficients.to(window) @ window).view_as(param)) / damp
         if buffer is not None:
@@ -100,20 +97,16 @@ def mfac_multi_tensor(
     masks: list[Tensor | None],
     gram: Tensor,
     slot: int,
-    *,
-    lr: float,
-    momentum: float,
-    weight_decay: float,
-    ngrads: int,
-    damp: float,
+    options: MFACHyperparameters,
 ) -> None:
     """One M-FAC step with the elementwise work done by ``torch._foreach_*`` per device and dtype.
 
     The window products stay one matrix-vector product per tensor (torch has no foreach
     matmul); the same arithmetic as :func:`mfac_single_tensor`, so the two agree exactly.
     """
+    momentum, weight_decay, damp = options.momentum, options.weight_decay, options.damp
     grouped = group_tensors([params, grads, windows, momentum_buffers, masks])
-    products = torch.zeros(ngrads, dtype=torch.float64, device=gram.device)
+    products = torch.zeros(options.ngrads, dtype=torch.float64, device=gram.device)
     per_group = []
     for group_params, group_grads, group_windows, group_buffers, group_masks in grouped.values():
         if weight_decay != 0:
@@ -127,7 +120,7 @@ def mfac_multi_tensor(
             window[slot] = direction.reshape(-1)
             products += (window @ direction.reshape(-1)).to(gram.device, torch.float64)
         per_group.append((group_params, group_windows, group_buffers, directions))
-    coefficients = _solve(gram, products, slot, ngrads, damp)
+    coefficients = _solve(gram, products, slot, options.ngrads, damp)
     for group_params, group_windows, group_buffers, directions in per_group:
         corrections = [
             (coefficients.to(window) @ window).view_as(param) for param, window in zip(group_params, group_windows)
@@ -139,61 +132,37 @@ def mfac_multi_tensor(
             torch._foreach_mul_(buffers, momentum)
             torch._foreach_add_(buffers, updates, alpha=1 - momentum)
             updates = buffers
-        torch._foreach_add_(group_params, updates, alpha=-lr)
+        torch._foreach_add_(group_params, updates, alpha=-options.lr)
 
 
 class MFAC(Optimizer):
-    """M-FAC (Frantar, Kurtic, Alistarh, NeurIPS 2021): inverse-Fisher preconditioned SGD.
+    """M-FAC (Frantar, Kurtic, Alistarh, NeurIPS 2021, §4 and §5.2): inverse-Fisher preconditioned SGD.
 
-    Args:
-        params: parameters or param groups (each group has its own gradient window).
-        lr: learning rate (official default 1e-3).
-        momentum: momentum with dampening ``1 - momentum`` (official default 0).
-        weight_decay: coupled L2 decay, added to the gradient before preconditioning.
-        ngrads: window size m (official default 1024).
-        damp: the damping ``lambda`` of ``F = lambda I + G^T G / m`` (official default 1e-5).
-        sparse: mask updates with the weights that are nonzero now (official option).
-        foreach: the multi-tensor path (``None``: on CPU and CUDA).
+    The official ``optim.MFAC`` signature and defaults (without ``moddev``/``optdev``/``gpus``),
+    written once in :class:`~gradhub_mfac.MFACHyperparameters`. Each param group has its own
+    gradient window; ``weight_decay`` is coupled L2 decay added to the gradient before
+    preconditioning; ``momentum`` has dampening ``1 - momentum``; ``sparse=True`` masks updates
+    with the weights that are nonzero at construction.
     """
 
-    method = "mfac"
-    hyperparameters = MFACHyperparameters
+    spec = MFAC_SPEC
 
-    def __init__(
-        self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float = 1e-3,
-        momentum: float = 0.0,
-        weight_decay: float = 0.0,
-        ngrads: int = 1024,
-        damp: float = 1e-5,
-        sparse: bool = False,
-        *,
-        foreach: bool | None = None,
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            weight_decay=weight_decay,
-            ngrads=ngrads,
-            damp=damp,
-            sparse=sparse,
-            foreach=foreach,
-        )
-        super().__init__(params, defaults)
+    def __init__(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(params, *args, **kwargs)
         for group in self.param_groups:
-            if group["sparse"]:
+            if self.options(group).sparse:
                 for param in group["params"]:
                     self.state[param]["mask"] = (param.detach() != 0).to(param.dtype)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = self._evaluate(closure)
-        with_gradients = self._parameters_with_gradients()
-        for index, (group, params) in enumerate(zip(self.param_groups, with_gradients)):
+        loss = self.evaluate_closure(closure)
+        with_gradients = self.parameters_with_gradients()
+        options = [self.options(group) for group in self.param_groups]  # validated before anything changes
+        for index, (group, params, group_options) in enumerate(zip(self.param_groups, with_gradients, options)):
             if not params:
                 continue
-            ngrads = group["ngrads"]
+            ngrads = group_options.ngrads
             group_state = self.state[f"mfac group {index}"]
             if "gram" not in group_state:
                 group_state["gram"] = torch.zeros(ngrads, ngrads, dtype=torch.float64, device=params[0].device)
@@ -209,12 +178,12 @@ class MFAC(Optimizer):
                     state["gradient_window"] = torch.zeros(
                         ngrads, param.numel(), dtype=param.dtype, device=param.device
                     )
-                    if group["momentum"] > 0:
+                    if group_options.momentum > 0:
                         state["momentum_buffer"] = torch.zeros_like(param, memory_format=torch.preserve_format)
                 windows.append(state["gradient_window"])
                 buffers.append(state.get("momentum_buffer"))
                 masks.append(state.get("mask"))
-            step = mfac_multi_tensor if self._use_foreach(group, params) else mfac_single_tensor
+            step = mfac_multi_tensor if self.use_foreach(group, params) else mfac_single_tensor
             step(
                 params,
                 [param.grad for param in params],
@@ -223,11 +192,7 @@ class MFAC(Optimizer):
                 masks,
                 group_state["gram"],
                 slot,
-                lr=group["lr"],
-                momentum=group["momentum"],
-                weight_decay=group["weight_decay"],
-                ngrads=ngrads,
-                damp=group["damp"],
+                group_options,
             )
             group_state["step"] += 1
         return loss

@@ -35,7 +35,7 @@ from gradhub.errors import HyperparameterError, UnsupportedInputError
 from gradhub.hyperparameters import validate_hyperparameters
 from gradhub.progress import ProgressCallback, tracker
 from gradhub_mfac import PruneHyperparameters
-from gradhub_mfac.ihvp import StaticIHVP
+from gradhub_mfac.ihvp import PRUNING, StaticIHVP
 
 __all__ = ["MFACPruner", "magnitude_prune", "obs_prune"]
 
@@ -65,8 +65,8 @@ def obs_prune(
     grads: Tensor,
     sparsity: float,
     *,
-    blocksize: int | None = 128,
-    damp: float = 1e-5,
+    blocksize: int | None = PRUNING.blocksize,
+    damp: float = PRUNING.damp,
 ) -> tuple[Tensor, Tensor]:
     """One M-FAC OBS step on flat ``weights`` (d,) with ``grads`` (m x d); returns ``(mask, weights)``."""
     if weights.dim() != 1 or mask.shape != weights.shape or mask.dtype != torch.bool:
@@ -81,7 +81,7 @@ def obs_prune(
     count = _drop_count(mask, sparsity)
     kept = weights[mask]
     kept_grads = grads[:, mask]
-    ihvp = StaticIHVP(kept_grads, damp) if blocksize is None else StaticIHVP.blocked(kept_grads, blocksize, damp)
+    ihvp = StaticIHVP.blocked(kept_grads, blocksize, damp)
     diagonal = ihvp.diag()
     scores = kept.square() / (2 * diagonal)
     drop = torch.topk(scores, count, largest=False).indices
@@ -106,7 +106,7 @@ class MFACPruner:
         params: the weights to prune, flattened and concatenated in this order.
         grad_loader_fn: returns an iterable of scalar losses, one per gradient batch; the
             first ``ngrads`` are used each time gradients are (re)computed.
-        ngrads, blocksize, damp: official defaults 64, 128, 1e-5.
+        ngrads, blocksize, damp: defaults from :class:`~gradhub_mfac.PruneHyperparameters` (the official ones).
     """
 
     def __init__(
@@ -114,9 +114,9 @@ class MFACPruner:
         model: nn.Module,
         params: Sequence[Tensor],
         grad_loader_fn: Callable[[], Iterable[Tensor]],
-        ngrads: int = 64,
-        blocksize: int | None = 128,
-        damp: float = 1e-5,
+        ngrads: int = PRUNING.ngrads,
+        blocksize: int | None = PRUNING.blocksize,
+        damp: float = PRUNING.damp,
     ) -> None:
         values = validate_hyperparameters(
             METHOD, PruneHyperparameters, {"ngrads": ngrads, "blocksize": blocksize, "damp": damp}
@@ -163,7 +163,7 @@ class MFACPruner:
         self,
         mask: Tensor,
         target_sparsity: float,
-        nrecomps: int = 16,
+        nrecomps: int = PRUNING.nrecomps,
         *,
         progress: ProgressCallback | None = None,
     ) -> Tensor:

@@ -78,7 +78,7 @@ def test_steps_equal_dense_preconditioned_steps(
 
 @pytest.mark.parametrize("ngrads", [1, 6])
 def test_first_step_closed_form(ngrads: int) -> None:
-    """Zero window, one gradient: u = m g / (m damp + ||g||^2) (brief test (e); m=1: g / (damp + ||g||^2))."""
+    """Zero window, one gradient: u = m g / (m damp + ||g||^2) (m=1: g / (damp + ||g||^2))."""
     generator = torch.Generator().manual_seed(3)
     weight = nn.Parameter(torch.randn(3, 4, generator=generator, dtype=torch.float64))
     start = weight.detach().clone()

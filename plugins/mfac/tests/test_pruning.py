@@ -17,7 +17,7 @@ def setup(seed: int = 0):
 
 
 def test_single_weight_obs_step_and_saliency() -> None:
-    """Pruning one weight q: w_q -> 0, delta w = -(w_q / [F^-1]_qq) F^-1 e_q, model increase = rho_q (brief (d))."""
+    """Pruning one weight q: w_q -> 0, delta w = -(w_q / [F^-1]_qq) F^-1 e_q, model increase = rho_q (Eq. 7-8)."""
     grads, weights, damp, fisher = setup()
     inverse = torch.linalg.inv(fisher)
     mask = torch.ones(20, dtype=torch.bool)

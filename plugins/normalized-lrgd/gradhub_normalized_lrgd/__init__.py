@@ -1,7 +1,8 @@
 """gradhub-normalized-lrgd: Normalized LR+GD, LR+GD and the batch perceptron (Tyurin, AAAI 2025).
 
 This is the plugin's entry module: specs and hyperparameter models only, no torch, so
-listing and inspecting the methods stays cheap. The optimizer lives in
+listing and inspecting the methods stays cheap; the registry reads its module-level
+``MethodSpec`` objects (a method's name is written once, in its spec). The optimizer lives in
 :mod:`gradhub_normalized_lrgd.optimizer`, the two solvers (and the logistic loss, its
 gradient and the single-step updates they share) in :mod:`gradhub_normalized_lrgd.solvers`.
 
@@ -13,14 +14,21 @@ offered as ``normalize="grad_norm"`` for comparison; it is not the paper's metho
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Literal
 
 from pydantic import Field, Strict
 
-import gradhub
 from gradhub.exports import lazy_exports
-from gradhub.hyperparameters import Epsilon, Flag, Hyperparameters, LearningRate, Probability, Real
+from gradhub.hyperparameters import (
+    Epsilon,
+    Flag,
+    Foreach,
+    Hyperparameters,
+    KeywordOnly,
+    LearningRate,
+    Probability,
+    Real,
+)
 from gradhub.specs import MethodSpec, Paper
 
 PAPER = Paper(
@@ -49,8 +57,8 @@ class NormalizedLRGDHyperparameters(Hyperparameters):
         "loss", description="'loss': divide by f(w) (the paper's method); 'grad_norm': by ||grad f|| (comparison)"
     )
     eps: Epsilon = Field(0.0, description="added to the normaliser f(w) (or ||grad f||)")
-    foreach: Flag | None = Field(None, description="multi-tensor path; None picks it on CPU and CUDA")
-    reduce_loss: Flag | None = Field(
+    foreach: Foreach = None
+    reduce_loss: Annotated[Flag | None, KeywordOnly()] = Field(
         None,
         description=(
             "average the closure's loss over the default process group before dividing by it (data parallel: "
@@ -82,58 +90,47 @@ _CLAIMS = (
 )
 _TAGS = ("logistic-regression", "perceptron", "large-step-size", "separable-data")
 
-SPECS = (
-    MethodSpec(
-        name="normalized_lrgd",
-        kind="optimizer",
-        summary="Normalized LR+GD: gradient descent with step size lr / f(w) (needs a closure returning f)",
-        paper=PAPER,
-        target="gradhub_normalized_lrgd.optimizer:NormalizedLRGD",
-        params=NormalizedLRGDHyperparameters,
-        example="gradhub_normalized_lrgd.examples:normalized_lrgd_example",
-        claims=_CLAIMS,
-        tags=_TAGS,
-        dtypes=("float32", "float64"),
-        capabilities={"supports_foreach": True, "requires_closure": True, "fsdp2": {"status": "tested"}},
-    ),
-    MethodSpec(
-        name="lr_gd",
-        kind="solver",
-        summary="LR+GD: constant-step gradient descent on the mean logistic loss until the data are separated",
-        paper=PAPER,
-        target="gradhub_normalized_lrgd.solvers:lr_gd",
-        params=LRGDHyperparameters,
-        example="gradhub_normalized_lrgd.examples:lr_gd_example",
-        claims=_CLAIMS,
-        tags=_TAGS,
-        dtypes=("float32", "float64"),
-    ),
-    MethodSpec(
-        name="batch_perceptron",
-        kind="solver",
-        summary="Batch perceptron: w <- w + mean of y_i x_i over misclassified points (ties weighted 1/2)",
-        paper=PAPER,
-        target="gradhub_normalized_lrgd.solvers:batch_perceptron",
-        params=BatchPerceptronHyperparameters,
-        example="gradhub_normalized_lrgd.examples:batch_perceptron_example",
-        claims=_CLAIMS,
-        tags=_TAGS,
-        dtypes=("float32", "float64"),
-    ),
+NORMALIZED_LRGD = MethodSpec(
+    name="normalized_lrgd",
+    kind="optimizer",
+    summary="Normalized LR+GD: gradient descent with step size lr / f(w) (needs a closure returning f)",
+    paper=PAPER,
+    target="gradhub_normalized_lrgd.optimizer:NormalizedLRGD",
+    params=NormalizedLRGDHyperparameters,
+    example="gradhub_normalized_lrgd.examples:separable_linear_classifier",
+    claims=_CLAIMS,
+    tags=_TAGS,
+    capabilities={"supports_foreach": True, "requires_closure": True, "fsdp2": {"status": "tested"}},
+)
+LR_GD = MethodSpec(
+    name="lr_gd",
+    kind="solver",
+    summary="LR+GD: constant-step gradient descent on the mean logistic loss until the data are separated",
+    paper=PAPER,
+    target="gradhub_normalized_lrgd.solvers",
+    params=LRGDHyperparameters,
+    example="gradhub_normalized_lrgd.examples:separable_problem_with_large_step",
+    claims=_CLAIMS,
+    tags=_TAGS,
+)
+BATCH_PERCEPTRON = MethodSpec(
+    name="batch_perceptron",
+    kind="solver",
+    summary="Batch perceptron: w <- w + mean of y_i x_i over misclassified points (ties weighted 1/2)",
+    paper=PAPER,
+    target="gradhub_normalized_lrgd.solvers",
+    params=BatchPerceptronHyperparameters,
+    example="gradhub_normalized_lrgd.examples:separable_problem",
+    claims=_CLAIMS,
+    tags=_TAGS,
 )
 
 __getattr__ = lazy_exports(
     __name__,
     {
         "NormalizedLRGD": "gradhub_normalized_lrgd.optimizer",
-        "lr_gd": "gradhub_normalized_lrgd.solvers",
-        "batch_perceptron": "gradhub_normalized_lrgd.solvers",
+        LR_GD.name: "gradhub_normalized_lrgd.solvers",
+        BATCH_PERCEPTRON.name: "gradhub_normalized_lrgd.solvers",
         "logistic_loss": "gradhub_normalized_lrgd.solvers",
     },
 )
-
-
-@gradhub.hookimpl
-def register_methods(register: Callable[[MethodSpec], None]) -> None:
-    for spec in SPECS:
-        register(spec)

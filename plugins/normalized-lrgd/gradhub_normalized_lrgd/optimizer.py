@@ -10,8 +10,8 @@ loss in the paper) with gradients populated, is
     w <- w - lr * grad f(w) / (f(w) + eps)          (normalize="loss", the paper's method)
     w <- w - lr * grad f(w) / (||grad f(w)|| + eps)  (normalize="grad_norm", for comparison)
 
-Reading chosen: the paper's abstract names the method only; our brief (from the paper)
-writes the step as ``gamma grad f / f``, i.e. LR+GD with the adaptive step ``gamma / f(w_t)``.
+Reading chosen: the paper's abstract names the method only; we read its step as
+``gamma grad f / f``, i.e. LR+GD with the adaptive step ``gamma / f(w_t)``.
 For the logistic loss, ``grad f / f`` is a softmax-like weighted mean of ``-y_i x_i`` that
 concentrates on the worst-classified points once margins are large, so its length stays
 below ``max_i ||x_i||``: a "soft" batch perceptron step whose effective step grows as the
@@ -40,7 +40,7 @@ The optimizer keeps no state. ``foreach=True`` runs the multi-tensor path
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -49,7 +49,7 @@ from torch import Tensor
 from gradhub.errors import UnsupportedInputError
 from gradhub.kernels import group_tensors
 from gradhub.kinds.optimizer import Optimizer
-from gradhub_normalized_lrgd import NormalizedLRGDHyperparameters
+from gradhub_normalized_lrgd import NORMALIZED_LRGD, NormalizedLRGDHyperparameters
 
 __all__ = ["NormalizedLRGD"]
 
@@ -57,34 +57,13 @@ __all__ = ["NormalizedLRGD"]
 class NormalizedLRGD(Optimizer):
     """Normalized LR+GD (Tyurin, AAAI 2025): ``w <- w - lr * grad f(w) / f(w)``.
 
-    Args:
-        params: parameters or param groups to optimise.
-        lr: the step size gamma.
-        normalize: ``"loss"`` divides by ``f(w)`` (the paper); ``"grad_norm"`` by ``||grad f(w)||``.
-        eps: added to the normaliser.
-        foreach: use the multi-tensor path (``None``: on CPU and CUDA).
-        reduce_loss: average the closure's loss over the default process group (``None``: when
-            ``torch.distributed`` is initialized), so that under DDP every rank divides by the
-            global loss, as it steps with the globally averaged gradient.
-
-    ``step(closure)`` needs a closure that zeroes the gradients, evaluates the full-batch
-    loss ``f(w)``, calls ``backward()`` and returns the loss.
+    ``normalize="loss"`` divides by ``f(w)`` (the paper); ``"grad_norm"`` by ``||grad f(w)||``.
+    ``reduce_loss`` makes every rank divide by the global loss under DDP, as it steps with the
+    globally averaged gradient. ``step(closure)`` needs a closure that zeroes the gradients,
+    evaluates the full-batch loss ``f(w)``, calls ``backward()`` and returns the loss.
     """
 
-    method = "normalized_lrgd"
-    hyperparameters = NormalizedLRGDHyperparameters
-
-    def __init__(
-        self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float = 1.0,
-        normalize: str = "loss",
-        eps: float = 0.0,
-        *,
-        foreach: bool | None = None,
-        reduce_loss: bool | None = None,
-    ) -> None:
-        super().__init__(params, dict(lr=lr, normalize=normalize, eps=eps, foreach=foreach, reduce_loss=reduce_loss))
+    spec = NORMALIZED_LRGD
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -97,26 +76,27 @@ class NormalizedLRGD(Optimizer):
                 "step(closure) needs a closure that computes the full-batch loss f(w), calls backward() and "
                 "returns f(w): the step is divided by f(w)",
             )
-        loss = self._evaluate(closure)
-        groups = self._parameters_with_gradients()
+        loss = self.evaluate_closure(closure)
+        groups = self.parameters_with_gradients()
+        options = [self.options(group) for group in self.param_groups]  # validated before anything changes
         grad_squared_norm = None
-        if any(group["normalize"] == "grad_norm" for group in self.param_groups):
+        if any(group_options.normalize == "grad_norm" for group_options in options):
             grad_squared_norm = _total_squared_norm([param.grad for params in groups for param in params])
         loss_value = torch.as_tensor(loss).detach()
-        if any(group["normalize"] == "loss" and _reduces(group["reduce_loss"]) for group in self.param_groups):
+        if any(group_options.normalize == "loss" and _reduces(group_options.reduce_loss) for group_options in options):
             # Under data parallelism each rank's closure sees its shard: the global mean loss is the
             # average of the shards' means (equal shards), just as DDP averages the gradients.
             loss_value = loss_value.clone()
             torch.distributed.all_reduce(loss_value)
             loss_value = loss_value / torch.distributed.get_world_size()
-        for group, params in zip(self.param_groups, groups):
+        for group, params, group_options in zip(self.param_groups, groups, options):
             if not params:
                 continue
-            normaliser = loss_value if group["normalize"] == "loss" else grad_squared_norm.sqrt()
+            normaliser = loss_value if group_options.normalize == "loss" else grad_squared_norm.sqrt()
             implementation = (
-                _multi_tensor_normalized_step if self._use_foreach(group, params) else _single_tensor_normalized_step
+                _multi_tensor_normalized_step if self.use_foreach(group, params) else _single_tensor_normalized_step
             )
-            implementation(params, [param.grad for param in params], normaliser, lr=group["lr"], eps=group["eps"])
+            implementation(params, [param.grad for param in params], normaliser, group_options)
         return loss
 
 
@@ -139,17 +119,17 @@ def _step_scale(normaliser: Tensor, lr: float, eps: float, like: Tensor) -> Tens
 
 
 def _single_tensor_normalized_step(
-    params: list[Tensor], grads: list[Tensor], normaliser: Tensor, *, lr: float, eps: float
+    params: list[Tensor], grads: list[Tensor], normaliser: Tensor, options: NormalizedLRGDHyperparameters
 ) -> None:
     """The reference path: ``w <- w - (lr / normaliser) * g``, one tensor at a time."""
     for param, grad in zip(params, grads):
-        param.sub_(grad * _step_scale(normaliser, lr, eps, param))
+        param.sub_(grad * _step_scale(normaliser, options.lr, options.eps, param))
 
 
 def _multi_tensor_normalized_step(
-    params: list[Tensor], grads: list[Tensor], normaliser: Tensor, *, lr: float, eps: float
+    params: list[Tensor], grads: list[Tensor], normaliser: Tensor, options: NormalizedLRGDHyperparameters
 ) -> None:
     """The same step over lists grouped by device and dtype (``torch._foreach_*``)."""
     for (_device, _dtype), (group_params, group_grads) in group_tensors([params, grads]).items():
-        scale = _step_scale(normaliser, lr, eps, group_params[0])
+        scale = _step_scale(normaliser, options.lr, options.eps, group_params[0])
         torch._foreach_sub_(group_params, torch._foreach_mul(group_grads, scale))

@@ -14,18 +14,19 @@ LR+GD is ``w_{t+1} = w_t - gamma grad f(w_t)``. Writing ``w_t = gamma v_t`` from
 ``v_{t+1} = v_t + (1/n) sum_i y_i x_i c_i`` with ``c_i = 1`` for ``m_i < 0``, ``tie`` (1/2)
 for ``m_i = 0`` and 0 otherwise.
 
-Solver contract (gradhub.kinds.solver): the residual is the fraction of training points
-with ``m_i <= 0`` (misclassified or on the boundary); ``tol`` stops the run once it is
-``<= tol`` (``tol=0``: every point strictly on its side, the paper's stopping time), and
-``max_iter`` bounds the iterations. The result also carries the logistic loss and the
-normalised margin ``min_i m_i / ||w||`` after each iteration. Everything is vectorised
-over samples (one matrix-vector product per iteration); the stopping test reads one
-number back per iteration. Loss and gradient use ``softplus`` and ``sigmoid`` so margins
-of any size stay finite.
+Both run in the core's solver frame (:func:`gradhub.kinds.solver.solver`): each is an
+iteration yielding ``w_0, w_1, ...`` with its residual, the fraction of training points with
+``m_i <= 0`` (misclassified or on the boundary); the frame stops once it is ``<= tol``
+(``tol=0``: every point strictly on its side, the paper's stopping time) or after ``max_iter``
+iterations. The result also carries the logistic loss and the normalised margin
+``min_i m_i / ||w||`` of each iterate. Everything is vectorised over samples (one
+matrix-vector product per iteration); the stopping test reads one number back per
+iteration. Loss and gradient use ``softplus`` and ``sigmoid`` so margins of any size stay finite.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +34,9 @@ import torch
 from torch import Tensor
 
 from gradhub.errors import UnsupportedInputError
-from gradhub.hyperparameters import validated
-from gradhub.kinds.solver import SolverResult
-from gradhub.progress import ProgressCallback, tracker
-from gradhub_normalized_lrgd import BatchPerceptronHyperparameters, LRGDHyperparameters
+from gradhub.kinds.inputs import require_same_device, require_tensor, require_values
+from gradhub.kinds.solver import Iterate, SolverResult, solver
+from gradhub_normalized_lrgd import BATCH_PERCEPTRON, LR_GD, BatchPerceptronHyperparameters
 
 __all__ = [
     "ClassificationResult",
@@ -50,16 +50,6 @@ __all__ = [
     "normalized_margin",
     "perceptron_step",
 ]
-
-
-@dataclass
-class ClassificationResult(SolverResult):
-    """A :class:`SolverResult` with the logistic loss and normalised margin after each iteration."""
-
-    losses: Tensor | None = None
-    """``f(w_t)`` for t = 0..iterations (the mean logistic loss)."""
-    normalized_margins: Tensor | None = None
-    """``min_i y_i <w_t, x_i> / ||w_t||`` for t = 0..iterations (0 where ``w_t = 0``)."""
 
 
 def margins(X: Tensor, y: Tensor, w: Tensor) -> Tensor:
@@ -82,7 +72,11 @@ def lr_gd_step(X: Tensor, y: Tensor, w: Tensor, lr: float) -> Tensor:
     return w - lr * logistic_gradient(X, y, w)
 
 
-def perceptron_step(X: Tensor, y: Tensor, v: Tensor, tie: float = 0.5) -> Tensor:
+PERCEPTRON = BatchPerceptronHyperparameters()
+"""The batch perceptron's defaults (the model's), for :func:`perceptron_step`."""
+
+
+def perceptron_step(X: Tensor, y: Tensor, v: Tensor, tie: float = PERCEPTRON.tie) -> Tensor:
     """One batch-perceptron step, ``v + (1/n) sum_i y_i x_i c_i`` (c_i = 1[m_i < 0] + tie 1[m_i = 0])."""
     m = margins(X, y, v)
     weights = (m < 0).to(X.dtype) + tie * (m == 0).to(X.dtype)
@@ -101,110 +95,80 @@ def normalized_margin(X: Tensor, y: Tensor, w: Tensor) -> Tensor:
     return torch.where(norm > 0, smallest / torch.where(norm > 0, norm, 1), torch.zeros_like(smallest))
 
 
+@dataclass
+class ClassificationResult(SolverResult):
+    """A :class:`SolverResult` with the logistic loss and normalised margin after each iteration."""
+
+    losses: Tensor | None = None
+    """``f(w_t)`` for t = 0..iterations (the mean logistic loss)."""
+    normalized_margins: Tensor | None = None
+    """``min_i y_i <w_t, x_i> / ||w_t||`` for t = 0..iterations (0 where ``w_t = 0``)."""
+
+    def __post_init__(self) -> None:
+        # The iteration hands over its per-iterate lists (see _iterates): stacked once, here.
+        if isinstance(self.losses, list):
+            self.losses = torch.stack(self.losses)
+        if isinstance(self.normalized_margins, list):
+            self.normalized_margins = torch.stack(self.normalized_margins)
+
+
 def check_problem(method: str, X: Any, y: Any, w0: Any = None) -> tuple[Tensor, Tensor, Tensor]:
     """Validate ``X`` (n, d), labels ``y`` (n,) in {-1, +1} and ``w0`` (d,); return them in X's dtype."""
-    if not isinstance(X, Tensor) or X.dim() != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-        shown = f"shape {tuple(X.shape)}" if isinstance(X, Tensor) else type(X).__name__
-        raise UnsupportedInputError(method, "X", shown, "X must be a 2-D tensor (n samples, d features), n, d >= 1")
+    X = require_tensor(method, "X", X, dim=2, nonempty=True, what="(n samples, d features)")
     if X.dtype not in (torch.float32, torch.float64):
         raise UnsupportedInputError(method, "X dtype", X.dtype, "X must be float32 or float64")
     n, d = X.shape
-    if not isinstance(y, Tensor) or y.shape != (n,):
-        shown = f"shape {tuple(y.shape)}" if isinstance(y, Tensor) else type(y).__name__
-        raise UnsupportedInputError(method, "y", shown, f"y must be a 1-D tensor of n={n} labels in {{-1, +1}}")
-    if y.device != X.device:
-        raise UnsupportedInputError(method, "y device", y.device, f"y must be on X's device ({X.device})")
-    if y.dtype == torch.bool or y.is_complex() or not bool(((y == 1) | (y == -1)).all()):
-        raise UnsupportedInputError(method, "y values", "labels outside {-1, +1}", "y must hold only -1 and +1")
+    y = require_tensor(method, "y", y, dtype="real", dim=1, what="of labels in {-1, +1}")
+    if y.dtype == torch.bool:
+        raise UnsupportedInputError(method, "y dtype", y.dtype, "y must hold the numbers -1 and +1")
+    if y.shape != (n,):
+        raise UnsupportedInputError(method, "y shape", tuple(y.shape), f"y must hold n={n} labels")
+    require_same_device(method, X=X, y=y)
+    require_values(method, "y", (y != 1) & (y != -1), y, "y must hold only -1 and +1")
     y = y.to(X.dtype)
     if w0 is None:
         return X, y, torch.zeros(d, device=X.device, dtype=X.dtype)
-    if not isinstance(w0, Tensor) or w0.shape != (d,):
-        shown = f"shape {tuple(w0.shape)}" if isinstance(w0, Tensor) else type(w0).__name__
-        raise UnsupportedInputError(method, "w0", shown, f"w0 must be a 1-D tensor of d={d} weights (or None)")
-    if w0.device != X.device or w0.dtype != X.dtype:
-        raise UnsupportedInputError(
-            method, "w0", f"{w0.dtype} on {w0.device}", f"w0 must match X ({X.dtype} on {X.device})"
-        )
+    w0 = require_tensor(method, "w0", w0, dim=1, what=f"of d={d} weights (or None)")
+    if w0.shape != (d,):
+        raise UnsupportedInputError(method, "w0 shape", tuple(w0.shape), f"w0 must hold d={d} weights (or be None)")
+    require_same_device(method, X=X, w0=w0)
+    if w0.dtype != X.dtype:
+        raise UnsupportedInputError(method, "w0 dtype", w0.dtype, f"w0 must have X's dtype ({X.dtype})")
     return X, y, w0.detach().clone()
 
 
-def _iterate(
-    method: str,
-    X: Tensor,
-    y: Tensor,
-    w: Tensor,
-    update: Any,
-    tol: float,
-    max_iter: int,
-    progress: ProgressCallback | None,
-) -> ClassificationResult:
-    residuals = [misclassified_fraction(X, y, w)]
-    losses = [logistic_loss(X, y, w)]
-    normalized = [normalized_margin(X, y, w)]
-    iterations = 0
-    with tracker(progress, total=max_iter, task=method) as bar:
-        while iterations < max_iter and residuals[-1].item() > tol:
-            w = update(w)
-            iterations += 1
-            residuals.append(misclassified_fraction(X, y, w))
-            losses.append(logistic_loss(X, y, w))
-            normalized.append(normalized_margin(X, y, w))
-            bar.update(misclassified=residuals[-1], loss=losses[-1])
-    history = torch.stack(residuals)
-    return ClassificationResult(
-        solution=w,
-        converged=bool(history[-1].item() <= tol),
-        iterations=iterations,
-        residuals=history,
-        losses=torch.stack(losses),
-        normalized_margins=torch.stack(normalized),
-    )
+def _iterates(X: Tensor, y: Tensor, w: Tensor, update: Callable[[Tensor], Tensor]) -> Iterator[Iterate]:
+    """``w_0 = w`` and ``w_{t+1} = update(w_t)``, each with its residual, loss and normalised margin."""
+    losses: list[Tensor] = []
+    normalized: list[Tensor] = []
+    while True:
+        losses.append(logistic_loss(X, y, w))
+        normalized.append(normalized_margin(X, y, w))
+        yield Iterate(w, misclassified_fraction(X, y, w), {"losses": losses, "normalized_margins": normalized})
+        w = update(w)
 
 
-@torch.no_grad()
-@validated("lr_gd", LRGDHyperparameters)
-def lr_gd(
-    X: Tensor,
-    y: Tensor,
-    w0: Tensor | None = None,
-    *,
-    lr: float = 1.0,
-    tol: float = 0.0,
-    max_iter: int = 1000,
-    progress: ProgressCallback | None = None,
-) -> ClassificationResult:
+@solver(LR_GD, result=ClassificationResult)
+def lr_gd(X: Tensor, y: Tensor, w0: Tensor | None = None, *, lr: float, tol: float, max_iter: int) -> Iterator[Iterate]:
     """LR+GD (the paper's Eq. for ``w_{t+1} = w_t - gamma grad f(w_t)``) from ``w0`` (default 0).
 
     Args:
         X: (n, d) features (append a column of ones for a bias).
         y: (n,) labels in {-1, +1}.
         w0: (d,) starting point; zeros when None.
-        lr: the step size gamma (> 0; any size: the paper's point is gamma -> infinity).
-        tol: stop when the fraction of points with ``y_i <w, x_i> <= 0`` is ``<= tol``.
-        max_iter: iteration budget.
-        progress: optional progress callback.
     """
-    X, y, w = check_problem("lr_gd", X, y, w0)
-    return _iterate("lr_gd", X, y, w, lambda w: lr_gd_step(X, y, w, lr), tol, max_iter, progress)
+    X, y, w = check_problem(LR_GD.name, X, y, w0)
+    yield from _iterates(X, y, w, lambda w: lr_gd_step(X, y, w, lr))
 
 
-@torch.no_grad()
-@validated("batch_perceptron", BatchPerceptronHyperparameters)
+@solver(BATCH_PERCEPTRON, result=ClassificationResult)
 def batch_perceptron(
-    X: Tensor,
-    y: Tensor,
-    w0: Tensor | None = None,
-    *,
-    tie: float = 0.5,
-    tol: float = 0.0,
-    max_iter: int = 1000,
-    progress: ProgressCallback | None = None,
-) -> ClassificationResult:
+    X: Tensor, y: Tensor, w0: Tensor | None = None, *, tie: float, tol: float, max_iter: int
+) -> Iterator[Iterate]:
     """The batch perceptron (the gamma -> infinity limit of LR+GD, Observation 1) from ``w0`` (default 0).
 
     ``v <- v + (1/n) sum_i y_i x_i c_i``, ``c_i = 1`` if ``y_i <v, x_i> < 0``, ``tie`` if it is 0.
     The arguments are those of :func:`lr_gd`, with ``tie`` in place of ``lr``.
     """
-    X, y, w = check_problem("batch_perceptron", X, y, w0)
-    return _iterate("batch_perceptron", X, y, w, lambda v: perceptron_step(X, y, v, tie), tol, max_iter, progress)
+    X, y, v = check_problem(BATCH_PERCEPTRON.name, X, y, w0)
+    yield from _iterates(X, y, v, lambda v: perceptron_step(X, y, v, tie))

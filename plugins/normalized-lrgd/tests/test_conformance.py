@@ -1,5 +1,5 @@
-"""The gradhub conformance suite over this plugin's three methods (collected by the gradhub pytest plugin)."""
+"""The gradhub conformance suite over every method gradhub-normalized-lrgd declares (read from its entry points)."""
 
 import gradhub.testing
 
-test_conformance = gradhub.testing.suite("normalized_lrgd", "lr_gd", "batch_perceptron")
+test_conformance = gradhub.testing.suite(distribution="gradhub-normalized-lrgd")

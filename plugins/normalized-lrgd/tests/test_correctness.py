@@ -1,4 +1,4 @@
-"""The brief's correctness tests: closed-form steps, the perceptron limit, bounds, stability."""
+"""Correctness: closed-form steps, the perceptron limit (Observation 1), bounds, stability."""
 
 from __future__ import annotations
 
@@ -35,9 +35,8 @@ def _closure(optimizer, X, y, w):
 
 
 def test_registry_returns_the_implementations() -> None:
-    assert gradhub.get("normalized_lrgd") is NormalizedLRGD
-    assert gradhub.get("lr_gd") is lr_gd
-    assert gradhub.get("batch_perceptron") is batch_perceptron
+    for implementation in (NormalizedLRGD, lr_gd, batch_perceptron):
+        assert gradhub.get(implementation.spec.name) is implementation
 
 
 def test_loss_and_gradient_match_autograd_and_the_formula() -> None:

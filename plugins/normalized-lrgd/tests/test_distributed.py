@@ -10,6 +10,7 @@ checks (2 gloo processes against one process on the global batch, 1e-10 in float
 from __future__ import annotations
 
 import pytest
+from gradhub_normalized_lrgd import NORMALIZED_LRGD
 
 import gradhub
 from gradhub.testing.distributed import check_ddp_matches_single_process, check_fsdp2_matches_single_process
@@ -17,7 +18,7 @@ from gradhub.testing.distributed import check_ddp_matches_single_process, check_
 
 @pytest.mark.parametrize("check", [check_ddp_matches_single_process, check_fsdp2_matches_single_process])
 def test_grad_norm_variant_matches_one_process(check) -> None:
-    spec = gradhub.spec("normalized_lrgd").model_copy(
+    spec = gradhub.spec(NORMALIZED_LRGD.name).model_copy(
         update={"example": "gradhub_normalized_lrgd.examples:grad_norm_example"}
     )
     assert spec.capabilities.ddp.status == spec.capabilities.fsdp2.status == "tested"

@@ -1,7 +1,9 @@
 """gradhub-refined-schedules: linear decay and gradient-norm-refined schedules (Defazio et al., 2023).
 
 The entry module: specs and hyperparameter models only, no torch and no numpy, so that
-listing and inspecting the methods is cheap. The implementations live in
+listing and inspecting the methods is cheap. Each method is declared once, here (``name=`` in
+its spec), and once as an entry point in ``pyproject.toml``; the implementations bind to their
+specs (``@validated(LINEAR_DECAY)``) for their names, defaults and bounds. They live in
 :mod:`gradhub_refined_schedules.linear_decay` (the worst-case-optimal schedule),
 :mod:`gradhub_refined_schedules.refinement` (median filter, closed-form refinement,
 ``RefinedLR``) and :mod:`gradhub_refined_schedules.recorder` (gradient-norm probe and
@@ -10,12 +12,11 @@ the ``GradNormRecorder`` that logs the norms a refinement needs).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, Strict
+from pydantic import BeforeValidator, Field, Strict, model_validator
 
-import gradhub
+from gradhub.errors import HyperparameterError
 from gradhub.exports import lazy_exports
 from gradhub.hyperparameters import Hyperparameters, Probability, Real
 from gradhub.specs import MethodSpec, Paper
@@ -55,6 +56,17 @@ class LinearDecayHyperparameters(Hyperparameters):
     total_steps: Steps = Field(description="steps of the run; the multiplier reaches final_frac at this step")
     warmup_steps: NonNegativeSteps = Field(0, description="linear warm-up steps (must be < total_steps)")
     final_frac: Probability = Field(0.0, description="final multiplier (fraction of the base lr)")
+
+    @model_validator(mode="after")
+    def _decay_has_a_length(self) -> LinearDecayHyperparameters:
+        if self.warmup_steps >= self.total_steps:
+            raise HyperparameterError(
+                LINEAR_DECAY.name,
+                "warmup_steps",
+                self.warmup_steps,
+                f"an integer < total_steps={self.total_steps} (0 for no warm-up)",
+            )
+        return self
 
 
 class RefinementHyperparameters(Hyperparameters):
@@ -101,71 +113,64 @@ class GradNormRecorderHyperparameters(GradNormHyperparameters):
 
 _TAGS = ("learning-rate-schedule", "linear-decay", "warm-up")
 
-SPECS = (
-    MethodSpec(
-        name="linear_decay",
-        kind="schedule",
-        summary="Linear warm-up then linear decay of the learning rate (worst-case-optimal last-iterate schedule)",
-        paper=PAPER,
-        target="gradhub_refined_schedules.linear_decay:linear_decay",
-        params=LinearDecayHyperparameters,
-        example="gradhub_refined_schedules.examples:linear_decay_example",
-        claims=("gradhub_refined_schedules.claims:linear_decay_beats_cosine",),
-        tags=_TAGS,
-        capabilities={"form": "factory"},
-    ),
-    MethodSpec(
-        name="refined_schedule",
-        kind="schedule",
-        summary="LR schedule refined from a previous run's gradient norms: w_t = a_t sum_{p>t} a_p, a = G^-power",
-        paper=PAPER,
-        target="gradhub_refined_schedules.refinement:refined_lr",
-        params=RefinedScheduleHyperparameters,
-        example="gradhub_refined_schedules.examples:refined_schedule_example",
-        claims=("gradhub_refined_schedules.claims:refinement_warms_up",),
-        tags=(*_TAGS, "refinement"),
-        capabilities={"form": "factory"},
-    ),
-    MethodSpec(
-        name="grad_norm_recorder",
-        kind="probe",
-        summary="Records the global gradient norm of every training step on the device, for refinement",
-        paper=PAPER,
-        target="gradhub_refined_schedules.recorder:GradNormRecorder",
-        params=GradNormRecorderHyperparameters,
-        example="gradhub_refined_schedules.examples:grad_norm_recorder_example",
-        claims=("gradhub_refined_schedules.claims:refinement_warms_up",),
-        tags=("gradient-norm", "refinement"),
-        dtypes=("float32", "float64", "bfloat16"),
-        capabilities={"form": "recorder"},
-    ),
-    MethodSpec(
-        name="grad_norm",
-        kind="probe",
-        summary="Global L2 (or L1) norm of a model's current gradients, as clip_grad_norm_ computes it",
-        paper=PAPER,
-        target="gradhub_refined_schedules.recorder:grad_norm",
-        params=GradNormHyperparameters,
-        example="gradhub_refined_schedules.examples:grad_norm_example",
-        tags=("gradient-norm", "refinement"),
-        dtypes=("float32", "float64", "bfloat16"),
-    ),
+LINEAR_DECAY = MethodSpec(
+    name="linear_decay",
+    kind="schedule",
+    summary="Linear warm-up then linear decay of the learning rate (worst-case-optimal last-iterate schedule)",
+    paper=PAPER,
+    target="gradhub_refined_schedules.linear_decay",
+    params=LinearDecayHyperparameters,
+    example="gradhub_refined_schedules.examples:warmup_then_decay_over_40_steps",
+    claims=("gradhub_refined_schedules.claims:linear_decay_beats_cosine",),
+    tags=_TAGS,
+    capabilities={"form": "factory"},
+)
+REFINED_SCHEDULE = MethodSpec(
+    name="refined_schedule",
+    kind="schedule",
+    summary="LR schedule refined from a previous run's gradient norms: w_t = a_t sum_{p>t} a_p, a = G^-power",
+    paper=PAPER,
+    target="gradhub_refined_schedules.refinement:refined_lr",
+    params=RefinedScheduleHyperparameters,
+    example="gradhub_refined_schedules.examples:norms_falling_then_rising",
+    claims=("gradhub_refined_schedules.claims:refinement_warms_up",),
+    tags=(*_TAGS, "refinement"),
+    capabilities={"form": "factory"},
+)
+GRAD_NORM_RECORDER = MethodSpec(
+    name="grad_norm_recorder",
+    kind="probe",
+    summary="Records the global gradient norm of every training step on the device, for refinement",
+    paper=PAPER,
+    target="gradhub_refined_schedules.recorder:GradNormRecorder",
+    params=GradNormRecorderHyperparameters,
+    example="gradhub_refined_schedules.examples:tanh_mlp_trained_for_8_steps",
+    claims=("gradhub_refined_schedules.claims:refinement_warms_up",),
+    tags=("gradient-norm", "refinement"),
+    dtypes=("float32", "float64", "bfloat16"),
+    capabilities={"form": "recorder"},
+)
+GRAD_NORM = MethodSpec(
+    name="grad_norm",
+    kind="probe",
+    summary="Global L2 (or L1) norm of a model's current gradients, as clip_grad_norm_ computes it",
+    paper=PAPER,
+    target="gradhub_refined_schedules.recorder",
+    params=GradNormHyperparameters,
+    example="gradhub_refined_schedules.examples:tanh_mlp_after_backward",
+    tags=("gradient-norm", "refinement"),
+    dtypes=("float32", "float64", "bfloat16"),
 )
 
 
-@gradhub.hookimpl
-def register_methods(register: Callable[[MethodSpec], None]) -> None:
-    for spec in SPECS:
-        register(spec)
-
-
+# No lazy ``linear_decay``: the submodule of that name shadows it (``from gradhub_refined_schedules.linear_decay
+# import linear_decay``, or ``gradhub.get``).
 _LAZY = {
-    "linear_decay": "gradhub_refined_schedules.linear_decay",
     "median_filter": "gradhub_refined_schedules.refinement",
     "refine_schedule": "gradhub_refined_schedules.refinement",
     "refined_lr": "gradhub_refined_schedules.refinement",
     "RefinedLR": "gradhub_refined_schedules.refinement",
-    "grad_norm": "gradhub_refined_schedules.recorder",
+    GRAD_NORM.name: "gradhub_refined_schedules.recorder",
     "GradNormRecorder": "gradhub_refined_schedules.recorder",
 }
 

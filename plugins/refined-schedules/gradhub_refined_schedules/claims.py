@@ -11,7 +11,7 @@ Measured with torch 2.13 (median over 5 seeds of the final excess loss, x 1e-3):
     step decay 1.724 (0.1), linear decay 1.608 (0.1): linear / cosine = 1.022.
 (b) start at ||w0 - w*|| = 10: run 1 linear decay, best lr 0.3 (2.167); refined from its
     norms (tau 0.1, power 2), same lr: 2.262, per-seed ratios run2/run1 1.02-1.14 (median
-    1.063): NOT better, unlike the brief's expectation. The refined schedules peak at
+    1.063): NOT better, unlike what the paper's claim suggests. The refined schedules peak at
     10-19% of T (the warm-up). With lr 0.1 (run 1 3.150) refinement wins on 5/5 seeds (2.587).
     Wrong refinements: tail sum reversed 13.8 (peak at the end), power sign flipped ~1300
     (no warm-up, peak at step 0).
@@ -40,7 +40,8 @@ Refinement = Callable[[np.ndarray], np.ndarray]
 
 
 def linear_multipliers(steps: int) -> np.ndarray:
-    return np.array([linear_decay_multiplier(step, steps) for step in range(steps)])
+    """Linear decay to 0 over ``steps``, no warm-up."""
+    return np.array([linear_decay_multiplier(step, steps, warmup_steps=0, final_frac=0.0) for step in range(steps)])
 
 
 def baseline_schedules(steps: int) -> dict[str, np.ndarray]:
@@ -63,7 +64,7 @@ def linear_decay_beats_cosine(linear: Multipliers = linear_multipliers) -> Claim
     Criterion: with each schedule's best base lr from {0.01, 0.03, 0.1, 0.3} (by the median over
     5 seeds of the final excess loss), linear decay's median <= 1.05 x cosine's and < constant's
     and < step decay's. Measured 1.608e-3 vs cosine 1.573e-3 (ratio 1.022), step 1.724e-3,
-    constant 2.406e-3 (the brief's 1.05 kept: it holds with a 3% margin).
+    constant 2.406e-3 (the 1.05 bound holds with a 3% margin).
     """
     schedules = {**baseline_schedules(STEPS), "linear decay": np.asarray(linear(STEPS), dtype=np.float64)}
     names = list(schedules)
@@ -101,7 +102,7 @@ def refinement_warms_up(refine: Refinement = refine_schedule, start_distance: fl
 
     Run 1: linear decay at its best lr (from the grid, by median final loss), recording each
     step's gradient norm; ``refine`` maps a seed's norms to multipliers; run 2 uses them with
-    the SAME lr. Criterion (calibrated; the brief's "run 2 <= run 1 on >= 4/5 seeds" does NOT hold
+    the SAME lr. Criterion (calibrated; "run 2 <= run 1 on >= 4/5 seeds" does NOT hold
     here, see the module docstring): (i) the refined schedule peaks after 2% of T on every seed
     (warm-up; measured 10-19%); (ii) median over seeds of run2/run1 <= 1.10 at the best lr
     (measured 1.063; wrong refinements 6-600x); (iii) at the under-tuned lr 0.1, run 2 <= run 1 on

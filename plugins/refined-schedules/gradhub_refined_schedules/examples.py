@@ -11,13 +11,13 @@ from gradhub.kinds.probe import ProbeExample
 from gradhub.kinds.schedule import ScheduleExample
 
 
-def linear_decay_example(
+def warmup_then_decay_over_40_steps(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> ScheduleExample:
     return ScheduleExample(hparams={"total_steps": 40, "warmup_steps": 5, "final_frac": 0.1}, steps=50, base_lr=0.1)
 
 
-def refined_schedule_example(
+def norms_falling_then_rising(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> ScheduleExample:
     # norms that fall early (a warm-up appears) and rise a little at the end; resampled to 40 steps
@@ -25,7 +25,7 @@ def refined_schedule_example(
     return ScheduleExample(hparams={"grad_norms": norms, "tau": 0.1, "total_steps": 40}, steps=50, base_lr=0.1)
 
 
-def grad_norm_example(
+def tanh_mlp_after_backward(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> ProbeExample:
     generator = torch.Generator().manual_seed(seed)
@@ -39,7 +39,7 @@ def grad_norm_example(
     return ProbeExample(model=model, hparams={"kind": "l2"})
 
 
-def grad_norm_recorder_example(
+def tanh_mlp_trained_for_8_steps(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> ProbeExample:
     """A recorder's example: the suite trains the model on ``loss_fn`` for ``steps`` SGD steps."""

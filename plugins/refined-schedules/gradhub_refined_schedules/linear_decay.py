@@ -27,17 +27,14 @@ from typing import Any
 
 import torch
 
-from gradhub.errors import HyperparameterError
 from gradhub.hyperparameters import validated
-from gradhub_refined_schedules import LinearDecayHyperparameters
+from gradhub_refined_schedules import LINEAR_DECAY
 from gradhub_refined_schedules._common import check_optimizer
 
 __all__ = ["linear_decay", "linear_decay_multiplier"]
 
-METHOD = "linear_decay"
 
-
-def linear_decay_multiplier(step: int, total_steps: int, warmup_steps: int = 0, final_frac: float = 0.0) -> float:
+def linear_decay_multiplier(step: int, total_steps: int, warmup_steps: int, final_frac: float) -> float:
     """The multiplier m(step) of the base learning rate (the formula in the module docstring)."""
     if step < warmup_steps:
         return step / warmup_steps
@@ -45,20 +42,16 @@ def linear_decay_multiplier(step: int, total_steps: int, warmup_steps: int = 0, 
     return final_frac + (1.0 - final_frac) * (1.0 - progress)
 
 
-@validated(METHOD, LinearDecayHyperparameters)
+@validated(LINEAR_DECAY)
 def linear_decay(
-    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0, final_frac: float = 0.0
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, final_frac: float
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """A ``LambdaLR`` whose multiplier warms up linearly over ``warmup_steps`` then decays linearly.
 
     Step it after each ``optimizer.step()``. Raises ``gradhub.HyperparameterError`` when
     ``warmup_steps >= total_steps`` (the decay would have no length) or a value is out of range.
     """
-    check_optimizer(METHOD, optimizer)
-    if warmup_steps >= total_steps:
-        raise HyperparameterError(
-            METHOD, "warmup_steps", warmup_steps, f"an integer < total_steps={total_steps} (0 for no warm-up)"
-        )
+    check_optimizer(LINEAR_DECAY.name, optimizer)
     # a partial of a module-level function rather than a closure, so the scheduler pickles
     multiplier: Any = functools.partial(
         linear_decay_multiplier, total_steps=total_steps, warmup_steps=warmup_steps, final_frac=final_frac

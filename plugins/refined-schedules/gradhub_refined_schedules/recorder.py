@@ -26,14 +26,12 @@ import torch
 from torch import nn
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
-from gradhub.hyperparameters import validate_hyperparameters, validated
+from gradhub.hyperparameters import validated
 from gradhub.kernels import global_norm
-from gradhub_refined_schedules import GradNormHyperparameters, GradNormRecorderHyperparameters
+from gradhub_refined_schedules import GRAD_NORM, GRAD_NORM_RECORDER
 
 __all__ = ["GradNormRecorder", "global_grad_norm", "grad_norm"]
 
-METHOD = "grad_norm_recorder"
-FUNCTION_METHOD = "grad_norm"
 _ORDER = {"l2": 2.0, "l1_adam": 1.0}
 
 
@@ -47,7 +45,7 @@ def _gradients(method: str, parameters: Iterable[torch.Tensor]) -> list[torch.Te
     return grads
 
 
-def global_grad_norm(grads: list[torch.Tensor], kind: str = "l2") -> torch.Tensor:
+def global_grad_norm(grads: list[torch.Tensor], kind: str) -> torch.Tensor:
     """The global L2 (``kind="l2"``) or L1 (``"l1_adam"``) norm of ``grads``, a 0-d tensor, no host sync.
 
     :func:`gradhub.kernels.global_norm`: one ``torch._foreach_norm`` per (device, dtype)
@@ -56,8 +54,8 @@ def global_grad_norm(grads: list[torch.Tensor], kind: str = "l2") -> torch.Tenso
     return global_norm(grads, _ORDER[kind])
 
 
-@validated(FUNCTION_METHOD, GradNormHyperparameters)
-def grad_norm(model: nn.Module, *, generator: torch.Generator | None = None, kind: str = "l2") -> torch.Tensor:
+@validated(GRAD_NORM)
+def grad_norm(model: nn.Module, *, generator: torch.Generator | None = None, kind: str) -> torch.Tensor:
     """The global gradient norm of ``model``'s current ``.grad``s (the probe; reads, never writes).
 
     ``kind="l2"``: ``||g||_2`` over all parameters (``clip_grad_norm_``'s total norm);
@@ -65,15 +63,16 @@ def grad_norm(model: nn.Module, *, generator: torch.Generator | None = None, kin
     probe is deterministic). Returns a 0-d tensor on the first gradient's device.
     """
     if not isinstance(model, nn.Module):
-        raise UnsupportedInputError(FUNCTION_METHOD, "model", type(model).__name__, "pass an nn.Module")
-    return global_grad_norm(_gradients(FUNCTION_METHOD, model.parameters()), kind)
+        raise UnsupportedInputError(GRAD_NORM.name, "model", type(model).__name__, "pass an nn.Module")
+    return global_grad_norm(_gradients(GRAD_NORM.name, model.parameters()), kind)
 
 
+@validated(GRAD_NORM_RECORDER)
 class GradNormRecorder:
     """Logs the global gradient norm of every step, for :func:`refine_schedule` after the run.
 
-    ``GradNormRecorder(optimizer_or_params_or_model, kind="l2", sync_every=100)`` (the probe
-    ``grad_norm_recorder``, a recorder: ``gradhub.get("grad_norm_recorder")(model)``); call
+    ``GradNormRecorder(optimizer_or_params_or_model, kind=..., sync_every=...)`` (the probe
+    ``grad_norm_recorder``, a recorder: what ``gradhub.get`` returns for it, built on the model); call
     :meth:`record` after ``backward()`` (after ``scaler.unscale_(optimizer)`` under AMP) and
     before clipping and ``optimizer.step()``. It returns the norm as a 0-d device tensor,
     which clipping can reuse (``torch.nn.utils.clip_grads_with_norm_`` in torch >= 2.6).
@@ -87,17 +86,13 @@ class GradNormRecorder:
     def __init__(
         self,
         optimizer_or_params: torch.optim.Optimizer | nn.Module | Iterable[torch.Tensor],
-        kind: str = "l2",
-        sync_every: int = 100,
-        **unexpected: Any,
+        kind: str,
+        sync_every: int,
     ) -> None:
-        options = validate_hyperparameters(
-            METHOD, GradNormRecorderHyperparameters, {"kind": kind, "sync_every": sync_every, **unexpected}
-        )
         if isinstance(optimizer_or_params, nn.Module):
             optimizer_or_params = optimizer_or_params.parameters()
-        self.kind: str = options["kind"]
-        self.sync_every: int = options["sync_every"]
+        self.kind = kind
+        self.sync_every = sync_every
         if isinstance(optimizer_or_params, torch.optim.Optimizer):
             self._optimizer: torch.optim.Optimizer | None = optimizer_or_params
             self._parameters: list[torch.Tensor] = []
@@ -106,7 +101,7 @@ class GradNormRecorder:
             self._parameters = list(optimizer_or_params)
             if not self._parameters or not all(isinstance(p, torch.Tensor) for p in self._parameters):
                 raise UnsupportedInputError(
-                    METHOD,
+                    GRAD_NORM_RECORDER.name,
                     "optimizer_or_params",
                     type(optimizer_or_params).__name__,
                     "pass an optimizer or a non-empty iterable of parameters",
@@ -122,7 +117,7 @@ class GradNormRecorder:
 
     def record(self) -> torch.Tensor:
         """Measure and store this step's gradient norm; returns it (0-d tensor, no host sync)."""
-        norm = global_grad_norm(_gradients(METHOD, self._current_parameters()), self.kind)
+        norm = global_grad_norm(_gradients(GRAD_NORM_RECORDER.name, self._current_parameters()), self.kind)
         if self._buffer is None or self._buffer.device != norm.device or self._buffer.dtype != norm.dtype:
             self._flush()
             self._buffer = torch.empty(self.sync_every, device=norm.device, dtype=norm.dtype)
@@ -151,6 +146,6 @@ class GradNormRecorder:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("kind") != self.kind:
-            raise HyperparameterError(METHOD, "kind", state.get("kind"), f"{self.kind!r}, as recorded")
+            raise HyperparameterError(GRAD_NORM_RECORDER.name, "kind", state.get("kind"), f"{self.kind!r}, as recorded")
         self._buffer, self._filled = None, 0
         self._host = [torch.as_tensor(state["norms"], dtype=torch.float64).numpy().copy()]

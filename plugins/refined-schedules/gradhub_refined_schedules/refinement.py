@@ -36,12 +36,14 @@ import torch
 
 from gradhub.errors import HyperparameterError
 from gradhub.hyperparameters import validate_hyperparameters, validated
-from gradhub_refined_schedules import RefinedScheduleHyperparameters, RefinementHyperparameters
+from gradhub_refined_schedules import REFINED_SCHEDULE, RefinementHyperparameters
 from gradhub_refined_schedules._common import check_optimizer
 
 __all__ = ["RefinedLR", "median_filter", "refine_schedule", "refined_lr", "resample_schedule"]
 
-METHOD = "refined_schedule"
+METHOD = REFINED_SCHEDULE.name
+_REFINEMENT = RefinementHyperparameters()
+"""The refinement's defaults (``tau``, ``power``), read from its model for :func:`refine_schedule`."""
 _WINDOW_ELEMENTS = 1 << 22  # rows x width of one block of the median filter's sliding windows
 
 
@@ -102,7 +104,10 @@ def _closed_form(log_weights: np.ndarray) -> np.ndarray:
 
 
 def refine_schedule(
-    grad_norms: Any, tau: float = 0.1, power: float = 2.0, weights: Sequence[float] | np.ndarray | None = None
+    grad_norms: Any,
+    tau: float = _REFINEMENT.tau,
+    power: float = _REFINEMENT.power,
+    weights: Sequence[float] | np.ndarray | None = None,
 ) -> np.ndarray:
     """Refined multipliers ``w / max(w)`` (length T, float64, last entry 0) from recorded norms.
 
@@ -177,13 +182,9 @@ class RefinedLR(torch.optim.lr_scheduler.LambdaLR):
         return np.asarray(self.lr_lambdas[0].table, dtype=np.float64)
 
 
-@validated(METHOD, RefinedScheduleHyperparameters)
+@validated(REFINED_SCHEDULE)
 def refined_lr(
-    optimizer: torch.optim.Optimizer,
-    grad_norms: Any,
-    tau: float = 0.1,
-    power: float = 2.0,
-    total_steps: int | None = None,
+    optimizer: torch.optim.Optimizer, grad_norms: Any, tau: float, power: float, total_steps: int | None
 ) -> RefinedLR:
     """``RefinedLR(optimizer, refine_schedule(grad_norms, tau, power), total_steps)``.
 

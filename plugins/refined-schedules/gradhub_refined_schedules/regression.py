@@ -1,6 +1,6 @@
 """The claim checks' testbed: many independent stochastic linear regressions trained as one batch.
 
-Data (the brief's): ``d = 50``, ``n = 5000`` samples per seed, ``x ~ N(0, diag(logspace(0, -2, d)))``,
+Data: ``d = 50``, ``n = 5000`` samples per seed, ``x ~ N(0, diag(logspace(0, -2, d)))``,
 ``y = <w*, x> + N(0, 0.5^2)``, ``w* ~ N(0, I / d)`` scaled to norm 1. SGD on the mean squared
 error ``0.5 (y - <w, x>)^2`` with minibatches of 16 drawn with replacement; every run of a
 seed sees the same minibatches (common random numbers), so schedules are compared on equal

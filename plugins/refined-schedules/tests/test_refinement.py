@@ -73,7 +73,7 @@ def _tail_reversed(norms: np.ndarray) -> np.ndarray:
 def test_closed_form_near_numeric_bound_minimiser(seed: int) -> None:
     """Test 3 (calibrated): the closed form vs L-BFGS-B on the official bound, T = 50, D = 1.
 
-    The brief expected agreement to 1e-3; it does not hold: the bound's minimiser is not exactly
+    Agreement to 1e-3 does not hold: the bound's minimiser is not exactly
     the closed form (for constant G it ends with a spike, 0.198 at the last step, where the
     closed form is 0). On random norms in [0.5, 2] the closed form is within 0.03 everywhere
     (measured 0.020) while a reversed tail sum, a flipped power sign and power 1 are >= 0.2 off,
