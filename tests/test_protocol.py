@@ -298,3 +298,15 @@ def test_a_legacy_protocol_1_entry_module_still_loads_with_a_warning(tmp_path: P
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("legacy_plugin", None)
+
+
+def test_code_cites_papers_not_a_document_outside_the_repository() -> None:
+    """Comments and docstrings cite paper sections and equations or the official code, never "the brief"."""
+    found = [
+        f"{path}:{number}"
+        for folder in ("gradhub", "plugins", "tests")
+        for path in _python_files(ROOT / folder)
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "brief" in line.lower() and path.name != "test_protocol.py"
+    ]
+    assert not found, "cites the brief: " + ", ".join(found)

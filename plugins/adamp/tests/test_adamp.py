@@ -34,7 +34,7 @@ def _step_once(param: Tensor, grad: Tensor, **hparams: object) -> tuple[Tensor, 
     ("weight_decay", "expected"), [(0.0, [3.112, 3.916]), (0.1, [3.109, 3.912])], ids=["no-decay", "decay"]
 )
 def test_closed_form_first_step(foreach: bool, weight_decay: float, expected: list[float]) -> None:
-    """Brief test 1: w = [[3, 4]], g = [[-4, 3]] (orthogonal), lr 0.1.
+    """Orthogonal gradient: w = [[3, 4]], g = [[-4, 3]] (orthogonal), lr 0.1.
 
     First Adam step u = g / (|g| + eps) ~ [-1, 1]; w^ = [0.6, 0.8], <w^, u> = 0.2, so
     u' = [-1.12, 0.84] and w <- w - 0.1 u' = [3.112, 3.916]. With weight_decay 0.1 the
@@ -55,7 +55,7 @@ SHAPES = [(4, 3, 3, 3), (4, 3, 3, 3), (5, 7), (6,), ()]
 @PATHS
 @pytest.mark.parametrize("weight_decay", [0.0, 0.05])
 def test_delta_zero_is_adamw(foreach: bool, weight_decay: float) -> None:
-    """Brief test 2: delta = 0 never projects, so AdamP is AdamW (decay lr * wd before the step).
+    """delta = 0 never projects, so AdamP is AdamW (decay lr * wd before the step).
 
     10 random float64 steps. Not bitwise: torch's AdamW applies ``addcdiv_`` while AdamP (like
     the official code) divides and then adds, and the vectorised CPU kernels round those
@@ -71,7 +71,7 @@ def test_delta_zero_is_adamw(foreach: bool, weight_decay: float) -> None:
 @PATHS
 @pytest.mark.parametrize("delta", [0.0, 0.1, 1e6])
 def test_one_dimensional_params_follow_adamw_whatever_delta(foreach: bool, delta: float) -> None:
-    """Brief test 3: biases/norm parameters/scalars are never projected and decay by the full factor.
+    """Biases/norm parameters/scalars are never projected and decay by the full factor.
 
     delta = 1e6 makes every matrix "scale-invariant"; the 1-D and 0-d parameters still take
     exactly AdamW's steps (and AdamW's decay, not wd_ratio's).
@@ -98,7 +98,7 @@ def test_projection_changes_matrices_when_delta_is_huge(foreach: bool) -> None:
 @PATHS
 @pytest.mark.parametrize("shape", [(7,), (3, 5)], ids=["vector", "matrix"])
 def test_nesterov_matches_manual_formula(foreach: bool, shape: tuple[int, ...]) -> None:
-    """Brief test 6: two steps with nesterov=True equal (b1 m + (1 - b1) g) / denom, BOTH terms divided.
+    """Nesterov: two steps with nesterov=True equal (b1 m + (1 - b1) g) / denom, BOTH terms divided.
 
     The second step is the informative one (m != (1 - b1) g there). delta = 0 keeps the
     projection out (the projected case is the next test). The variant sometimes attributed
@@ -130,7 +130,7 @@ def test_nesterov_matches_manual_formula(foreach: bool, shape: tuple[int, ...]) 
 
 @PATHS
 def test_nesterov_projected_single_step(foreach: bool) -> None:
-    """Brief test 6 with the projection on: u = (b1 m + (1 - b1) g) / denom, then projected row by row.
+    """Nesterov with the projection on: u = (b1 m + (1 - b1) g) / denom, then projected row by row.
 
     A conv-shaped weight with a gradient orthogonal to each row fires the channel view; Adam's
     elementwise division turns g into u ~ 0.19 sign(g), which does have a radial part. The
@@ -166,7 +166,7 @@ def _conv_bn(seed: int) -> tuple[nn.Module, Tensor]:
 
 
 def test_bn_preceded_weight_is_scale_invariant() -> None:
-    """Brief test 8, premise: scaling a conv weight that feeds BatchNorm (train mode) leaves the loss
+    """Scale invariance, premise: scaling a conv weight that feeds BatchNorm (train mode) leaves the loss
     unchanged, so its gradient is orthogonal to it row by row (the channel view must fire)."""
     model, inputs = _conv_bn(0)
     weight = model[0].weight
@@ -184,7 +184,7 @@ def test_bn_preceded_weight_is_scale_invariant() -> None:
 
 @PATHS
 def test_update_direction_on_the_sphere_matches_adam(foreach: bool) -> None:
-    """Brief test 8: on a BN-preceded weight, one AdamP step and one Adam step move w/||w|| the same way.
+    """Scale invariance (Sec. 3): on a BN-preceded weight, one AdamP step and one Adam step move w/||w|| the same way.
 
     From the same weight and gradient (so the same Adam moments), each row's tangential
     change of w/||w|| is parallel for the two (cos > 1 - 1e-9): the projection only removes
@@ -248,7 +248,7 @@ def test_zero_gradient_weight_gets_wd_ratio_decay(foreach: bool) -> None:
 
 
 def test_zero_gradient_weight_warns() -> None:
-    """Brief, edge case (frozen weights with zero gradients get wd_ratio decay): 'reproduce but warn'."""
+    """Edge case (frozen weights with zero gradients get wd_ratio decay): 'reproduce but warn'."""
     matrix = nn.Parameter(torch.ones(3, 4, dtype=F64))
     optimizer = AdamP([matrix], lr=0.1, weight_decay=0.5)
     matrix.grad = torch.zeros_like(matrix)

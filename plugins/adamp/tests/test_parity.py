@@ -82,7 +82,7 @@ def _report(ours: nn.Module, reference: nn.Module) -> str:
 @pytest.mark.parametrize("path", STRATEGIES)
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_matches_official(monkeypatch: pytest.MonkeyPatch, config: str, path: str) -> None:
-    """Brief test 7: parameters AND state (moments, step counts, momentum buffers) equal the official run."""
+    """Parameters AND state (moments, step counts, momentum buffers) equal the official run."""
     method, hparams = CONFIGS[config]
     with strategy(monkeypatch, path) as (extra, log):
         ours = trained(lambda params: OURS[method](params, **hparams, **extra), STEPS)

@@ -62,7 +62,7 @@ def _official_projection(
 
 
 def test_closed_form_single_row() -> None:
-    """Brief test 1's projection: w = [3, 4], g = [-4, 3] (cos 0), u = [-1, 1] -> u' = [-1.12, 0.84]."""
+    """The orthogonal case's projection: w = [3, 4], g = [-4, 3] (cos 0), u = [-1, 1] -> u' = [-1.12, 0.84]."""
     param = torch.tensor([[3.0, 4.0]], dtype=F64)
     grad = torch.tensor([[-4.0, 3.0]], dtype=F64)
     update = torch.tensor([[-1.0, 1.0]], dtype=F64)
@@ -73,7 +73,7 @@ def test_closed_form_single_row() -> None:
 
 
 def test_channel_view_update_orthogonal_to_every_row() -> None:
-    """Brief test 4 (channel): with g orthogonal row by row, every row of u' is orthogonal to its weight row."""
+    """Channel view: with g orthogonal row by row, every row of u' is orthogonal to its weight row."""
     param = _randn(16, 4, 3, 3, seed=1)
     grad = _orthogonal_rows(param, seed=2)
     update = _randn(16, 4, 3, 3, seed=3)
@@ -88,7 +88,7 @@ def test_channel_view_update_orthogonal_to_every_row() -> None:
 
 
 def test_layer_view_update_orthogonal_to_the_whole_weight() -> None:
-    """Brief test 4 (layer): g orthogonal to w only as a whole -> layer view; the global dot of w and u' is ~0."""
+    """Layer view: g orthogonal to w only as a whole -> layer view; the global dot of w and u' is ~0."""
     param = _randn(6, 10, seed=4)
     grad = _orthogonal_whole(param, seed=5)
     update = _randn(6, 10, seed=6)
@@ -102,7 +102,7 @@ def test_layer_view_update_orthogonal_to_the_whole_weight() -> None:
 
 
 def test_layer_fallback_example() -> None:
-    """Brief test 5: w = [[1,0],[1,0]], g = [[1,0],[-1,0]]: each row has |cos| 1 (channel fails), layer cos 0."""
+    """Channel view fails, layer view holds: w = [[1,0],[1,0]], g = [[1,0],[-1,0]]: each row has |cos| 1 (channel fails), layer cos 0."""
     param = torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=F64)
     grad = torch.tensor([[1.0, 0.0], [-1.0, 0.0]], dtype=F64)
     update = torch.tensor([[0.5, -2.0], [1.5, 3.0]], dtype=F64)

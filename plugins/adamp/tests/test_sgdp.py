@@ -65,7 +65,7 @@ SHAPES = [(4, 3, 3, 3), (4, 3, 3, 3), (5, 7), (6,), ()]
 @PATHS
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_delta_zero_is_sgd(foreach: bool, nesterov: bool) -> None:
-    """Brief test 2: SGDP(delta=0, weight_decay=0, dampening=0) is torch.optim.SGD(momentum, nesterov).
+    """SGDP(delta=0, weight_decay=0, dampening=0) is torch.optim.SGD(momentum, nesterov).
 
     10 random float64 steps. SGD sets the buffer to g on its first step; SGDP starts from
     zero and adds (1 - dampening) g, the same when dampening = 0. Not bitwise on every path:

@@ -1,4 +1,4 @@
-"""Brief test (c), (d): winsorized mean and median of means, and the optimizers' limits."""
+"""The winsorized mean and median of means, and the optimizers' limits."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Brief tests (a), (b): the coherence metric and per-example gradients."""
+"""The coherence metric and per-example gradients."""
 
 import pytest
 import torch
