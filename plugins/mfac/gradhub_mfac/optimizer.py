@@ -20,9 +20,19 @@ What differs from the official code:
 
 * State lives where gradhub needs it: each parameter's slice of the window
   (``gradient_window``, ngrads x numel) and ``momentum_buffer`` in ``self.state[p]``; the
-  m x m Gram matrix ``G G^T`` (float64) and the ring position in
+  m x m Gram matrix ``G G^T`` (float64), the ring position ``step`` and ``skipped_steps`` in
   ``self.state["mfac group <i>"]``, so ``state_dict`` round-trips exactly (the official
-  optimizer keeps all of it outside ``state`` and cannot resume).
+  optimizer keeps all of it outside ``state`` and cannot resume). ``state_dict()`` saves a
+  group's entries in the state of the group's first parameter (``group_gram``,
+  ``group_step``, ``group_skipped_steps``), so every key is a parameter index and
+  ``torch.distributed.checkpoint`` (``get_optimizer_state_dict`` / ``set_optimizer_state_dict``)
+  can name it; ``load_state_dict`` also reads the 0.2.0 layout (``"mfac group <i>"`` keys).
+* A step whose gradients are not all finite is skipped whole (nothing changes; a warning
+  once per optimizer; ``skipped_steps`` counts it): one NaN would otherwise enter the window
+  and, through ``G G^T``, every later update. The check is one host synchronisation per step.
+* ``momentum`` may change between steps; a buffer is made (zeros) the first time a step
+  with ``momentum > 0`` needs it and kept while momentum is off.
+* Parameters must be float32 or float64; bfloat16 and float16 are refused at construction.
 * Each param group has its own window (a block-diagonal Fisher across groups), so groups
   behave like separate optimizers; with one group (the usual case) this is the official
   algorithm. ``ngrads``, ``damp``, ``momentum``, ``weight_decay`` may differ per group.
@@ -38,12 +48,15 @@ What differs from the official code:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from gradhub.errors import UnsupportedInputError
+from gradhub.hyperparameters import validate_hyperparameters
 from gradhub.kernels import group_tensors
 from gradhub.kinds.optimizer import Optimizer
 from gradhub_mfac import MFAC as MFAC_SPEC
@@ -69,7 +82,10 @@ def mfac_single_tensor(
     slot: int,
     options: MFACHyperparameters,
 ) -> None:
-    """One M-FAC step, tensor by tensor; ``gram`` (float64, ngrads x ngrads) is updated in place."""
+    """One M-FAC step, tensor by tensor; ``gram`` (float64, ngrads x ngrads) is updated in place.
+
+    ``momentum_buffers`` holds one tensor per parameter when ``options.momentum > 0`` (read only then).
+    """
     lr, momentum, weight_decay, damp = options.lr, options.momentum, options.weight_decay, options.damp
     directions = []
     products = torch.zeros(options.ngrads, dtype=torch.float64, device=gram.device)
@@ -83,7 +99,7 @@ def mfac_single_tensor(
     coefficients = _solve(gram, products, slot, options.ngrads, damp)
     for param, direction, window, buffer in zip(params, directions, windows, momentum_buffers):
         update = (direction - (coefficients.to(window) @ window).view_as(param)) / damp
-        if buffer is not None:
+        if momentum > 0:
             buffer.mul_(momentum).add_(update, alpha=1 - momentum)
             update = buffer
         param.add_(update, alpha=-lr)
@@ -103,6 +119,7 @@ def mfac_multi_tensor(
 
     The window products stay one matrix-vector product per tensor (torch has no foreach
     matmul); the same arithmetic as :func:`mfac_single_tensor`, so the two agree exactly.
+    ``momentum_buffers`` holds one tensor per parameter when ``options.momentum > 0`` (read only then).
     """
     momentum, weight_decay, damp = options.momentum, options.weight_decay, options.damp
     grouped = group_tensors([params, grads, windows, momentum_buffers, masks])
@@ -128,7 +145,7 @@ def mfac_multi_tensor(
         updates = torch._foreach_sub(directions, corrections)
         torch._foreach_div_(updates, damp)
         if momentum > 0:
-            buffers = [buffer for buffer in group_buffers if buffer is not None]
+            buffers = list(group_buffers)
             torch._foreach_mul_(buffers, momentum)
             torch._foreach_add_(buffers, updates, alpha=1 - momentum)
             updates = buffers
@@ -141,8 +158,19 @@ class MFAC(Optimizer):
     The official ``optim.MFAC`` signature and defaults (without ``moddev``/``optdev``/``gpus``),
     written once in :class:`~gradhub_mfac.MFACHyperparameters`. Each param group has its own
     gradient window; ``weight_decay`` is coupled L2 decay added to the gradient before
-    preconditioning; ``momentum`` has dampening ``1 - momentum``; ``sparse=True`` masks updates
-    with the weights that are nonzero at construction.
+    preconditioning; ``momentum`` has dampening ``1 - momentum`` (it may be switched on or off
+    between steps: the buffers are made, as zeros, the first time a step uses them);
+    ``sparse=True`` masks updates with the weights that are nonzero at construction.
+
+    Parameters must be float32 or float64 (the declared dtypes): a bfloat16 or float16 parameter
+    raises :class:`gradhub.UnsupportedInputError` at construction (in those formats the update
+    ``lr * (g - G^T c) / damp`` rounds away against the weights and nothing would train).
+
+    A step whose gradients are not all finite (NaN or inf in any of them) is skipped: parameters,
+    windows, momentum buffers and the Gram matrices stay as they were, a ``RuntimeWarning`` (once per
+    optimizer) names the step and the parameter, and the ``skipped_steps`` counter of each group
+    with gradients (``optimizer.state["mfac group <i>"]["skipped_steps"]``, saved in ``state_dict``)
+    goes up by one. The check costs one host synchronisation per step.
     """
 
     spec = MFAC_SPEC
@@ -154,23 +182,44 @@ class MFAC(Optimizer):
                 for param in group["params"]:
                     self.state[param]["mask"] = (param.detach() != 0).to(param.dtype)
 
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Refuse parameters of an undeclared dtype (bfloat16, float16) by name, then add the group."""
+        if isinstance(param_group, dict) and "params" in param_group:
+            params = param_group["params"]
+            params = [params] if isinstance(params, Tensor) else list(params)
+            for index, param in enumerate(params):
+                if isinstance(param, Tensor) and param.is_floating_point() and param.dtype not in DTYPES:
+                    raise UnsupportedInputError(
+                        self.method,
+                        f"parameter {index} of param group {len(self.param_groups)}",
+                        f"dtype {param.dtype}",
+                        f"{self.method} supports parameters of dtype {', '.join(MFAC_SPEC.dtypes)}: in "
+                        f"{str(param.dtype).removeprefix('torch.')} the preconditioned update rounds away against "
+                        "the weights; keep float32 parameters (bfloat16 autocast for the forward pass is fine)",
+                    )
+            param_group = {**param_group, "params": params}
+        super().add_param_group(param_group)
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         loss = self.evaluate_closure(closure)
         with_gradients = self.parameters_with_gradients()
         options = [self.options(group) for group in self.param_groups]  # validated before anything changes
+        if not _all_finite([param.grad for params in with_gradients for param in params]):
+            self._skip_step(with_gradients)
+            return loss
         for index, (group, params, group_options) in enumerate(zip(self.param_groups, with_gradients, options)):
             if not params:
                 continue
             ngrads = group_options.ngrads
-            group_state = self.state[f"mfac group {index}"]
+            group_state = self._group_state(index)
             if "gram" not in group_state:
                 group_state["gram"] = torch.zeros(ngrads, ngrads, dtype=torch.float64, device=params[0].device)
-                group_state["step"] = 0
             slot = group_state["step"] % ngrads
             for param in group["params"]:
                 if param.grad is None and "gradient_window" in self.state.get(param, {}):
                     self.state[param]["gradient_window"][slot] = 0
+            use_momentum = group_options.momentum > 0
             windows, buffers, masks = [], [], []
             for param in params:
                 state = self.state[param]
@@ -178,10 +227,10 @@ class MFAC(Optimizer):
                     state["gradient_window"] = torch.zeros(
                         ngrads, param.numel(), dtype=param.dtype, device=param.device
                     )
-                    if group_options.momentum > 0:
-                        state["momentum_buffer"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                if use_momentum and "momentum_buffer" not in state:  # momentum on from the start, or switched on
+                    state["momentum_buffer"] = torch.zeros_like(param, memory_format=torch.preserve_format)
                 windows.append(state["gradient_window"])
-                buffers.append(state.get("momentum_buffer"))
+                buffers.append(state["momentum_buffer"] if use_momentum else None)
                 masks.append(state.get("mask"))
             step = mfac_multi_tensor if self.use_foreach(group, params) else mfac_single_tensor
             step(
@@ -196,3 +245,146 @@ class MFAC(Optimizer):
             )
             group_state["step"] += 1
         return loss
+
+    def _group_state(self, index: int) -> dict[str, Any]:
+        group_state = self.state[f"{GROUP_KEY} {index}"]
+        group_state.setdefault("step", 0)
+        group_state.setdefault("skipped_steps", 0)
+        return group_state
+
+    def _skip_step(self, with_gradients: list[list[Tensor]]) -> None:
+        """Count a step with a non-finite gradient as skipped in every group that has gradients; warn once."""
+        for index, params in enumerate(with_gradients):
+            if params:
+                self._group_state(index)["skipped_steps"] += 1
+        if self.__dict__.get("_warned_nonfinite"):
+            return
+        self.__dict__["_warned_nonfinite"] = True
+        for index, group in enumerate(self.param_groups):  # the culprit (syncs only on this rare path)
+            for position, param in enumerate(group["params"]):
+                if param.grad is not None and not bool(torch.isfinite(param.grad).all()):
+                    group_state = self._group_state(index)
+                    warnings.warn(
+                        f"{self.method}: step {group_state['step'] + group_state['skipped_steps']} skipped: the "
+                        f"gradient of parameter {position} of param group {index} is not finite (NaN or inf); "
+                        "parameters, gradient windows and momentum are unchanged; skipped steps are counted in "
+                        f"optimizer.state['{GROUP_KEY} <i>']['skipped_steps'] (warned once per optimizer)",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+                    return
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch's layout, every key a parameter index (what ``torch.distributed.checkpoint`` maps to names).
+
+        A group's window state (``gram``, ``step``, ``skipped_steps``) is saved in the entry of the
+        group's first parameter, as ``group_gram``, ``group_step``, ``group_skipped_steps``.
+        """
+        saved = super().state_dict()
+        state = saved["state"]
+        for index, group in enumerate(saved["param_groups"]):
+            group_state = state.pop(f"{GROUP_KEY} {index}", None)
+            if group_state is None or not group["params"]:
+                continue
+            first = group["params"][0]
+            state[first] = {
+                **state.get(first, {}),
+                **{f"group_{name}": value for name, value in group_state.items()},
+            }
+        return saved
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state saved by :meth:`state_dict`, or by gradhub-mfac 0.2.0 (``"mfac group <i>"`` keys).
+
+        Checked against this optimizer first (param group count and sizes, hyperparameters, window
+        and Gram shapes, parameter-shaped momentum and mask); a state that fails raises
+        :class:`gradhub.UnsupportedInputError` and leaves the optimizer as it was.
+        """
+        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
+            raise UnsupportedInputError(
+                self.method, "state_dict", type(state_dict).__name__, "a dict with 'state' and 'param_groups'"
+            )
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise UnsupportedInputError(
+                self.method, "state_dict", f"{len(saved_groups)} param groups", f"{len(self.param_groups)}, as here"
+            )
+        state = dict(state_dict["state"])
+        group_states: dict[int, dict[str, Any]] = {}
+        for index, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            ids = list(saved.get("params", ()))
+            if len(ids) != len(group["params"]):
+                raise UnsupportedInputError(
+                    self.method,
+                    f"state_dict param group {index}",
+                    f"{len(ids)} parameters",
+                    f"{len(group['params'])}, as this optimizer's group {index} has",
+                )
+            values = {name: saved[name] for name in self.hyperparameters.model_fields if name in saved}
+            ngrads = validate_hyperparameters(self.method, self.hyperparameters, {**self.defaults, **values})["ngrads"]
+            legacy = state.pop(f"{GROUP_KEY} {index}", None)  # gradhub-mfac 0.2.0
+            if legacy is not None:
+                group_states[index] = dict(legacy)
+            elif ids and isinstance(state.get(ids[0]), dict) and any(k.startswith("group_") for k in state[ids[0]]):
+                entry = dict(state[ids[0]])
+                group_states[index] = {
+                    key.removeprefix("group_"): entry.pop(key) for key in list(entry) if key.startswith("group_")
+                }
+                if entry:
+                    state[ids[0]] = entry
+                else:
+                    del state[ids[0]]
+            for key, param in zip(ids, group["params"]):
+                _check_param_state(self.method, key, state.get(key), param, ngrads)
+            if index in group_states:
+                _check_group_state(self.method, index, group_states[index], ngrads)
+        torch.optim.Optimizer.load_state_dict(self, {**state_dict, "state": state})
+        for index, group_state in group_states.items():
+            device = self.param_groups[index]["params"][0].device
+            loaded = {"step": int(group_state["step"]), "skipped_steps": int(group_state.get("skipped_steps", 0))}
+            if "gram" in group_state:
+                loaded["gram"] = group_state["gram"].to(device=device, dtype=torch.float64)
+            self.state[f"{GROUP_KEY} {index}"] = loaded
+
+
+GROUP_KEY = "mfac group"
+DTYPES = tuple(getattr(torch, name) for name in MFAC_SPEC.dtypes)
+PARAM_STATE = {"gradient_window", "momentum_buffer", "mask"}
+GROUP_STATE = {"gram", "step", "skipped_steps"}
+
+
+def _all_finite(tensors: list[Tensor]) -> bool:
+    """Whether every tensor is finite, with one host synchronisation (a stack of per-tensor flags)."""
+    if not tensors:
+        return True
+    device = tensors[0].device
+    return bool(torch.stack([torch.isfinite(tensor).all().to(device) for tensor in tensors]).all())
+
+
+def _check_param_state(method: str, key: Any, state: Any, param: Tensor, ngrads: int) -> None:
+    if state is None:
+        return
+    if not isinstance(state, dict) or not set(state) <= PARAM_STATE:
+        shown = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise UnsupportedInputError(
+            method, f"state of parameter {key}", f"keys {shown}", f"{method} keeps {sorted(PARAM_STATE)}"
+        )
+    expected = {"gradient_window": (ngrads, param.numel()), "momentum_buffer": param.shape, "mask": param.shape}
+    for name, value in state.items():
+        if not isinstance(value, Tensor) or value.shape != expected[name]:
+            shown = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise UnsupportedInputError(
+                method, f"state {name!r} of parameter {key}", f"shape {shown}", f"shape {tuple(expected[name])}"
+            )
+
+
+def _check_group_state(method: str, index: int, state: dict[str, Any], ngrads: int) -> None:
+    gram = state.get("gram", torch.zeros(ngrads, ngrads))  # absent when every step so far was skipped
+    if not set(state) <= GROUP_STATE or not isinstance(gram, Tensor) or gram.shape != (ngrads, ngrads):
+        shown = f"shape {tuple(gram.shape)}" if isinstance(gram, Tensor) else f"keys {sorted(state)}"
+        raise UnsupportedInputError(
+            method,
+            f"window state of param group {index}",
+            shown,
+            f"gram ({ngrads} x {ngrads}), step and skipped_steps",
+        )

@@ -73,3 +73,21 @@ def test_pruner_bad_inputs() -> None:
         obs_prune(torch.ones(4), torch.ones(4, dtype=torch.bool), torch.ones(2, 4), 1.5)
     with pytest.raises(gradhub.UnsupportedInputError, match=r"mfac_prune.*grads"):
         obs_prune(torch.ones(4), torch.ones(4, dtype=torch.bool), torch.ones(2, 5), 0.5)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_optimizer_refuses_half_precision_parameters(dtype: torch.dtype) -> None:
+    """Before: bfloat16 parameters were accepted and never changed (the update rounded away against them)."""
+    name = str(dtype).removeprefix("torch.")
+    params = [nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(2, dtype=dtype))]
+    with pytest.raises(
+        gradhub.UnsupportedInputError,
+        match=rf"^mfac: .*parameter 1 of param group 0: dtype torch\.{name};.*float32, float64.*rounds away",
+    ):
+        MFAC(params)
+    optimizer = MFAC([nn.Parameter(torch.zeros(2))])
+    with pytest.raises(
+        gradhub.UnsupportedInputError, match=rf"mfac: .*parameter 0 of param group 1: dtype torch\.{name}"
+    ):
+        optimizer.add_param_group({"params": [nn.Parameter(torch.zeros(3, dtype=dtype))]})
+    assert len(optimizer.param_groups) == 1

@@ -161,5 +161,7 @@ def test_state_dict_holds_the_window() -> None:
     weight.grad = torch.ones(3, dtype=torch.float64)
     optimizer.step()
     state = optimizer.state_dict()["state"]
-    assert set(state[0]) == {"gradient_window", "momentum_buffer"}
-    assert state["mfac group 0"]["step"] == 1 and state["mfac group 0"]["gram"].shape == (2, 2)
+    assert list(state) == [0]  # every key a parameter index (what torch.distributed.checkpoint maps to names)
+    assert set(state[0]) == {"gradient_window", "momentum_buffer", "group_gram", "group_step", "group_skipped_steps"}
+    assert state[0]["group_step"] == 1 and state[0]["group_gram"].shape == (2, 2)
+    assert state[0]["group_gram"].dtype == torch.float64 and state[0]["group_skipped_steps"] == 0
