@@ -44,6 +44,13 @@ def dcdm_loss(f_b: Tensor, b: Tensor, A: MatrixLike, *, reduction: str) -> Tenso
     require_tensor(method, "f_b", f_b, min_dim=2)  # a batch: (B, n) or (B, 1, *grid)
     require_tensor(method, "b", b, min_dim=2)
     require_matching_shapes(method, f_b=f_b, b=b)
+    if b.shape[0] == 0 or b[0].numel() == 0:
+        raise UnsupportedInputError(
+            method,
+            "b shape",
+            tuple(b.shape),
+            "f_b and b must hold a batch of at least one sample (B >= 1), each with at least one entry",
+        )
     require_same_device(method, f_b=f_b, b=b, **({"A": A} if isinstance(A, Tensor) else {}))
     size = check_matrix(method, A)
     batch = b.shape[0]

@@ -71,6 +71,17 @@ class DCDMNet(nn.Module):
                 f"shape {tuple(b.shape)}",
                 f"DCDMNet(dim={self.dim}) takes (B, 1, " + ", ".join("N" * self.dim) + ")",
             )
+        weight = self.lift.weight
+        if b.dtype != weight.dtype:
+            # Not cast: a silent float64 -> float32 cast would lose the precision the caller asked for, and
+            # nn layers do not cast. dcdm() casts the residuals to the net's dtype itself.
+            raise UnsupportedInputError(
+                DCDM_NET.name,
+                "input dtype",
+                b.dtype,
+                f"input must be {weight.dtype} like the layer's weights (convert the input with "
+                f".to({weight.dtype}), or the layer with .to({b.dtype}))",
+            )
         pool = functional.avg_pool2d if self.dim == 2 else functional.avg_pool3d
         h = functional.relu(self.fine_in(self.lift(b)))
         skip = functional.relu(self.fine_out(self.fine(h)))

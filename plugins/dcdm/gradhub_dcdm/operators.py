@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from gradhub.errors import UnsupportedInputError
+from gradhub.kinds.inputs import require_finite
 
 MatrixLike = Tensor | Callable[[Tensor], Tensor]
 
@@ -143,6 +144,24 @@ def solve_dtype(method: str, matrix: Any, rhs: Tensor, dtype: Any) -> torch.dtyp
     return rhs.dtype
 
 
+def require_all_finite(method: str, **tensors: Tensor) -> None:
+    """No NaN or infinity in ``tensors`` (a sparse CSR one: its stored values), or an error naming the first bad one.
+
+    One host read for all of them. A callable A cannot be checked: its non-finite products make a
+    non-finite residual, which stops the solver frame with ``converged=False``.
+    """
+    values = {
+        (f"{name} (sparse CSR, stored)" if tensor.layout == torch.sparse_csr else name): (
+            tensor.values() if tensor.layout == torch.sparse_csr else tensor
+        )
+        for name, tensor in tensors.items()
+    }
+    finite = torch.stack([torch.isfinite(value).all() for value in values.values()]).tolist()
+    for (name, value), ok in zip(values.items(), finite):
+        if not ok:
+            require_finite(method, name, value)
+
+
 def check_device(method: str, what: str, tensor: Tensor, device: torch.device) -> None:
     if tensor.device != device:
         raise UnsupportedInputError(
@@ -245,7 +264,6 @@ class LinearSystem:
         self.dtype = solve_dtype(method, matrix, rhs, dtype)
         if isinstance(matrix, Tensor):
             check_device(method, "A", matrix, self.device)
-            check_symmetric(method, matrix)
         self.size = size
         self.operator = Operator(method, matrix, size, self.dtype, self.unbatched)
         self.rhs = rows.to(self.dtype)
@@ -262,6 +280,13 @@ class LinearSystem:
                     method, "x0", describe(initial), f"x0 must be a real floating tensor shaped like b {self.shape}"
                 )
             self.initial = initial.reshape(self.rhs.shape).to(self.dtype)
+        # In the solve dtype: what the iteration uses (a cast can overflow to inf).
+        operands = {"b": self.rhs} | ({} if initial is None else {"x0": self.initial})
+        if isinstance(matrix, Tensor):
+            operands["A"] = self.operator.matrix
+        require_all_finite(method, **operands)
+        if isinstance(matrix, Tensor):
+            check_symmetric(method, matrix)
 
     def output(self, rows: Tensor) -> Tensor:
         """Rows shaped like the original b."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from gradhub_dcdm.cg import cg
@@ -87,3 +89,68 @@ def test_loss_and_network_errors() -> None:
         DCDMNet(dim=4)
     with pytest.raises(UnsupportedInputError, match=r"dcdm_net: .*\(B, 1, N, N\)"):
         DCDMNet(dim=2, channels=2)(torch.ones(1, 8, 8))
+
+
+# --- non-finite and degenerate inputs (issue 11) ----------------------------------------------------
+
+NAN_B = torch.tensor([1.0, float("nan"), 1.0, 1.0], dtype=torch.float64)
+NAN_A = A.clone()
+NAN_A[0, 0] = float("nan")
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+    NAN_CSR = NAN_A.to_sparse_csr()
+
+
+def _dcdm(A, b, *rest, **kwargs):
+    return dcdm(A, b, identity, *rest, **kwargs)
+
+
+def _solvers():
+    return [("cg", cg), ("dcdm", _dcdm)]
+
+
+@pytest.mark.parametrize(("name", "solve"), _solvers())
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        ((A, NAN_B), r"unsupported b values: 1 of 4 entries non-finite \(first: nan\); b must be finite"),
+        ((A, B, NAN_B), r"unsupported x0 values: 1 of 4 entries non-finite \(first: nan\); x0 must be finite"),
+        ((NAN_A, B), r"unsupported A values: 1 of 16 entries non-finite \(first: nan\); A must be finite"),
+        ((NAN_CSR, B), r"unsupported A \(sparse CSR, stored\) values: 1 of 4 entries non-finite"),
+        (
+            (A, torch.full((4,), 1e39, dtype=torch.float64)),
+            r"unsupported b values: 4 of 4 entries non-finite \(first: inf\)",
+        ),
+    ],
+)
+def test_non_finite_problem_is_rejected(name, solve, args, pattern) -> None:
+    """NaN in b used to return zeros; NaN in a dense A gave torch's 'atol must be ... got -nan'."""
+    kwargs = {"dtype": torch.float32} if args[1].abs().max() > 1e38 else {}  # the float32 cast overflows
+    with pytest.raises(UnsupportedInputError, match=rf"^{name}: {pattern}"):
+        solve(*args, **kwargs)
+
+
+@pytest.mark.parametrize(("name", "solve"), _solvers())
+def test_non_finite_callable_operator_stops_unconverged(name, solve) -> None:
+    """A callable A cannot be checked up front: its NaN residual stops the frame with converged=False."""
+    result = solve(lambda v: NAN_A @ v, B)
+    assert not result.converged
+    assert result.iterations == 0 and torch.isnan(result.residuals[-1])
+
+
+def test_network_input_dtype_must_match_the_layer() -> None:
+    net = DCDMNet(dim=2, channels=2)
+    with pytest.raises(
+        UnsupportedInputError,
+        match=r"^dcdm_net: unsupported input dtype: torch.float64; input must be torch.float32 like the layer's",
+    ):
+        net(torch.ones(1, 1, 4, 4, dtype=torch.float64))
+    assert net.double()(torch.ones(1, 1, 4, 4, dtype=torch.float64)).dtype == torch.float64
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (0, 1, 2, 2)])
+def test_loss_needs_a_nonempty_batch(shape) -> None:
+    empty = torch.ones(shape, dtype=torch.float64)
+    pattern = r"^dcdm_loss: unsupported b shape: \(0, .*\); f_b and b must hold a batch of at least one sample"
+    with pytest.raises(UnsupportedInputError, match=pattern):
+        dcdm_loss(empty, empty, A)

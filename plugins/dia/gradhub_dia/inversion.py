@@ -309,9 +309,28 @@ class _Victim:
     device: torch.device
     dtype: torch.dtype
     """The model's (its first parameter's): x and the masks are made with them."""
+    method: str = ""
+    fits: bool = False
+    """Whether a forward on x of ``shape`` has run: the first one is checked for a shape that does not fit."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.model, self.state, (x,))
+        if self.fits:
+            return functional_call(self.model, self.state, (x,))
+        try:
+            output = functional_call(self.model, self.state, (x,))
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except RuntimeError as error:  # torch's "mat1 and mat2 shapes cannot be multiplied" and kin
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UnsupportedInputError(
+                self.method,
+                "input_shape",
+                f"{self.shape[1:]} (x of shape {self.shape}, batch size len(labels) = {self.shape[0]})",
+                f"it does not fit the model (its first forward on x failed: {reason!r}); input_shape must be "
+                "the shape of one sample as the model takes it",
+            ) from error
+        self.fits = True
+        return output
 
     def distance(self, x: torch.Tensor) -> torch.Tensor:
         """``1 - cos(g, g*)``, ``g = grad_theta L(f_theta(x), y)`` with its graph kept (J is differentiated via g)."""
@@ -367,7 +386,8 @@ def _observe(
     observed = [state[name].requires_grad_(True) for name in targets]
     shape = (labels.shape[0], *input_shape)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    return _Victim(model, state, observed, list(targets.values()), labels, loss_fn, shape, first.device, first.dtype)
+    targets_list = list(targets.values())
+    return _Victim(model, state, observed, targets_list, labels, loss_fn, shape, first.device, first.dtype, method)
 
 
 def _match_gradients(method: str, named: dict[str, nn.Parameter], target_gradients: Any) -> dict[str, torch.Tensor]:

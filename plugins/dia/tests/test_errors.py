@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from gradhub_dia.examples import tiny_victim
@@ -108,3 +110,51 @@ def test_true_masks_rejected_by_ig(victim) -> None:
         gradhub.UnknownHyperparameterError, match="inverting_gradients: unknown hyperparameter true_masks"
     ):
         inverting_gradients(model, gradients, labels, SHAPE, true_masks=masks)
+
+
+# --- an input_shape that does not fit the model (issue 11) -----------------------------------------
+
+
+def _conv_victim():
+    """A conv net on 1-channel 4x4 images with one Dropout, and a client gradient on 2 samples."""
+    from gradhub_dia.inversion import client_gradients
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Flatten(), torch.nn.Dropout(0.25), torch.nn.Linear(32, 3)
+    )
+    inputs, labels = torch.rand(2, 1, 4, 4), torch.tensor([0, 2])
+    gradients, _ = client_gradients(model, inputs, labels, generator=torch.Generator().manual_seed(0))
+    return model, gradients, labels
+
+
+@pytest.mark.parametrize("attack", [dropout_inversion_attack, inverting_gradients])
+@pytest.mark.parametrize("p", [0.25, 0.0])  # p = 0: DIA's IG fallback, whose first forward is IG's
+@pytest.mark.parametrize(
+    ("conv", "input_shape", "torch_words"),
+    [
+        (False, (1, 5, 5), "mat1 and mat2 shapes cannot be multiplied"),
+        (False, (15,), "mat1 and mat2 shapes cannot be multiplied"),
+        (True, (3, 4, 4), "expected input"),
+    ],
+)
+def test_input_shape_that_does_not_fit_the_model(attack, p, conv, input_shape, torch_words) -> None:
+    """It used to fail inside torch ('mat1 and mat2 shapes cannot be multiplied'); now the first forward says so."""
+    if conv:
+        model, gradients, labels = _conv_victim()
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = p
+    else:
+        model, gradients, labels, _, _ = tiny_victim(p=p)
+    model.train()
+    name = "dia" if attack is dropout_inversion_attack else "inverting_gradients"
+    shape = re.escape(str(input_shape))
+    with pytest.raises(
+        gradhub.UnsupportedInputError,
+        match=rf"^{name}: unsupported input_shape: {shape} \(x of shape \(2, .*\); it does not fit the model "
+        rf"\(its first forward on x failed: '.*{torch_words}",
+    ):
+        attack(model, gradients, labels, input_shape, max_iter=2, tv_weight=0.0)
+    assert model.training and all(module.training for module in model.modules())  # modes restored
+    assert not any(module._forward_hooks or module._forward_pre_hooks for module in model.modules())  # no hooks left

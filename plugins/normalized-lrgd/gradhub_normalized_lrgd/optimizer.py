@@ -21,8 +21,7 @@ groups): the gradient of one function ``f``.
 What differs from a plain formula: the normaliser is clamped below by the smallest
 positive normal number of the parameter dtype, so an underflowed ``f = 0`` (float32, huge
 margins) gives a zero step (its gradient has underflowed too) instead of NaN. The loss
-must be positive (a logistic or exponential-type loss); nothing checks it, because that
-would synchronise with the device every step.
+must be positive (a logistic or exponential-type loss); only its finiteness is checked (below).
 
 Under DistributedDataParallel the closure's loss is the rank's shard loss; with
 ``reduce_loss`` (on by default when ``torch.distributed`` is initialized) it is averaged
@@ -33,13 +32,20 @@ DTensors are reduced across the mesh by DTensor itself, so the norm is the full 
 (both checked against one process, ``tests/test_distributed.py``).
 
 The step needs only one scalar from the closure (the loss, or the squared gradient norm
-summed over tensors) and is otherwise elementwise; it never synchronises with the device.
-The optimizer keeps no state. ``foreach=True`` runs the multi-tensor path
-(``torch._foreach_*`` over tensors grouped by device and dtype), one pass over the gradients.
+summed over tensors) and is otherwise elementwise. A non-finite loss or gradient raises
+:class:`~gradhub.errors.UnsupportedInputError` before any parameter changes (checked in both
+``normalize`` modes; one host read per step, the loss and the count of non-finite gradient
+entries together). It raises rather than skipping the step: the closure is the deterministic
+full-batch loss, so a skipped step leaves ``w`` and therefore the next loss unchanged, and a
+skipping optimizer would skip forever. Under DDP (``reduce_loss``) and FSDP2 the checked values
+are the global ones, so every rank raises together. The optimizer keeps no state.
+``foreach=True`` runs the multi-tensor path (``torch._foreach_*`` over tensors grouped by
+device and dtype), one pass over the gradients.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -79,16 +85,18 @@ class NormalizedLRGD(Optimizer):
         loss = self.evaluate_closure(closure)
         groups = self.parameters_with_gradients()
         options = [self.options(group) for group in self.param_groups]  # validated before anything changes
+        grads = [param.grad for params in groups for param in params]
         grad_squared_norm = None
-        if any(group_options.normalize == "grad_norm" for group_options in options):
-            grad_squared_norm = _total_squared_norm([param.grad for params in groups for param in params])
+        if grads and any(group_options.normalize == "grad_norm" for group_options in options):
+            grad_squared_norm = _total_squared_norm(grads)
         loss_value = torch.as_tensor(loss).detach()
-        if any(group_options.normalize == "loss" and _reduces(group_options.reduce_loss) for group_options in options):
+        if _reduces_loss(options):
             # Under data parallelism each rank's closure sees its shard: the global mean loss is the
             # average of the shards' means (equal shards), just as DDP averages the gradients.
             loss_value = loss_value.clone()
             torch.distributed.all_reduce(loss_value)
             loss_value = loss_value / torch.distributed.get_world_size()
+        self._require_finite(loss_value, grads)  # before any parameter changes
         for group, params, group_options in zip(self.param_groups, groups, options):
             if not params:
                 continue
@@ -99,10 +107,66 @@ class NormalizedLRGD(Optimizer):
             implementation(params, [param.grad for param in params], normaliser, group_options)
         return loss
 
+    def _require_finite(self, loss_value: Tensor, grads: list[Tensor]) -> None:
+        """A finite loss and finite gradients, or an error before the step changes anything (one host read).
+
+        Under DDP (``reduce_loss``) the loss is the global one and the gradients are averaged, and under
+        FSDP2 the count of non-finite gradient entries is summed over the mesh, so every rank raises
+        together.
+        """
+        device = grads[0].device if grads else loss_value.device
+        nonfinite = _nonfinite_count(grads) if grads else torch.zeros((), dtype=torch.int64, device=device)
+        losses = loss_value.reshape(-1).to(device=device, dtype=torch.float64)
+        bad_gradients, *values = torch.cat([nonfinite.reshape(1).to(torch.float64), losses]).tolist()
+        if not all(math.isfinite(value) for value in values):
+            shown = values[0] if len(values) == 1 else values
+            raise UnsupportedInputError(
+                self.method,
+                "loss",
+                f"{shown!r} (the closure's f(w){', averaged over the process group' if self._reduced() else ''})",
+                "the closure must return a finite loss: the step divides by f(w) (normalize='loss') or "
+                "follows its gradient; the step was not taken and the parameters are unchanged",
+            )
+        if bad_gradients:
+            total = sum(grad.numel() for grad in grads)
+            raise UnsupportedInputError(
+                self.method,
+                "gradient values",
+                f"{int(bad_gradients)} of {total} entries non-finite",
+                "the gradients of f(w) must be finite; the step was not taken and the parameters are unchanged",
+            )
+
+    def _reduced(self) -> bool:
+        return _reduces_loss([self.options(group) for group in self.param_groups])
+
+
+def _initialized() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _reduces_loss(options: list[NormalizedLRGDHyperparameters]) -> bool:
+    """Whether the step averages the loss over the process group.
+
+    A ``loss``-mode group with ``reduce_loss`` (None: when torch.distributed is initialized) needs the
+    global loss to divide by; a ``grad_norm`` group does not use it, but when torch.distributed is
+    initialized its finiteness check reads the global loss too, so that every rank raises together.
+    """
+    return any(
+        _reduces(group_options.reduce_loss) and (group_options.normalize == "loss" or _initialized())
+        for group_options in options
+    )
+
+
+def _nonfinite_count(grads: list[Tensor]) -> Tensor:
+    """The number of NaN or infinite gradient entries, over every tensor (summed over the mesh for DTensors)."""
+    device = grads[0].device
+    count = torch.stack([(~torch.isfinite(grad)).sum().to(device) for grad in grads]).sum()
+    full_tensor = getattr(count, "full_tensor", None)  # an FSDP2 DTensor: the shards' counts, summed
+    return full_tensor() if full_tensor is not None else count
+
 
 def _reduces(reduce_loss: bool | None) -> bool:
-    initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
-    return initialized if reduce_loss is None else bool(reduce_loss)
+    return _initialized() if reduce_loss is None else bool(reduce_loss)
 
 
 def _total_squared_norm(grads: list[Tensor]) -> Tensor:

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from gradhub.errors import UnsupportedInputError
-from gradhub.kinds.inputs import require_same_device, require_tensor, require_values
+from gradhub.kinds.inputs import require_finite, require_same_device, require_tensor, require_values
 from gradhub.kinds.solver import Iterate, SolverResult, solver
 from gradhub_normalized_lrgd import BATCH_PERCEPTRON, LR_GD, BatchPerceptronHyperparameters
 
@@ -113,7 +113,7 @@ class ClassificationResult(SolverResult):
 
 
 def check_problem(method: str, X: Any, y: Any, w0: Any = None) -> tuple[Tensor, Tensor, Tensor]:
-    """Validate ``X`` (n, d), labels ``y`` (n,) in {-1, +1} and ``w0`` (d,); return them in X's dtype."""
+    """Validate ``X`` (n, d), labels ``y`` (n,) in {-1, +1} and ``w0`` (d,), all finite; return them in X's dtype."""
     X = require_tensor(method, "X", X, dim=2, nonempty=True, what="(n samples, d features)")
     if X.dtype not in (torch.float32, torch.float64):
         raise UnsupportedInputError(method, "X dtype", X.dtype, "X must be float32 or float64")
@@ -124,17 +124,37 @@ def check_problem(method: str, X: Any, y: Any, w0: Any = None) -> tuple[Tensor, 
     if y.shape != (n,):
         raise UnsupportedInputError(method, "y shape", tuple(y.shape), f"y must hold n={n} labels")
     require_same_device(method, X=X, y=y)
-    require_values(method, "y", (y != 1) & (y != -1), y, "y must hold only -1 and +1")
+    if w0 is not None:
+        w0 = require_tensor(method, "w0", w0, dim=1, what=f"of d={d} weights (or None)")
+        if w0.shape != (d,):
+            raise UnsupportedInputError(method, "w0 shape", tuple(w0.shape), f"w0 must hold d={d} weights (or be None)")
+        require_same_device(method, X=X, w0=w0)
+        if w0.dtype != X.dtype:
+            raise UnsupportedInputError(method, "w0 dtype", w0.dtype, f"w0 must have X's dtype ({X.dtype})")
+    _require_finite_problem(method, X, y, w0)
     y = y.to(X.dtype)
     if w0 is None:
         return X, y, torch.zeros(d, device=X.device, dtype=X.dtype)
-    w0 = require_tensor(method, "w0", w0, dim=1, what=f"of d={d} weights (or None)")
-    if w0.shape != (d,):
-        raise UnsupportedInputError(method, "w0 shape", tuple(w0.shape), f"w0 must hold d={d} weights (or be None)")
-    require_same_device(method, X=X, w0=w0)
-    if w0.dtype != X.dtype:
-        raise UnsupportedInputError(method, "w0 dtype", w0.dtype, f"w0 must have X's dtype ({X.dtype})")
     return X, y, w0.detach().clone()
+
+
+def _require_finite_problem(method: str, X: Tensor, y: Tensor, w0: Tensor | None) -> None:
+    """Finite ``X`` and ``w0``, labels in {-1, +1}: one host read for all three, then the error for the first bad one.
+
+    A NaN in ``X`` must be caught here: its margin ``NaN <= 0`` is False, so the residual would count
+    that point (and, once ``w`` is NaN, every point) as classified.
+    """
+    bad_labels = (y != 1) & (y != -1)  # NaN and +-inf included
+    flags = [~torch.isfinite(X).all(), bad_labels.any()]
+    if w0 is not None:
+        flags.append(~torch.isfinite(w0).all())
+    bad_x, bad_y, *bad_w0 = torch.stack(flags).tolist()
+    if bad_x:
+        require_finite(method, "X", X)
+    if bad_y:
+        require_values(method, "y", bad_labels, y, "y must hold only -1 and +1")
+    if w0 is not None and bad_w0[0]:
+        require_finite(method, "w0", w0)
 
 
 def _iterates(X: Tensor, y: Tensor, w: Tensor, update: Callable[[Tensor], Tensor]) -> Iterator[Iterate]:
