@@ -2,21 +2,42 @@
 
 ``list`` and ``info`` read metadata and the plugins' torch-free entry modules only, so
 they answer quickly; ``check`` and ``demo`` import torch and the implementations.
+
+Exit codes: 0 done (every check or claim passed), 1 something failed or did not run,
+2 a usage error (an unknown name, device, kind or folder), 130 interrupted (Ctrl-C).
+Every refusal is one line on stderr naming what was given and what is allowed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import json
 import os
 import sys
 import textwrap
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradhub
 from gradhub.errors import GradhubError
 from gradhub.registry import KINDS
+
+if TYPE_CHECKING:
+    from gradhub.testing._suite import Check
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class CommandError(Exception):
+    """A command refuses or fails: ``main`` prints its one-line message and returns ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _print_table(rows: list[list[str]], headers: list[str]) -> None:
@@ -32,7 +53,7 @@ def command_list(args: argparse.Namespace) -> int:
         print(json.dumps([entry.__dict__ for entry in entries], indent=2))
         return 0
     if not entries:
-        print("no methods installed" + (f" of kind {args.kind}" if args.kind else ""))
+        print(_nothing_listed(args.kind, args.pattern))
         return 0
     rows = []
     for entry in entries:
@@ -44,6 +65,20 @@ def command_list(args: argparse.Namespace) -> int:
     if broken:
         print(f"\n{len(broken)} broken; `gradhub info NAME` says why.")
     return 0
+
+
+def _nothing_listed(kind: str | None, pattern: str | None) -> str:
+    """Why ``gradhub list`` shows nothing: nothing installed, nothing of the kind, or no match."""
+    if not gradhub.list():
+        return "no methods installed"
+    if not pattern:
+        return f"no methods installed of kind {kind}"
+    line = f"no methods match {pattern!r}" + (f" (of kind {kind})" if kind else "")
+    others = gradhub.list(pattern=pattern) if kind else []
+    if others:
+        shown = ", ".join(f"{entry.name} ({entry.kind})" for entry in others[:5])
+        line += f"; of other kinds: {shown}" + (", ..." if len(others) > 5 else "")
+    return line
 
 
 def _hyperparameter_rows(model: Any) -> list[list[str]]:
@@ -102,11 +137,76 @@ def command_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def known_devices() -> tuple[str, ...]:
+    """The device types a spec may declare (``MethodSpec.devices``)."""
+    from typing import get_args
+
+    from gradhub.specs import MethodSpec
+
+    annotation = MethodSpec.model_fields["devices"].annotation
+    literal = get_args(annotation)[0] if get_args(annotation) else None
+    return tuple(str(device) for device in get_args(literal)) or ("cpu", "cuda", "mps", "xpu")
+
+
+def device_available(device: str) -> bool:
+    """Whether torch can run on ``device`` (a name from :func:`known_devices`) on this machine."""
+    import torch
+
+    if device == "cpu":
+        return True
+    backend = torch.backends.mps if device == "mps" else getattr(torch, device, None)
+    is_available = getattr(backend, "is_available", None)
+    return bool(is_available is not None and is_available())
+
+
+def _requested_devices(given: list[str] | None, skip_unavailable: bool) -> list[str] | None:
+    """``--device`` values, checked and de-duplicated; unavailable ones refused or skipped."""
+    if given is None:
+        return None
+    known = known_devices()
+    for device in given:
+        if device not in known:
+            close = difflib.get_close_matches(device, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise CommandError(f"unknown --device {device!r}{hint}; devices are: {', '.join(known)}", EXIT_USAGE)
+    requested = list(dict.fromkeys(given))
+    usable = [device for device in requested if device_available(device)]
+    for device in requested:
+        if device not in usable:
+            if not skip_unavailable:
+                raise CommandError(f"{device} is not available on this machine (--skip-unavailable skips it)")
+            print(f"gradhub: {device} is not available on this machine; skipped", file=sys.stderr)
+    if not usable:
+        raise CommandError(f"no checks ran: no requested device is available on this machine ({', '.join(requested)})")
+    return usable
+
+
+def _uncovered(selected: list[Check], devices: list[str] | None, named: bool) -> str | None:
+    """Why a run would not check what was asked: no check at all, or none on a requested device."""
+    if not selected:
+        return "no checks ran: no methods installed"
+    specs = {check.spec.name: check.spec for check in selected}
+    ran = {(check.spec.name, device) for check in selected if check.device for device in check.device.split("+")}
+    for device in devices or []:
+        missing = [spec for spec in specs.values() if (spec.name, device) not in ran]
+        if missing and named:
+            reasons = "; ".join(f"{spec.name} supports {', '.join(spec.devices)} only" for spec in missing)
+            return f"no checks ran on {device}: {reasons}"
+        if len(missing) == len(specs):
+            return f"no checks ran on {device}: no installed method supports it"
+    return None
+
+
 def command_check(args: argparse.Namespace) -> int:
+    devices = _requested_devices(args.device, args.skip_unavailable)
+
     from gradhub.testing import checks
     from gradhub.testing._suite import Report, run_check
 
-    selected = checks(*args.names, devices=args.device)
+    selected = checks(*args.names, devices=devices)
+    problem = _uncovered(selected, devices, named=bool(args.names))
+    if problem:
+        raise CommandError(problem)
     report = Report()
     for check in selected:
         result = run_check(check)
@@ -122,10 +222,33 @@ def command_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _already_installed(slug: str) -> str | None:
+    """Why ``slug`` would clash: an installed method or distribution of that name (metadata only)."""
+    import importlib.metadata
+
+    names = {slug.lower(), slug.lower().replace("-", "_"), slug.lower().replace("_", "-")}
+    for entry in gradhub.list():
+        if entry.name in names:
+            origin = f"{entry.distribution} {entry.version}" if entry.distribution else "registered in-process"
+            return f"{slug!r} is already the name of an installed method ({origin}); installing both is a name conflict"
+    distribution = "gradhub-" + slug.lower().replace("_", "-")
+    try:
+        version = importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return f"{distribution} {version} is already installed; installing the new package replaces it"
+
+
 def command_new(args: argparse.Namespace) -> int:
     from gradhub.scaffold import create_plugin
 
-    root = create_plugin(args.slug, args.kind, args.dir)
+    try:
+        root = create_plugin(args.slug, args.kind, args.dir)
+    except OSError as error:
+        raise CommandError(f"gradhub new: cannot write {str(error.filename)!r}: {error.strerror or error}") from None
+    clash = _already_installed(args.slug)
+    if clash:
+        print(f"gradhub: warning: {clash}", file=sys.stderr)
     print(f"created {root}")
     print(
         "next:\n"
@@ -140,26 +263,61 @@ def command_new(args: argparse.Namespace) -> int:
 def command_demo(args: argparse.Namespace) -> int:
     from gradhub.claims import run_claims
     from gradhub.progress import show_bars
+    from gradhub.report import ReportFolder, matplotlib_available
 
-    names = args.names or [entry.name for entry in gradhub.list() if entry.error is None]
-    with show_bars(not args.quiet):
-        results = run_claims(names, on_result=lambda result: print(result.report() + "\n", flush=True))
-    if not results:
-        print("no claim checks among: " + ", ".join(names))
-        return 0
-    failed = [result for result in results if not result.passed]
-    print(f"{len(results) - len(failed)} of {len(results)} claims reproduced")
-    if args.report:
-        from gradhub.report import matplotlib_available, write_report
-
-        index = write_report(results, args.report)
+    with contextlib.ExitStack() as stack:
+        # Checked and staged before any claim runs: an unwritable DIR costs no work.
+        folder = stack.enter_context(ReportFolder(args.report)) if args.report else None
+        names = args.names or [entry.name for entry in gradhub.list() if entry.error is None]
+        with show_bars(not args.quiet):
+            results = run_claims(names, on_result=lambda result: print(result.report() + "\n", flush=True))
+        if not results:
+            print("no claim checks among: " + ", ".join(names))
+            return 0
+        failed = [result for result in results if not result.passed]
+        print(f"{len(results) - len(failed)} of {len(results)} claims reproduced")
+        if folder is None:
+            return 1 if failed else 0
+        try:
+            index = folder.commit(results)
+        except OSError as error:
+            raise CommandError(f"cannot write the report to {args.report!r}: {error.strerror or error}") from None
         figures = "with figures" if matplotlib_available() else "figures as data (pip install gradhub[plot] to draw)"
         print(f"report: {index} ({figures})")
     return 1 if failed else 0
 
 
+def version_lines() -> list[str]:
+    """``gradhub --version``: the core's version, then each plugin distribution's (metadata only)."""
+    import importlib.metadata
+
+    from gradhub.registry import canonical_distribution
+
+    plugins: dict[str, str] = {}
+    for distribution in importlib.metadata.distributions():
+        name = canonical_distribution(distribution.metadata["Name"] or "")
+        groups = {entry_point.group for entry_point in distribution.entry_points}
+        if name and name != "gradhub" and name not in plugins and any(g.startswith("gradhub.") for g in groups):
+            plugins[name] = distribution.version
+    lines = [f"gradhub {gradhub.__version__}"]
+    lines += [f"{name} {version}" for name, version in sorted(plugins.items())] or ["(no plugins installed)"]
+    return lines
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print :func:`version_lines` and exit, before any command is required."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **options: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **options)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print("\n".join(version_lines()))
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gradhub", description="Research methods for PyTorch, by name.")
+    parser.add_argument("--version", action=_VersionAction, help="gradhub's version and its plugins'")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     listing = commands.add_parser("list", help="installed methods (broken plugins flagged)")
@@ -174,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="run the conformance suite (all installed methods by default)")
     check.add_argument("names", nargs="*")
-    check.add_argument("--device", action="append", help="only this device (repeatable)")
+    check.add_argument("--device", action="append", help="only this device: cpu, cuda, mps or xpu (repeatable)")
+    check.add_argument("--skip-unavailable", action="store_true", help="skip a --device this machine lacks")
     check.add_argument("--json", action="store_true")
     check.set_defaults(handler=command_check)
 
@@ -193,12 +352,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        args = build_parser().parse_args(argv)
+        return int(args.handler(args))
+    except CommandError as error:
+        print(f"gradhub: error: {error}", file=sys.stderr)
+        return error.code
     except GradhubError as error:
         print(f"gradhub: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("gradhub: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `gradhub list | head`: the reader left; say nothing more (Python docs, "Note on SIGPIPE").
         devnull = os.open(os.devnull, os.O_WRONLY)

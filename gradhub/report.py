@@ -5,21 +5,35 @@ verdict, and its figures (:mod:`gradhub.figures`). With matplotlib installed
 (``pip install gradhub[plot]``) each figure is drawn to ``DIR/figures/*.png``; without it,
 each figure's data is written to ``DIR/figures/*.csv`` and summarised in a table, so the
 report never needs more than the core. ``DIR/results.json`` holds everything, for tools.
+
+The report is written into a hidden folder beside ``DIR`` and moved into place only when
+complete (:class:`ReportFolder`), so a failed or interrupted run never leaves an old
+``index.md`` beside new figures; ``gradhub demo`` opens the folder before any claim runs, so
+an unwritable ``DIR`` is reported before the work, not after.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import shutil
+import tempfile
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from gradhub.claims import ClaimResult
+from gradhub.errors import GradhubError
 from gradhub.figures import Figure, Histogram, ImageGrid, LinePlot
 
-__all__ = ["matplotlib_available", "write_report"]
+__all__ = ["ReportFolder", "ReportFolderError", "matplotlib_available", "write_report"]
+
+REPORT_ENTRIES = frozenset({"index.md", "results.json", "figures"})
+"""What a report folder holds; a folder holding anything else is never replaced."""
 
 
 def matplotlib_available() -> bool:
@@ -38,13 +52,120 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+class ReportFolderError(GradhubError, ValueError):
+    """``--report DIR`` names a folder the report cannot be written to."""
+
+    def __init__(self, given: str | Path, reason: str) -> None:
+        super().__init__(
+            f"cannot write the report to {str(given)!r}: {reason}; "
+            "give a new folder, an empty one or an earlier report's"
+        )
+
+
+class ReportFolder:
+    """The destination of a report, checked and staged before any claim runs.
+
+    Opening it checks ``directory`` (not a file, writable, holding nothing but an earlier
+    report) and creates a hidden staging folder beside it; :meth:`commit` writes the report
+    there and moves it into place (an earlier report is moved aside first, then deleted);
+    :meth:`discard` (also on leaving a ``with`` block) removes whatever was not committed.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.given = directory
+        self.destination = Path(directory).resolve()
+        self._check()
+        parent = self.destination.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            self.staging: Path | None = Path(tempfile.mkdtemp(prefix=f".{self.destination.name}.partial-", dir=parent))
+        except OSError as error:
+            raise ReportFolderError(
+                directory, f"cannot create a folder in {str(parent)!r} ({_reason(error)})"
+            ) from None
+
+    def _check(self) -> None:
+        target = self.destination
+        existing = next(path for path in (target, *target.parents) if path.exists())
+        if not existing.is_dir():
+            raise ReportFolderError(
+                self.given, "it is a file" if existing == target else f"{str(existing)!r} is a file"
+            )
+        if existing != target:
+            return
+        foreign = sorted(entry.name for entry in target.iterdir() if entry.name not in REPORT_ENTRIES)
+        if foreign:
+            raise ReportFolderError(self.given, f"it holds {foreign[0]!r}, which is not part of a gradhub report")
+        if not os.access(target, os.W_OK | os.X_OK):
+            raise ReportFolderError(self.given, "it is not writable")
+
+    def commit(self, results: Sequence[ClaimResult], *, draw: bool | None = None) -> Path:
+        """Write the report, move it into place and return the path of its index.md."""
+        if self.staging is None:
+            raise RuntimeError("this report folder was already committed or discarded")
+        _write_into(results, self.staging, draw)
+        self.staging.chmod(_folder_mode(self.destination))
+        _replace(self.staging, self.destination)
+        self.staging = None
+        return self.destination / "index.md"
+
+    def discard(self) -> None:
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging = None
+
+    def __enter__(self) -> ReportFolder:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.discard()
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or type(error).__name__
+
+
+def _folder_mode(destination: Path) -> int:
+    if destination.is_dir():
+        return destination.stat().st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
+
+
+def _replace(staging: Path, destination: Path) -> None:
+    """Move ``staging`` to ``destination``; an earlier report there is moved aside, then deleted."""
+    if not destination.exists() or not any(destination.iterdir()):
+        try:
+            os.replace(staging, destination)  # one rename (POSIX replaces an empty folder too)
+            return
+        except OSError:
+            if not destination.exists():
+                raise
+    aside = destination.with_name(f".{destination.name}.old-{uuid.uuid4().hex[:8]}")
+    os.rename(destination, aside)
+    try:
+        os.rename(staging, destination)
+    except OSError:
+        os.rename(aside, destination)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def write_report(results: Sequence[ClaimResult], directory: str | Path, *, draw: bool | None = None) -> Path:
     """Write the report for ``results`` into ``directory`` and return the path of its index.md.
 
     ``draw`` forces figures on (True: matplotlib required) or off (False: data tables);
-    None draws when matplotlib is importable.
+    None draws when matplotlib is importable. The folder is replaced as a whole, once the
+    report is complete (see :class:`ReportFolder`).
     """
-    directory = Path(directory)
+    with ReportFolder(directory) as folder:
+        return folder.commit(results, draw=draw)
+
+
+def _write_into(results: Sequence[ClaimResult], directory: Path, draw: bool | None) -> Path:
     figures_dir = directory / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
     if draw is None:

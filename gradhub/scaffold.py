@@ -52,6 +52,14 @@ def _names(slug: str, kind: str) -> dict[str, str]:
     }
 
 
+def _file_in_the_way(path: Path) -> Path | None:
+    """The file (not a folder) at ``path`` or at its nearest existing ancestor, if any."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
 def create_plugin(slug: str, kind: str, directory: str | Path = ".") -> Path:
     """Write the package ``<directory>/gradhub-<slug>/`` and return its path."""
     if not isinstance(slug, str) or not _SLUG.match(slug) or keyword.iskeyword(slug.replace("-", "_")):
@@ -62,6 +70,11 @@ def create_plugin(slug: str, kind: str, directory: str | Path = ".") -> Path:
         raise UnsupportedInputError("gradhub new", "kind", repr(kind), f"choose one of {', '.join(KINDS)}")
     names = _names(slug, kind)
     root = Path(directory) / names["distribution"]
+    blocker = _file_in_the_way(root)
+    if blocker is not None:
+        raise UnsupportedInputError(
+            "gradhub new", "target folder", f"{root} ({blocker} is a file)", "choose another --dir"
+        )
     if root.exists() and any(root.iterdir()):
         raise UnsupportedInputError(
             "gradhub new", "target folder", str(root), "it must not exist or be empty; choose another --dir"
