@@ -5,8 +5,8 @@
 >>> gradhub.spec("adamp").paper.bibtex()    # typed metadata; imports no torch
 >>> gradhub.list(kind="optimizer")          # read from installed metadata alone
 
-This module only re-exports the public API. Importing it imports neither torch nor
-pydantic; the spec models load on first use.
+This module only re-exports the public API. Importing it imports neither torch, pydantic
+nor pluggy; the spec models and the hook marker load on first use.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from gradhub.errors import (
     UnknownHyperparameterError,
     UnsupportedInputError,
 )
-from gradhub.hookspecs import hookimpl
 from gradhub.registry import MethodEntry, Registry
 
 if TYPE_CHECKING:
+    from gradhub.hookspecs import hookimpl
     from gradhub.hyperparameters import Hyperparameters
     from gradhub.specs import Kind, MethodSpec, Paper
 
@@ -101,6 +101,7 @@ def refresh() -> None:
 
 
 _LAZY = {
+    "hookimpl": "gradhub.hookspecs",
     "Kind": "gradhub.specs",
     "MethodSpec": "gradhub.specs",
     "Paper": "gradhub.specs",

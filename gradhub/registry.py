@@ -19,11 +19,14 @@ import difflib
 import fnmatch
 import importlib
 import importlib.metadata
+import json
 import os
 import re
+import sys
 import threading
 import warnings
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gradhub._firstparty import FIRST_PARTY_METHODS
@@ -118,6 +121,7 @@ class Registry:
         self._aliases: dict[str, str] = {}
         self._targets: dict[str, Any] = {}
         self._loaded_modules: set[tuple[str | None, str]] = set()
+        self._listed: dict[str, tuple[str | None, str | None]] = {}
 
     def refresh(self) -> None:
         """Forget everything discovered; the next lookup reads the installed metadata again.
@@ -216,7 +220,10 @@ class Registry:
         )
         try:
             module = importlib.import_module(module_name)
-        except Exception as error:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # SystemExit too: a plugin never takes the host down
+            sys.modules.pop(module_name, None)
             if type(error).__name__ == "ValidationError" and type(error).__module__.startswith("pydantic"):
                 problems = "; ".join(
                     f"{'.'.join(map(str, problem['loc'])) or 'spec'}: {problem['msg']}"
@@ -239,7 +246,9 @@ class Registry:
         except InvalidSpecError as error:
             self._fail(names, InvalidSpecError(f"{error} {remedy}"), error)
             return
-        except Exception as error:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:
             message = (
                 f"method {'/'.join(map(repr, names))} from {where}: reading the specs of its entry module "
                 f"{module_name!r} raised {type(error).__name__}: {error}. {remedy}"
@@ -277,10 +286,39 @@ class Registry:
                 self._load_module(entry.distribution, entry.module)
 
     def load_all(self) -> None:
-        """Import every entry module (torch-free), so entries carry summaries and load errors."""
+        """Give every entry its summary and load error, importing only entry modules not read before.
+
+        What an entry module declares is cached per installed distribution, keyed by its name,
+        version, dist-info and entry-module file (path, size and modification time): a warm
+        ``gradhub list`` imports no entry module, and a plugin slow to import costs one cold list.
+        The cache lives in ``$GRADHUB_CACHE_DIR`` (default ``~/.cache/gradhub``; ``GRADHUB_CACHE_DIR=off``
+        disables it). ``gradhub.spec`` and ``gradhub.get`` always import the entry module.
+        """
         with self._lock:
-            self._discover()
-            self._load_all_locked()
+            entries = self._discover()
+            cache = ListingCache.load()
+            for distribution, module in sorted({(e.distribution, e.module) for e in entries.values() if e.module}):
+                declared = [e for e in entries.values() if (e.distribution, e.module) == (distribution, module)]
+                key = cache.key(declared[0], self._path)
+                cached = cache.get(key)
+                if cached is not None:
+                    for name, record in cached.items():
+                        if name in entries and name not in self._failures and name not in self._specs:
+                            self._listed[name] = (record.get("summary"), record.get("error"))
+                        for alias in record.get("aliases", ()):
+                            self._aliases.setdefault(alias, name)
+                    continue
+                self._load_module(distribution, module)
+                cache.put(key, {e.name: self._record(e.name) for e in declared})
+            cache.save()
+
+    def _record(self, name: str) -> dict[str, Any]:
+        """What the listing cache keeps of a method: its summary and aliases, or its load error."""
+        failure = self._failures.get(name)
+        if failure is not None:
+            return {"error": failure.message}
+        spec = self._specs.get(name)
+        return {"summary": spec.summary, "aliases": list(spec.aliases)} if spec else {}
 
     # lookups ---------------------------------------------------------------------------
 
@@ -303,7 +341,7 @@ class Registry:
             entries = self._discover()
             key = self._canonical(name)
             if key not in self._local and key not in entries and key not in self._aliases:
-                self._load_all_locked()  # an alias is known only from the specs
+                self.load_all()  # aliases are known from specs: from the cache, or read once per plugin
                 key = self._canonical(name)
             if key in self._local:
                 return self._local[key]
@@ -393,11 +431,12 @@ class Registry:
             for name, entry in self._discover().items():
                 failure = self._failures.get(name)
                 spec = self._specs.get(name)
+                listed_summary, listed_error = self._listed.get(name, (None, None))
                 rows.append(
                     replace(
                         entry,
-                        error=failure.message if failure else None,
-                        summary=spec.summary if spec else None,
+                        error=failure.message if failure else listed_error,
+                        summary=spec.summary if spec else listed_summary,
                     )
                 )
             for spec in self._local.values():
@@ -411,6 +450,73 @@ class Registry:
                 row for row in rows if (fnmatch.fnmatchcase(row.name, lowered) if wildcard else lowered in row.name)
             ]
         return sorted(rows, key=lambda row: (row.name, row.distribution or ""))
+
+
+class ListingCache:
+    """What each installed entry module declared, so listing need not import it again (see ``load_all``)."""
+
+    VERSION = 1
+
+    def __init__(self, path: Path | None, data: dict[str, Any]) -> None:
+        self.path, self.data, self.changed = path, data, False
+
+    @staticmethod
+    def location() -> Path | None:
+        configured = os.environ.get("GRADHUB_CACHE_DIR", "").strip()
+        if configured.lower() in ("off", "0", "no", "false"):
+            return None
+        if configured:
+            return Path(configured) / "listing.json"
+        base = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.join(os.path.expanduser("~"), ".cache")
+        return Path(base) / "gradhub" / "listing.json"
+
+    @classmethod
+    def load(cls) -> ListingCache:
+        path = cls.location()
+        data: dict[str, Any] = {}
+        if path is not None:
+            try:
+                loaded = json.loads(path.read_text())
+                if isinstance(loaded, dict) and loaded.get("version") == cls.VERSION:
+                    data = loaded.get("distributions", {})
+            except (OSError, ValueError):
+                data = {}
+        return cls(path, data)
+
+    @staticmethod
+    def key(entry: MethodEntry, search_path: list[str] | None) -> str | None:
+        """Name, version, dist-info and entry-module file identity; None when the module cannot be found."""
+        import importlib.util
+
+        module = entry.module or ""
+        try:
+            found = importlib.util.find_spec(module) if "." not in module else None
+        except (ImportError, ValueError):
+            found = None
+        origin = getattr(found, "origin", None)
+        if not origin or not os.path.exists(origin):
+            return None
+        stat = os.stat(origin)
+        return f"{entry.distribution}|{entry.version}|{search_path}|{module}|{origin}|{stat.st_size}|{stat.st_mtime_ns}"
+
+    def get(self, key: str | None) -> dict[str, Any] | None:
+        return self.data.get(key) if key is not None else None
+
+    def put(self, key: str | None, records: dict[str, Any]) -> None:
+        if key is not None and self.path is not None:
+            self.data[key] = records
+            self.changed = True
+
+    def save(self) -> None:
+        if not self.changed or self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            temporary.write_text(json.dumps({"version": self.VERSION, "distributions": self.data}))
+            os.replace(temporary, self.path)
+        except OSError:
+            pass  # a read-only home: listing still works, it just is not cached
 
 
 def specs_of_module(module: ModuleType, origin: str) -> list[MethodSpec]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
@@ -106,9 +108,14 @@ class FakePlugins:
         return Registry(path=[str(self.root)])
 
 
+# The listing cache of the whole test session lives in a folder of its own, never in the user's ~/.cache.
+os.environ.setdefault("GRADHUB_CACHE_DIR", tempfile.mkdtemp(prefix="gradhub-test-cache-"))
+
+
 @pytest.fixture
 def fake_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePlugins]:
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("GRADHUB_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("GRADHUB_STRICT", raising=False)
     monkeypatch.delenv("GRADHUB_DISABLE_PLUGINS", raising=False)
     plugins = FakePlugins(tmp_path)
