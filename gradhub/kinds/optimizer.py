@@ -203,13 +203,17 @@ class Optimizer(torch.optim.Optimizer):
         self._check_path_flags(merged)
         params = param_group["params"]
         params = [params] if isinstance(params, torch.Tensor) else list(params)
+        spec = getattr(type(self), "spec", None)
+        declared = tuple(spec.dtypes) if spec is not None else ("float16", "bfloat16", "float32", "float64")
         for index, param in enumerate(params):
-            if isinstance(param, torch.Tensor) and not param.is_floating_point():
+            if isinstance(param, torch.Tensor) and (
+                not param.is_floating_point() or str(param.dtype).removeprefix("torch.") not in declared
+            ):
                 raise UnsupportedInputError(
                     self.method,
                     f"parameter {index} of param group {len(self.param_groups)}",
                     f"dtype {param.dtype}",
-                    "parameters must be real floating point (float16, bfloat16, float32, float64)",
+                    f"parameters must be real floating point, of a dtype {self.method} declares: {', '.join(declared)}",
                 )
         super().add_param_group({**param_group, "params": params, **{k: validated[k] for k in overrides if k in known}})
 
@@ -233,6 +237,75 @@ class Optimizer(torch.optim.Optimizer):
         options = model.model_construct(**checked)
         cache[id(group)] = (key, options)
         return options
+
+    def state_keys(self) -> set[str] | None:
+        """The keys of a parameter's state this method keeps (None: not checked); ``load_state_dict`` checks them."""
+        return None
+
+    def shaped_state_names(self) -> tuple[str, ...]:
+        """State tensors shaped like their parameter (``load_state_dict`` checks their shapes)."""
+        return ()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state after checking it against this method, before anything changes.
+
+        The param groups' hyperparameters are validated against the model; each parameter's state
+        must have exactly :meth:`state_keys` (a state saved by a torch optimizer is named as such)
+        and tensors shaped like their parameter. A state that fails leaves the optimizer as it was.
+        """
+        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
+            raise UnsupportedInputError(
+                self.method, "state_dict", type(state_dict).__name__, "a dict with 'state' and 'param_groups'"
+            )
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise UnsupportedInputError(
+                self.method,
+                "state_dict",
+                f"{len(groups)} param groups",
+                f"{len(self.param_groups)}, as this optimizer has",
+            )
+        model = self.hyperparameters
+        parameters: dict[Any, torch.Tensor] = {}
+        for index, (saved, group) in enumerate(zip(groups, self.param_groups)):
+            if len(saved.get("params", ())) != len(group["params"]):
+                raise UnsupportedInputError(
+                    self.method,
+                    f"state_dict param group {index}",
+                    f"{len(saved.get('params', ()))} parameters",
+                    f"{len(group['params'])}, as this optimizer's group {index} has",
+                )
+            values = {name: saved[name] for name in model.model_fields if name in saved}
+            checked = validate_hyperparameters(self.method, model, {**self.defaults, **values})
+            self._check_path_flags(checked)
+            parameters.update(zip(saved["params"], group["params"]))
+        wanted = self.state_keys()
+        for key, state in state_dict["state"].items():
+            param = parameters.get(key)
+            if param is None or not isinstance(state, dict):
+                continue
+            if wanted is not None and set(state) != wanted:
+                origin = _torch_optimizer_with_state(set(state))
+                saved_by = f"this state was saved by {origin}; " if origin else ""
+                missing, extra = sorted(wanted - set(state)), sorted(set(state) - wanted)
+                raise UnsupportedInputError(
+                    self.method,
+                    f"state of parameter {key}",
+                    f"keys {sorted(state)}",
+                    f"{saved_by}{self.method} keeps {sorted(wanted)}"
+                    + (f" (missing {missing})" if missing else "")
+                    + (f" (unknown {extra})" if extra else ""),
+                )
+            for name, value in state.items():
+                shaped = name in self.shaped_state_names()
+                if shaped and isinstance(value, torch.Tensor) and value.shape != param.shape:
+                    raise UnsupportedInputError(
+                        self.method,
+                        f"state {name!r} of parameter {key}",
+                        f"shape {tuple(value.shape)}",
+                        f"the parameter's shape {tuple(param.shape)}",
+                    )
+        super().load_state_dict(state_dict)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Fill hyperparameters missing from loaded param groups with this optimizer's defaults.
@@ -298,6 +371,21 @@ def _check_legacy_arguments(cls: type[Optimizer], init: Callable[..., None]) -> 
         init(self, *args, **kwargs)
 
     cls.__init__ = checked_init  # type: ignore[method-assign]
+
+
+_TORCH_STATES = {
+    frozenset({"momentum_buffer"}): "torch.optim.SGD (with momentum)",
+    frozenset({"step", "exp_avg", "exp_avg_sq"}): "torch.optim.Adam or AdamW",
+    frozenset({"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"}): "torch.optim.Adam or AdamW (amsgrad)",
+    frozenset({"step", "square_avg"}): "torch.optim.RMSprop",
+    frozenset({"step", "sum"}): "torch.optim.Adagrad",
+    frozenset({"step", "exp_avg", "exp_inf"}): "torch.optim.Adamax",
+}
+
+
+def _torch_optimizer_with_state(keys: set[str]) -> str | None:
+    """The torch.optim optimizer whose per-parameter state has exactly these keys, if one does."""
+    return _TORCH_STATES.get(frozenset(keys))
 
 
 def _same_values(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
@@ -385,6 +473,7 @@ class ElementwiseOptimizer(Optimizer):
         loss = self.evaluate_closure(closure)
         groups = self.parameters_with_gradients()
         options = [self.options(group) for group in self.param_groups]  # validated before anything changes
+        self._check_states(groups)
         for group, params, group_options in zip(self.param_groups, groups, options):
             if not params:
                 continue
@@ -396,14 +485,53 @@ class ElementwiseOptimizer(Optimizer):
                         state["step"] = 0
                     for name in self.state_names:
                         state[name] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                if self.counts_steps:
-                    state["step"] += 1
             if fresh:
                 self.on_new_state(group, fresh)
             lists = [params, [param.grad for param in params], *[[s[n] for s in states] for n in self.state_names]]
-            steps = [state["step"] for state in states] if self.counts_steps else []
-            self._run(self._path(group, params), lists, steps, group_options)
+            steps = [state["step"] + 1 for state in states] if self.counts_steps else []
+            try:
+                self._run(self._path(group, params), lists, steps, group_options)
+            except BaseException:
+                for param in fresh:  # a failed first step leaves no half-made state behind
+                    del self.state[param]
+                raise
+            if self.counts_steps:
+                for state, step in zip(states, steps):
+                    state["step"] = step
         return loss
+
+    def state_keys(self) -> set[str]:
+        return {*self.state_names, *(("step",) if self.counts_steps else ())}
+
+    def shaped_state_names(self) -> tuple[str, ...]:
+        return self.state_names
+
+    def _check_states(self, groups: list[list[torch.Tensor]]) -> None:
+        """Every existing state has this method's tensors, shaped like their parameter (checked before a step)."""
+        wanted = self.state_keys()
+        for group_index, params in enumerate(groups):
+            for param in params:
+                state = self.state.get(param)
+                if not state:
+                    continue
+                missing = sorted(wanted - set(state))
+                if missing:
+                    raise UnsupportedInputError(
+                        self.method,
+                        f"state of a parameter in param group {group_index}",
+                        f"keys {sorted(state)}",
+                        f"{self.method} keeps {sorted(wanted)} (missing {missing}); load a state this method saved",
+                    )
+                for name in self.state_names:
+                    value = state[name]
+                    if not isinstance(value, torch.Tensor) or value.shape != param.shape:
+                        shown = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                        raise UnsupportedInputError(
+                            self.method,
+                            f"state {name!r} of a parameter in param group {group_index}",
+                            f"shape {shown}",
+                            f"the parameter's shape {tuple(param.shape)}",
+                        )
 
     def _run(self, path: StepPath, lists: list[list[torch.Tensor]], steps: list[int], options: Hyperparameters) -> None:
         cls = type(self)
