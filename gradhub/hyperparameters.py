@@ -37,6 +37,7 @@ __all__ = [
     "Maximize",
     "Momentum",
     "NonNegative",
+    "PathOption",
     "Probability",
     "Real",
     "WeightDecay",
@@ -50,6 +51,17 @@ __all__ = [
     "validated",
     "with_hyperparameter_docs",
 ]
+
+
+class PathOption:
+    """Metadata marking a hyperparameter that picks an implementation path, not the result.
+
+    ``foreach`` and ``fused`` carry it: every path computes the same step (the suite checks that
+    they agree), so the check that each hyperparameter changes the result leaves them out.
+    """
+
+    def __repr__(self) -> str:
+        return "PathOption()"
 
 
 class KeywordOnly:
@@ -81,6 +93,7 @@ Foreach = Annotated[
     Flag | None,
     Field(description="multi-tensor path; None picks it on CPU and CUDA (an addition, not in the paper)"),
     KeywordOnly(),
+    PathOption(),
 ]
 """An optimizer's ``foreach`` option (see :func:`gradhub.kinds.optimizer.default_foreach`)."""
 Fused = Annotated[
@@ -92,6 +105,7 @@ Fused = Annotated[
         )
     ),
     KeywordOnly(),
+    PathOption(),
 ]
 """An optimizer's ``fused`` option (see :mod:`gradhub.kernels.native`)."""
 Maximize = Annotated[
@@ -268,6 +282,11 @@ def bind_arguments(
                 raise MissingHyperparameterError(method, name, allowed) from None
         shown = str(signature).replace("(self, ", "(", 1)
         raise TypeError(f"{method}: {error}; the signature is {shown}") from None
+
+
+def is_path_option(model: type[BaseModel], name: str) -> bool:
+    """True when the field carries :class:`PathOption` (it picks a path, the result is the same)."""
+    return any(isinstance(item, PathOption) for item in model.model_fields[name].metadata)
 
 
 def is_keyword_only(model: type[BaseModel], name: str) -> bool:

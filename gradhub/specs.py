@@ -282,6 +282,13 @@ class MethodSpec(_Frozen):
     expected_failures: dict[str, Line] = Field(
         default_factory=dict, description="conformance check id -> why it is expected to fail"
     )
+    inert: dict[str, Line] = Field(
+        default_factory=dict,
+        description=(
+            "hyperparameter -> why changing it from its value in the example does not change the example's "
+            "result (hyperparameters_have_effect checks every other one; path options such as foreach are left out)"
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -309,6 +316,9 @@ class MethodSpec(_Frozen):
             )
         if self.name in self.aliases:
             raise ValueError(f"alias {self.name!r} repeats the method's own name")
+        unknown = sorted(set(self.inert) - set(self.params.model_fields))
+        if unknown:
+            raise ValueError(f"inert names {unknown}, which are not hyperparameters of {self.name!r}")
         return self
 
     @field_validator("expected_failures")

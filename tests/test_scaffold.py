@@ -15,8 +15,19 @@ from gradhub.registry import KINDS
 from gradhub.scaffold import create_plugin
 
 
+def _fill_in_placeholders(package: Path) -> None:
+    """What the author does first: the paper's authors and the method's summary replace the template's."""
+    entry = next(package.glob("gradhub_*/__init__.py"))
+    text = entry.read_text()
+    assert 'authors=("Replace Me",)' in text and "(a template: replace" in text
+    text = text.replace('authors=("Replace Me",)', 'authors=("Ada Lovelace",)')
+    entry.write_text(re.sub(r" \(a template: replace [^)]*\)", "", text))
+
+
 def test_generated_plugins_install_and_pass(tmp_path: Path) -> None:
     packages = [create_plugin(f"new-{kind}", kind, tmp_path / "src") for kind in KINDS]
+    for package in packages:
+        _fill_in_placeholders(package)
     site = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site)]
@@ -80,3 +91,22 @@ def test_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     create_plugin("taken", "loss", tmp_path)
     with pytest.raises(UnsupportedInputError, match="must not exist or be empty"):
         create_plugin("taken", "loss", tmp_path)
+
+
+def test_the_template_placeholders_fail_spec_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As generated, the spec names "Replace Me" and a template summary: spec_valid says to replace them."""
+    import importlib
+
+    import gradhub.testing
+    from gradhub.errors import ConformanceError
+
+    root = create_plugin("placeholder-kept", "loss", tmp_path)
+    monkeypatch.syspath_prepend(str(root))
+    module = importlib.import_module("gradhub_placeholder_kept")
+    try:
+        (spec_valid,) = [check for check in gradhub.testing.checks(module.PLACEHOLDER_KEPT) if check.id == "spec_valid"]
+        with pytest.raises(ConformanceError, match=r"template's placeholder authors \('Replace Me',\) and summary"):
+            spec_valid()
+    finally:
+        for name in [name for name in sys.modules if name.startswith("gradhub_placeholder_kept")]:
+            del sys.modules[name]

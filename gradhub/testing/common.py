@@ -52,6 +52,10 @@ TARGET_TESTS = {
     "probe": (probe.is_probe_target, "a function (a class for form='recorder')"),
 }
 REQUIRED_HYPERPARAMETERS = {"solver": ("tol", "max_iter")}
+TEMPLATE_AUTHORS = ("Replace Me",)
+"""What ``gradhub new`` writes as the paper's authors, for its author to replace."""
+TEMPLATE_SUMMARY = "(a template: replace"
+"""What every ``gradhub new`` template's summary contains, for its author to replace."""
 
 
 def _entry_module(spec: MethodSpec) -> str | None:
@@ -63,7 +67,16 @@ def _entry_module(spec: MethodSpec) -> str | None:
 
 @conformance_check(dtypes="none", per_device=False)
 def check_spec_valid(spec: MethodSpec, device: Any, dtype: Any) -> None:
-    """The spec validates, its target, example and claims import, and they have the right shape."""
+    """The spec validates, carries no template placeholder, its target, example and claims import and fit."""
+    placeholders = [f"authors {spec.paper.authors!r}"] if set(spec.paper.authors) & set(TEMPLATE_AUTHORS) else []
+    if TEMPLATE_SUMMARY in spec.summary:
+        placeholders.append(f"summary {spec.summary!r}")
+    if placeholders:
+        fail(
+            spec,
+            f"its spec still has the `gradhub new` template's placeholder {' and '.join(placeholders)}: "
+            "give the paper's authors and a one-line summary of the method",
+        )
     again = type(spec).model_validate(spec.model_dump())
     if again != spec:
         fail(spec, "the spec does not survive a dump/validate round trip")

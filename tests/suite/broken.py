@@ -32,6 +32,7 @@ from gradhub_suite_methods import (
     GRADIENT_FLOW,
     GRADIENT_NORM,
     LANGEVIN,
+    LION,
     MOMENTUM,
     PGD,
     RESIDUAL,
@@ -47,6 +48,8 @@ from gradhub_suite_methods import (
     FusedMomentumSGD,
     GradientFlowHyperparameters,
     GradientNormRecorder,
+    Lion,
+    LionHyperparameters,
     MomentumHyperparameters,
     MomentumSGD,
     ProjectedGradientHyperparameters,
@@ -207,6 +210,7 @@ MOMENTUM_LOCAL_NORM = variant(
     "fsdp2_matches_single_process",
     "differs from a one-process run over the same global batch",
     target="LocalNormSGD",
+    collateral={"gradients_left_as_autograd_made_them"},  # it normalises .grad in place
 )
 
 
@@ -286,7 +290,12 @@ MOMENTUM_NOISY = variant(
     "deterministic",
     "two runs from the same seed",
     target="NoisyMomentumSGD",
-    collateral={"foreach_matches_single", "param_groups_independent", "resume_exact"},
+    collateral={
+        "foreach_matches_single",
+        "param_groups_independent",
+        "resume_exact",
+        "gradients_left_as_autograd_made_them",  # the noise is added to .grad itself
+    },
 )
 
 
@@ -360,6 +369,7 @@ MOMENTUM_FOREACH_DIFFERS = variant(
     "foreach_matches_single",
     "foreach=True vs foreach=False",
     target="ForeachWithoutDecaySGD",
+    collateral={"hyperparameters_have_effect"},  # the default (multi-tensor) path ignores weight_decay
 )
 
 
@@ -2058,6 +2068,105 @@ def stale_default_sharpness(
     return random_direction_sharpness.__wrapped__(
         model, inputs, labels, generator, radius=radius, directions=directions
     )
+
+
+# --- Lion, as a stranger writes it from CONTRIBUTING.md, with one bug planted at a time ------------
+
+
+def _lion_paths(step: Callable[..., None]) -> dict[str, Any]:
+    """Both paths of a Lion variant from one per-tensor update ``step(param, grad, exp_avg, options)``."""
+
+    def paths(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor], options: Any) -> None:
+        for param, grad, exp_avg in zip(params, grads, exp_avgs):
+            step(param, grad, exp_avg, options)
+
+    return {"single_tensor": staticmethod(paths), "multi_tensor": staticmethod(paths)}
+
+
+LION_FORGETS_WEIGHT_DECAY = variant(
+    LION,
+    "suite-lion-forgets-weight-decay",
+    "hyperparameters_have_effect",
+    "changing weight_decay from its value in the example",
+    target="LionForgetsWeightDecay",
+)
+
+
+def _lion_without_decay(param: Tensor, grad: Tensor, exp_avg: Tensor, options: LionHyperparameters) -> None:
+    (beta1, beta2), lr = options.betas, options.lr
+    param.add_(torch.lerp(grad, exp_avg, beta1).sign_(), alpha=-lr)
+    exp_avg.lerp_(grad, 1 - beta2)
+
+
+class LionForgetsWeightDecay(Lion):
+    """Lion whose update never applies weight decay (every path forgets it alike)."""
+
+    spec = LION_FORGETS_WEIGHT_DECAY.spec
+    locals().update(_lion_paths(_lion_without_decay))
+
+
+LION_SIGN_OF_MOMENTUM = variant(
+    LION,
+    "suite-lion-sign-of-momentum",
+    "hyperparameters_have_effect",
+    "changing betas[0] from its value in the example",
+    target="LionSignOfMomentum",
+)
+
+
+def _lion_sign_of_m(param: Tensor, grad: Tensor, exp_avg: Tensor, options: LionHyperparameters) -> None:
+    _, beta2 = options.betas
+    param.mul_(1 - options.lr * options.weight_decay)
+    exp_avg.lerp_(grad, 1 - beta2)
+    param.add_(exp_avg.sign(), alpha=-options.lr)  # sign(m), not sign(c): beta1 is never used
+
+
+class LionSignOfMomentum(Lion):
+    """Lion stepping along sign(m) (the momentum after its update) instead of sign(c) = sign(b1 m + (1 - b1) g)."""
+
+    spec = LION_SIGN_OF_MOMENTUM.spec
+    locals().update(_lion_paths(_lion_sign_of_m))
+
+
+LION_SCALES_GRADIENTS = variant(
+    LION,
+    "suite-lion-scales-gradients",
+    "gradients_left_as_autograd_made_them",
+    "changed the gradient of parameter 0 in place",
+    target="LionScalesGradients",
+)
+
+
+def _lion_scaling_grad(param: Tensor, grad: Tensor, exp_avg: Tensor, options: LionHyperparameters) -> None:
+    (beta1, beta2), lr = options.betas, options.lr
+    grad.mul_(1 - beta1)  # reuses .grad as scratch: the caller's gradient is changed
+    param.mul_(1 - lr * options.weight_decay).add_(exp_avg.mul(beta1).add_(grad).sign_(), alpha=-lr)
+    exp_avg.lerp_(grad.div_(1 - beta1), 1 - beta2)
+
+
+class LionScalesGradients(Lion):
+    """Lion that scales p.grad in place to build c and scales it back: .grad is rounded, not as autograd made it."""
+
+    spec = LION_SCALES_GRADIENTS.spec
+    locals().update(_lion_paths(_lion_scaling_grad))
+
+
+LION_ACCEPTS_HALF = variant(
+    LION,
+    "suite-lion-accepts-half",
+    "undeclared_dtypes_refused",
+    "a float16 parameter was accepted",
+    target="LionAcceptsHalf",
+)
+
+
+class LionAcceptsHalf(Lion):
+    """Lion whose add_param_group skips gradhub's checks (torch's alone): undeclared dtypes get in."""
+
+    spec = LION_ACCEPTS_HALF.spec
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        torch.optim.Optimizer.add_param_group(self, param_group)
 
 
 BROKEN_VARIANTS: tuple[BrokenVariant, ...] = tuple(

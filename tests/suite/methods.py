@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import (
+    Betas,
     Foreach,
     Fused,
     Hyperparameters,
@@ -887,8 +888,63 @@ class ClosureMomentumSGD(MomentumSGD):
         return super().step(closure)
 
 
+class LionHyperparameters(Hyperparameters):
+    lr: LearningRate = 1e-3
+    betas: Betas = (0.9, 0.99)
+    weight_decay: WeightDecay = 0.0
+    foreach: Foreach = None
+
+
+LION = method_spec(
+    "suite-lion",
+    "optimizer",
+    "Lion",
+    LionHyperparameters,
+    "lion_example",
+    capabilities={"supports_foreach": True, "ddp": {"status": "untested"}},
+)
+
+
+def single_tensor_lion(
+    params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor], options: LionHyperparameters
+) -> None:
+    """Lion (Chen et al. 2023, Algorithm 2): w -= lr (sign(b1 m + (1 - b1) g) + wd w); m = b2 m + (1 - b2) g."""
+    (beta1, beta2), lr = options.betas, options.lr
+    for param, grad, exp_avg in zip(params, grads, exp_avgs):
+        param.mul_(1 - lr * options.weight_decay).add_(torch.lerp(grad, exp_avg, beta1).sign_(), alpha=-lr)
+        exp_avg.lerp_(grad, 1 - beta2)
+
+
+def multi_tensor_lion(
+    params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor], options: LionHyperparameters
+) -> None:
+    (beta1, beta2), lr = options.betas, options.lr
+    torch._foreach_mul_(params, 1 - lr * options.weight_decay)
+    torch._foreach_add_(params, torch._foreach_sign(torch._foreach_lerp(grads, exp_avgs, beta1)), alpha=-lr)
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta2)
+
+
+class Lion(ElementwiseOptimizer):
+    """A third-party optimizer as CONTRIBUTING.md shows it; ``broken.py`` plants Lion bugs in copies of it."""
+
+    spec = LION
+    state_names = ("exp_avg",)
+    counts_steps = False
+    single_tensor = staticmethod(single_tensor_lion)
+    multi_tensor = staticmethod(multi_tensor_lion)
+
+
+def lion_example(device: torch.device, dtype: torch.dtype, seed: int) -> OptimizerExample:
+    """The momentum example's network, with weight decay on (so a Lion that forgot it is seen)."""
+    example = momentum_example(device, dtype, seed)
+    return OptimizerExample(
+        model=example.model, loss=example.loss, hparams={"lr": 1e-2, "weight_decay": 0.1}, steps=example.steps
+    )
+
+
 GOOD_METHODS: tuple[MethodSpec, ...] = (
     MOMENTUM,
+    LION,
     FUSED_MOMENTUM,
     SCALED_TANH,
     STE_QUANTIZE,

@@ -102,7 +102,7 @@ def test_layer_view_update_orthogonal_to_the_whole_weight() -> None:
 
 
 def test_layer_fallback_example() -> None:
-    """Channel view fails, layer view holds: w = [[1,0],[1,0]], g = [[1,0],[-1,0]]: each row has |cos| 1 (channel fails), layer cos 0."""
+    """w = [[1,0],[1,0]], g = [[1,0],[-1,0]]: each row has |cos| 1 (channel view fails), the layer cos is 0."""
     param = torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=F64)
     grad = torch.tensor([[1.0, 0.0], [-1.0, 0.0]], dtype=F64)
     update = torch.tensor([[0.5, -2.0], [1.5, 3.0]], dtype=F64)

@@ -91,6 +91,11 @@ _CAPABILITIES = OptimizerCapabilities(
     ),
 )
 
+_SEED_INERT = "q_t enters the Hessian correction of (loss, logp) closures only; the example's closure returns the loss"
+_INERT = {
+    "eta": "eta is the momentum weight of eta_schedule='constant'; the example runs the paper's schedule",
+    "distributed": "it decides what happens across processes; the example runs in one",
+}
 _COMMON = dict(
     kind="optimizer",
     paper=PAPER,
@@ -105,6 +110,9 @@ NPG_IGT = MethodSpec(
     params=NPGIGTHyperparameters,
     example="gradhub_harpg.examples:normalized_steps_on_tiny_mdp",
     capabilities=_CAPABILITIES,
+    inert={
+        **_INERT,
+    },
     **_COMMON,
 )
 HARPG = MethodSpec(
@@ -114,6 +122,11 @@ HARPG = MethodSpec(
     params=HARPGHyperparameters,
     example="gradhub_harpg.examples:plain_steps_on_tiny_mdp",
     capabilities=_CAPABILITIES,
+    inert={
+        **_INERT,
+        "eps": "HARPG does not normalise its step; eps guards the norm of the normalised variants",
+        "seed": _SEED_INERT,
+    },
     **_COMMON,
 )
 N_HARPG = MethodSpec(
@@ -123,5 +136,9 @@ N_HARPG = MethodSpec(
     params=NHARPGHyperparameters,
     example="gradhub_harpg.examples:normalized_steps_on_tiny_mdp",
     capabilities=_CAPABILITIES,
+    inert={
+        **_INERT,
+        "seed": _SEED_INERT,
+    },
     **_COMMON,
 )
