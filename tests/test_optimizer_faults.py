@@ -144,3 +144,29 @@ def test_a_first_step_that_fails_leaves_no_state_behind(monkeypatch: pytest.Monk
     with pytest.raises(RuntimeError, match="kernel failed"):
         optimizer.step()
     assert len(optimizer.state) == 0
+
+
+def test_compare_with_names_the_first_step_that_differs() -> None:
+    from gradhub.testing import compare_with
+
+    model = _model().double()
+    untouched = [p.detach().clone() for p in model.parameters()]
+    data = torch.randn(8, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+
+    def loss(net: nn.Module) -> torch.Tensor:
+        return net(data).square().mean()
+
+    compare_with(
+        torch.optim.SGD,
+        torch.optim.SGD,
+        model=model,
+        loss=loss,
+        hparams={"lr": 0.1, "momentum": 0.9},
+        state={"momentum_buffer": "momentum_buffer"},
+        steps=5,
+        atol=0,
+    )
+    off_by_a_little = lambda groups, **hparams: torch.optim.SGD(groups, lr=hparams["lr"] * (1 + 1e-6))  # noqa: E731
+    with pytest.raises(AssertionError, match=r"^step 1, parameter 0: ours differs from the reference by up to"):
+        compare_with(torch.optim.SGD, off_by_a_little, model=model, loss=loss, hparams={"lr": 0.1}, steps=3)
+    assert all(torch.equal(a, b) for a, b in zip(untouched, model.parameters())), "the caller's model was trained"

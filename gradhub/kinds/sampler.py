@@ -216,7 +216,7 @@ def sampler(
             points = read_grid(spec.name, grid, arguments[grid], x_T.device, low, high)
             call = SamplerCall(spec.name, arguments["model"], x_T, generator, points)
             call.check_finite = bool(arguments["check_finite"])
-            x = x_T.to(torch.promote_types(x_T.dtype, torch.float32))
+            x = x_T.to(torch.promote_types(x_T.dtype, torch.float32), copy=True)  # never the caller's x_T
             trajectory = [x] if arguments["return_trajectory"] else None
             with (
                 torch.set_grad_enabled(bool(arguments["enable_grad"])),

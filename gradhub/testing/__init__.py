@@ -34,6 +34,7 @@ __all__ = [
     "check",
     "checks",
     "checks_in",
+    "compare_with",
     "conformance_check",
     "distribution_methods",
     "fingerprint",
@@ -43,6 +44,7 @@ __all__ = [
 
 _HELPERS = ("assert_model_unchanged", "fingerprint")
 _SUITE = ("CheckDefinition", "checks_in", "conformance_check", "reload_checks")
+_PARITY = ("compare_with",)
 
 
 def __getattr__(name: str) -> object:
@@ -55,6 +57,10 @@ def __getattr__(name: str) -> object:
         from gradhub.testing import _suite
 
         return getattr(_suite, name)
+    if name in _PARITY:
+        from gradhub.testing import parity
+
+        return getattr(parity, name)
     raise AttributeError(f"module 'gradhub.testing' has no attribute {name!r}")
 
 

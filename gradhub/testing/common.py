@@ -296,3 +296,41 @@ def _several_tasks(events: list[Any]) -> bool:
     for event in events:
         tasks.setdefault(event.task, []).append(event.done)
     return len(tasks) > 1 and all(flags[-1] and not any(flags[:-1]) for flags in tasks.values())
+
+
+def _given_tensors(example: Any) -> list[torch.Tensor]:
+    """The tensors the caller hands the method: the example's ``inputs`` or ``args`` (views, not copies)."""
+    given = tensors_of(getattr(example, "inputs", None) or getattr(example, "args", ()), detach=True)
+    return [tensor.values() if tensor.layout != torch.strided else tensor for tensor in given]
+
+
+@conformance_check(
+    "layer",
+    "loss",
+    "solver",
+    "attack",
+    "sampler",
+    "probe",
+    applies=lambda spec: getattr(spec.capabilities, "form", None) != "recorder",
+    when="it is called on inputs (not a recorder)",
+)
+def check_inputs_not_modified(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
+    """The tensors passed in (inputs, targets, right-hand sides, starting points) are left as they were."""
+    example_type, invoke = INVOKERS[spec.kind.value]
+    example = load_example(spec, device, dtype, 0, example_type)
+    given = _given_tensors(example)
+    before = [tensor.clone() for tensor in given]
+    if spec.kind.value in ("attack", "sampler", "probe"):
+        call_with_model(spec, example, example.hparams, generator_for(device, 0))
+    else:
+        result = invoke(spec, example, example.hparams)
+        if isinstance(result, torch.nn.Module):  # a layer class: built by invoke, called here
+            result(*example.inputs)
+    for index, (kept, tensor) in enumerate(zip(before, given)):
+        same = torch.equal(kept, tensor) or (
+            kept.is_floating_point()
+            and torch.equal(kept.isnan(), tensor.isnan())
+            and torch.equal(kept.nan_to_num(), tensor.nan_to_num())
+        )
+        if not same:
+            fail(spec, f"it changed input tensor {index} (shape {tuple(tensor.shape)}) in place; work on a copy")

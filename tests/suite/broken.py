@@ -16,12 +16,14 @@ module's specs.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import gradhub_suite_methods
 import torch
 from gradhub_suite_methods import (
     CONJUGATE_GRADIENT,
@@ -2167,6 +2169,95 @@ class LionAcceptsHalf(Lion):
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         torch.optim.Optimizer.add_param_group(self, param_group)
+
+
+SQUARED_ERROR_EDITS_TARGET = variant(
+    SQUARED_ERROR,
+    "suite-squared-error-edits-target",
+    "inputs_not_modified",
+    "changed input tensor 1",
+    target="squared_error_editing_target",
+)
+
+
+@validated(SQUARED_ERROR_EDITS_TARGET.spec)
+def squared_error_editing_target(prediction: Tensor, target: Tensor, *, weight: float, reduction: str) -> Tensor:
+    """Clips the caller's target in place before using it: the loss is right once, the caller's data is not."""
+    target.detach().clamp_(-0.5, 0.5)
+    return reduce(weight * (prediction - target) ** 2, reduction, SQUARED_ERROR_EDITS_TARGET.spec.name)
+
+
+def _edits_its_input(function: Callable[..., Any], position: int) -> Callable[..., Any]:
+    """``function``, but it shifts the tensor passed at ``position`` by 0.5 in place once it has its result."""
+
+    @functools.wraps(function)
+    def edited(*args: Any, **kwargs: Any) -> Any:
+        result = function(*args, **kwargs)
+        args[position].detach().add_(0.5)
+        return result
+
+    return edited
+
+
+CG_EDITS_RHS = variant(
+    CONJUGATE_GRADIENT,
+    "suite-cg-edits-rhs",
+    "inputs_not_modified",
+    "changed input tensor 1",
+    target="cg_editing_rhs",
+    collateral={"converges_within_tol"},  # the example's residual reads the shifted right-hand side
+)
+cg_editing_rhs = _edits_its_input(solver(CG_EDITS_RHS.spec)(gradhub_suite_methods.conjugate_gradient.__wrapped__), 1)
+
+PGD_EDITS_INPUTS = variant(
+    PGD,
+    "suite-pgd-edits-inputs",
+    "inputs_not_modified",
+    "changed input tensor 0",
+    target="pgd_editing_inputs",
+    collateral={"budget_respected"},  # the budget is measured from the (shifted) clean input
+)
+pgd_editing_inputs = _edits_its_input(validated(PGD_EDITS_INPUTS.spec)(projected_gradient_descent.__wrapped__), 1)
+
+LANGEVIN_EDITS_START = variant(
+    LANGEVIN,
+    "suite-langevin-edits-start",
+    "inputs_not_modified",
+    "changed input tensor 0",
+    target="langevin_editing_start",
+)
+langevin_editing_start = _edits_its_input(validated(LANGEVIN_EDITS_START.spec)(langevin_dynamics.__wrapped__), 1)
+
+SHARPNESS_EDITS_INPUTS = variant(
+    SHARPNESS,
+    "suite-sharpness-edits-inputs",
+    "inputs_not_modified",
+    "changed input tensor 0",
+    target="sharpness_editing_inputs",
+)
+sharpness_editing_inputs = _edits_its_input(
+    validated(SHARPNESS_EDITS_INPUTS.spec)(random_direction_sharpness.__wrapped__), 1
+)
+
+SCALED_TANH_EDITS_INPUTS = variant(
+    SCALED_TANH,
+    "suite-scaled-tanh-edits-inputs",
+    "inputs_not_modified",
+    "changed input tensor 0",
+    target="ScaledTanhEditingInputs",
+    # Editing an input autograd saved breaks every backward through it, and a second forward sees other data.
+    collateral={"deterministic", "forward_backward", "gradient_exact", "state_dict_round_trip"},
+)
+
+
+@validated(SCALED_TANH_EDITS_INPUTS.spec)
+class ScaledTanhEditingInputs(ScaledTanh):
+    """ScaledTanh that shifts its input in place after using it."""
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        output = super().forward(inputs)
+        inputs.detach().add_(0.5)
+        return output
 
 
 BROKEN_VARIANTS: tuple[BrokenVariant, ...] = tuple(

@@ -14,8 +14,41 @@ import torch_optimizer
 from gradhub_diffgrad.diffgrad import DiffGrad
 from torch import nn
 
+from gradhub.testing import compare_with
+
 STEPS = 25
 TOLERANCE = 1e-12
+
+
+def _network() -> tuple[nn.Module, Any]:
+    generator = torch.Generator().manual_seed(1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Flatten(), nn.Linear(12, 6), nn.Tanh(), nn.Linear(6, 2)).double()
+    inputs = torch.randn(16, 2, 4, 4, generator=generator, dtype=torch.float64)
+    targets = torch.randn(16, 2, generator=generator, dtype=torch.float64)
+    return model, lambda net: nn.functional.mse_loss(net(inputs), targets)
+
+
+@pytest.mark.parametrize(
+    "options", [{"foreach": False}, {"foreach": True}, {"fused": True}], ids=["per-tensor", "multi-tensor", "fused"]
+)
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+def test_step_for_step_with_compare_with(options: dict[str, bool], weight_decay: float) -> None:
+    """The same parity through gradhub.testing.compare_with: after every one of the 25 steps, not only the last."""
+    model, loss = _network()
+    compare_with(
+        torch_optimizer.DiffGrad,
+        lambda groups, **hparams: DiffGrad(groups, **options, **hparams),
+        model=model,
+        loss=loss,
+        steps=STEPS,
+        hparams=dict(lr=1e-2, betas=(0.9, 0.99), eps=1e-8, weight_decay=weight_decay),
+        groups=[{"params": [0, 1]}, {"params": [2, 3, 4, 5], "lr": 3e-3}],
+        state={name: name for name in ("exp_avg", "exp_avg_sq", "previous_grad", "step")},
+        rtol=TOLERANCE,
+        atol=TOLERANCE,
+    )
 
 
 def _trained(make: Any) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
