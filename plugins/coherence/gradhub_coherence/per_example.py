@@ -41,6 +41,8 @@ def check_inputs(method: str, model: nn.Module, loss_fn: object, inputs: object,
     examples = "whose dim 0 indexes the examples"
     inputs = require_tensor(method, "inputs", inputs, dtype="any", min_dim=1, what=examples)
     targets = require_tensor(method, "targets", targets, dtype="any", min_dim=1, what=examples)
+    if inputs.shape[0] == 0:
+        raise UnsupportedInputError(method, "inputs shape", tuple(inputs.shape), "at least one example (dim 0 >= 1)")
     if inputs.shape[0] != targets.shape[0]:
         raise UnsupportedInputError(
             method, "targets", f"{targets.shape[0]} examples", f"as many as inputs ({inputs.shape[0]})"
