@@ -43,6 +43,7 @@ __all__ = [
     "WeightDecay",
     "bind_and_validate",
     "bind_arguments",
+    "bind_to_spec",
     "describe_field",
     "hyperparameter_docs",
     "hyperparameter_signature",
@@ -374,6 +375,18 @@ def with_hyperparameter_docs(doc: str | None, model: type[BaseModel]) -> str:
 Function = TypeVar("Function", bound=Callable[..., Any])
 
 
+def bind_to_spec(
+    implementation: Any, spec: Any, model: type[BaseModel], doc: str | None, signature: inspect.Signature | None = None
+) -> None:
+    """What every kind's frame gives the object it returns: ``spec``, ``method`` (its name), the docstring
+    with the hyperparameters listed and, when given, the ``__signature__`` derived from the model."""
+    if signature is not None:
+        implementation.__signature__ = signature
+    implementation.__doc__ = with_hyperparameter_docs(doc, model)
+    implementation.spec = spec
+    implementation.method = spec.name if spec is not None else getattr(implementation, "method", None)
+
+
 def _spec_and_model(
     spec_or_method: MethodSpec | str, model: type[Hyperparameters] | None
 ) -> tuple[str, type[Hyperparameters], MethodSpec | None]:
@@ -455,13 +468,11 @@ def validated(
             target.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
                 list(checked.__signature__.parameters.values())[1:]  # type: ignore[attr-defined]
             )
-            target.__doc__ = with_hyperparameter_docs(target.__doc__, hyperparameters)
-            target.spec = spec  # type: ignore[attr-defined]
+            bind_to_spec(target, spec, hyperparameters, target.__doc__)
             target.method = method  # type: ignore[attr-defined]
             return target  # type: ignore[return-value]
         wrapper = _checked(target, hyperparameters, method)
-        wrapper.__doc__ = with_hyperparameter_docs(target.__doc__, hyperparameters)
-        wrapper.spec = spec  # type: ignore[attr-defined]
+        bind_to_spec(wrapper, spec, hyperparameters, target.__doc__)
         wrapper.method = method  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 

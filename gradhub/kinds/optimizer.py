@@ -247,11 +247,17 @@ class Optimizer(torch.optim.Optimizer):
         return ()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state after checking it against this method, before anything changes.
+        """Load a state after :meth:`check_state_dict`: one that fails leaves the optimizer as it was."""
+        self.check_state_dict(state_dict)
+        super().load_state_dict(state_dict)
 
-        The param groups' hyperparameters are validated against the model; each parameter's state
-        must have exactly :meth:`state_keys` (a state saved by a torch optimizer is named as such)
-        and tensors shaped like their parameter. A state that fails leaves the optimizer as it was.
+    def check_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Check a state against this method without loading it; raise a gradhub error naming what is wrong.
+
+        Its structure must match this optimizer's param groups; the groups' hyperparameters are
+        validated against the model; each parameter's state must have exactly :meth:`state_keys` (a
+        state saved by a torch optimizer is named as such) and :meth:`shaped_state_names` shaped like
+        their parameter. An optimizer with state of its own kind checks that after calling this.
         """
         if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
             raise UnsupportedInputError(
@@ -305,7 +311,6 @@ class Optimizer(torch.optim.Optimizer):
                         f"shape {tuple(value.shape)}",
                         f"the parameter's shape {tuple(param.shape)}",
                     )
-        super().load_state_dict(state_dict)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Fill hyperparameters missing from loaded param groups with this optimizer's defaults.

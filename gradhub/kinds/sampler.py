@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
-from gradhub.hyperparameters import bind_and_validate, public_signature, with_hyperparameter_docs
+from gradhub.hyperparameters import bind_and_validate, bind_to_spec, public_signature
 from gradhub.kinds.inputs import require_generator
 from gradhub.progress import tracker
 
@@ -231,10 +231,7 @@ def sampler(
             stacked = torch.stack([state.to(x_T.dtype) for state in trajectory]) if trajectory is not None else None
             return SampleResult(samples=x.to(x_T.dtype), evaluations=call.evaluations, trajectory=stacked)
 
-        sample.__signature__ = signature  # type: ignore[attr-defined]
-        sample.__doc__ = with_hyperparameter_docs(step.__doc__, model_type)
-        sample.spec = spec  # type: ignore[attr-defined]
-        sample.method = spec.name  # type: ignore[attr-defined]
+        bind_to_spec(sample, spec, model_type, step.__doc__, signature)
         return sample
 
     return decorate

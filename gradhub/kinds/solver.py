@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from gradhub.hyperparameters import bind_and_validate, public_signature, with_hyperparameter_docs
+from gradhub.hyperparameters import bind_and_validate, bind_to_spec, public_signature
 from gradhub.progress import ProgressCallback, tracker
 
 __all__ = ["Iterate", "SolverExample", "SolverResult", "is_solver_target", "solver"]
@@ -153,10 +153,7 @@ def solver(
                     result=result,
                 )
 
-        solve.__signature__ = signature  # type: ignore[attr-defined]
-        solve.__doc__ = with_hyperparameter_docs(iteration.__doc__, model)
-        solve.spec = spec  # type: ignore[attr-defined]
-        solve.method = spec.name  # type: ignore[attr-defined]
+        bind_to_spec(solve, spec, model, iteration.__doc__, signature)
         return solve
 
     return decorate

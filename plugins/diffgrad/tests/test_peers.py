@@ -52,18 +52,13 @@ def test_step_for_step_with_compare_with(options: dict[str, bool], weight_decay:
 
 
 def _trained(make: Any) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-    generator = torch.Generator().manual_seed(1)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(1)
-        model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Flatten(), nn.Linear(12, 6), nn.Tanh(), nn.Linear(6, 2)).double()
-    inputs = torch.randn(16, 2, 4, 4, generator=generator, dtype=torch.float64)
-    targets = torch.randn(16, 2, generator=generator, dtype=torch.float64)
+    model, loss = _network()
     params = list(model.parameters())
     optimizer = make([{"params": params[:2]}, {"params": params[2:], "lr": 3e-3}])
     grads = []
     for _ in range(STEPS):
         optimizer.zero_grad()
-        nn.functional.mse_loss(model(inputs), targets).backward()
+        loss(model).backward()
         optimizer.step()
         grads = [p.grad.detach().clone() for p in params]
     state = [optimizer.state[p][key] for p in params for key in ("exp_avg", "exp_avg_sq", "previous_grad")]

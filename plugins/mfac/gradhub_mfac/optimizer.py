@@ -300,26 +300,12 @@ class MFAC(Optimizer):
         and Gram shapes, parameter-shaped momentum and mask); a state that fails raises
         :class:`gradhub.UnsupportedInputError` and leaves the optimizer as it was.
         """
-        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
-            raise UnsupportedInputError(
-                self.method, "state_dict", type(state_dict).__name__, "a dict with 'state' and 'param_groups'"
-            )
+        self.check_state_dict(state_dict)  # structure and hyperparameters, as every gradhub optimizer
         saved_groups = state_dict["param_groups"]
-        if len(saved_groups) != len(self.param_groups):
-            raise UnsupportedInputError(
-                self.method, "state_dict", f"{len(saved_groups)} param groups", f"{len(self.param_groups)}, as here"
-            )
         state = dict(state_dict["state"])
         group_states: dict[int, dict[str, Any]] = {}
         for index, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
             ids = list(saved.get("params", ()))
-            if len(ids) != len(group["params"]):
-                raise UnsupportedInputError(
-                    self.method,
-                    f"state_dict param group {index}",
-                    f"{len(ids)} parameters",
-                    f"{len(group['params'])}, as this optimizer's group {index} has",
-                )
             values = {name: saved[name] for name in self.hyperparameters.model_fields if name in saved}
             ngrads = validate_hyperparameters(self.method, self.hyperparameters, {**self.defaults, **values})["ngrads"]
             legacy = state.pop(f"{GROUP_KEY} {index}", None)  # gradhub-mfac 0.2.0
