@@ -98,6 +98,20 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
         HyperparameterError,
         r"^flow_matching_loss: invalid reduction='max'",
     ),
+    (
+        "edm_loss: the model returns NaN",
+        lambda: _get("edm_loss")(
+            lambda x, sigma: x * NAN, torch.ones(4, 2), generator=torch.Generator().manual_seed(0)
+        ),
+        UnsupportedInputError,
+        r"^edm_loss: unsupported loss value: 1 of 1 entries non-finite",
+    ),
+    (
+        "flow_matching_loss: check_finite not a flag",
+        lambda: _get("flow_matching_loss")(lambda x, t: x, torch.ones(2, 2), check_finite="no"),
+        HyperparameterError,
+        r"^flow_matching_loss: invalid check_finite='no'",
+    ),
     # samplers
     (
         "ddim: denoiser returns NaN",
@@ -356,3 +370,8 @@ def test_the_fault_suite_covers_every_kind() -> None:
     named = {case.split(":")[0] for case, *_ in CASES}
     kinds = {gradhub.spec(name).kind.value for name in named if name not in ("get", "list")}
     assert kinds == {"optimizer", "layer", "loss", "solver", "attack", "sampler", "schedule", "probe"}
+
+
+def test_a_loss_can_skip_its_finiteness_check() -> None:
+    value = gradhub.get("dsm_loss")(lambda x, t: x * NAN, torch.ones(4, 2), check_finite=False)
+    assert torch.isnan(value)

@@ -12,14 +12,18 @@ per-element (or per-sample) values whose sum and mean are the other two reductio
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from gradhub.errors import HyperparameterError
+from gradhub.errors import HyperparameterError, UnsupportedInputError
+from gradhub.hyperparameters import bind_and_validate, bind_to_spec, public_signature
 
-__all__ = ["LossExample", "is_loss_target", "reduce"]
+__all__ = ["LossExample", "is_loss_target", "loss", "reduce"]
 
 
 @dataclass(kw_only=True)
@@ -43,3 +47,44 @@ def reduce(values: torch.Tensor, reduction: str, method: str) -> torch.Tensor:
     if reduction == "sum":
         return values.sum()
     raise HyperparameterError(method, "reduction", reduction, "one of 'none', 'mean', 'sum'")
+
+
+def loss(spec: Any) -> Callable[[Callable[..., torch.Tensor]], Callable[..., torch.Tensor]]:
+    """The loss kind's call frame: ``@validated(spec)`` plus the rule that a loss value is finite or an error.
+
+    The decorated function declares its hyperparameters keyword-only without defaults (they come from
+    ``spec.params``) and gains a keyword ``check_finite=True``: a returned loss with a non-finite entry
+    raises :class:`~gradhub.errors.UnsupportedInputError` naming the method and how many entries are
+    bad, instead of handing NaN to ``backward()``. The check reads one flag back (one host sync per
+    call); ``check_finite=False`` skips it where that costs.
+    """
+    model = spec.params
+
+    def decorate(function: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        own = public_signature(function, model, spec.name)
+        flag = inspect.Parameter("check_finite", inspect.Parameter.KEYWORD_ONLY, default=True, annotation="bool")
+        signature = own.replace(parameters=[*own.parameters.values(), flag])
+
+        @functools.wraps(function)
+        def call(*args: Any, **kwargs: Any) -> torch.Tensor:
+            bound, _ = bind_and_validate(spec.name, signature, model, args, kwargs)
+            check = bound.arguments.pop("check_finite")
+            if not isinstance(check, bool):
+                raise HyperparameterError(spec.name, "check_finite", check, "True or False")
+            value = function(*bound.args, **bound.kwargs)
+            if check and isinstance(value, torch.Tensor) and value.is_floating_point():
+                bad = ~torch.isfinite(value.detach())
+                if bool(bad.any()):
+                    raise UnsupportedInputError(
+                        spec.name,
+                        "loss value",
+                        f"{int(bad.sum())} of {value.numel()} entries non-finite",
+                        "a finite loss: the data or the model's outputs hold NaN or infinity "
+                        "(check_finite=False skips this check)",
+                    )
+            return value
+
+        bind_to_spec(call, spec, model, function.__doc__, signature)
+        return call
+
+    return decorate

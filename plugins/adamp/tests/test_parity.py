@@ -321,3 +321,24 @@ def test_resumes_from_official_checkpoint(method: str) -> None:
     ours.load_state_dict(theirs.state_dict())
     train(model, loss, ours, STEPS - 10)
     assert max_difference(model, _official(config)[0]) <= ATOL
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_every_step_with_compare_with(config: str) -> None:
+    """The same parity through gradhub.testing.compare_with, after each of the 25 steps (default path)."""
+    from gradhub.testing import compare_with
+
+    method, hparams = CONFIGS[config]
+    model = parity_net()
+
+    def loss(net: nn.Module) -> Tensor:
+        return classification_loss(net)()
+
+    state = (
+        {"exp_avg": "exp_avg", "exp_avg_sq": "exp_avg_sq", "step": "step"}
+        if method == "adamp"
+        else {"momentum": "momentum"}
+    )
+    compare_with(
+        OFFICIAL[method], OURS[method], model=model, loss=loss, steps=STEPS, hparams=hparams, state=state, atol=ATOL
+    )

@@ -23,9 +23,8 @@ import torch
 from torch import Tensor
 
 from gradhub.errors import UnsupportedInputError
-from gradhub.hyperparameters import validated
 from gradhub.kinds.inputs import require_matching_shapes, require_tensor
-from gradhub.kinds.loss import reduce
+from gradhub.kinds.loss import loss, reduce
 from gradhub_diffusion import DDPM_EPS_LOSS, DSM_LOSS, EDM_LOSS, FLOW_MATCHING_LOSS
 from gradhub_diffusion.paths import GaussianPath, _broadcast
 
@@ -62,7 +61,7 @@ def _times_and_noise(path: GaussianPath, x0: Tensor, generator: torch.Generator 
     return t, noise
 
 
-@validated(DDPM_EPS_LOSS)
+@loss(DDPM_EPS_LOSS)
 def ddpm_eps_loss(
     model: Any, x0: Tensor, generator: torch.Generator | None = None, *, path: GaussianPath, reduction: str
 ) -> Tensor:
@@ -73,7 +72,7 @@ def ddpm_eps_loss(
     return reduce(_per_sample((noise - predicted).square()), reduction, DDPM_EPS_LOSS.name)
 
 
-@validated(DSM_LOSS)
+@loss(DSM_LOSS)
 def dsm_loss(
     model: Any, x0: Tensor, generator: torch.Generator | None = None, *, path: GaussianPath, reduction: str
 ) -> Tensor:
@@ -89,7 +88,7 @@ def dsm_loss(
     return reduce(_per_sample((_broadcast(path.sigma(t), x0) * score + noise).square()), reduction, DSM_LOSS.name)
 
 
-@validated(EDM_LOSS)
+@loss(EDM_LOSS)
 def edm_loss(
     model: Any,
     x0: Tensor,
@@ -133,7 +132,7 @@ def edm_precondition(network: Any, sigma_data: float = 0.5) -> Any:
     return denoiser
 
 
-@validated(FLOW_MATCHING_LOSS)
+@loss(FLOW_MATCHING_LOSS)
 def flow_matching_loss(
     model: Any, x0: Tensor, generator: torch.Generator | None = None, *, path: GaussianPath, reduction: str
 ) -> Tensor:
