@@ -192,18 +192,11 @@ def test_kinds_are_defined_once() -> None:
 
 
 def _string_literals(path: Path) -> list[str]:
-    """String constants, leaving out ``__all__`` (a list of Python identifiers, not method names)."""
-    tree = ast.parse(path.read_text())
-    exported = {
-        id(constant)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets)
-        for constant in ast.walk(node.value)
-    }
+    """Every string constant in the file (``__all__`` entries too: derive them from the objects)."""
     return [
         node.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in exported
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
     ]
 
 

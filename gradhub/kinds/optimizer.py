@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from gradhub.errors import HyperparameterError, UnsupportedInputError
+from gradhub.errors import GradhubError, HyperparameterError, UnsupportedInputError
 from gradhub.hyperparameters import (
     Hyperparameters,
     bind_arguments,
@@ -478,27 +478,39 @@ class ElementwiseOptimizer(Optimizer):
         loss = self.evaluate_closure(closure)
         groups = self.parameters_with_gradients()
         options = [self.options(group) for group in self.param_groups]  # validated before anything changes
-        self._check_states(groups)
-        for group, params, group_options in zip(self.param_groups, groups, options):
-            if not params:
-                continue
-            states = [self.state[param] for param in params]
-            fresh = [param for param, state in zip(params, states) if not state]
-            for param, state in zip(params, states):
-                if not state:
+        # Every group's tensors are gathered before any path runs, so a state missing an entry (edited by
+        # hand; load_state_dict checks what it loads) raises before anything changes. No per-step check
+        # walks the state: a step costs what the math costs.
+        prepared, fresh = [], []
+        try:
+            for group, params, group_options in zip(self.param_groups, groups, options):
+                if not params:
+                    continue
+                states = [self.state[param] for param in params]
+                new = [param for param, state in zip(params, states) if not state]
+                for param in new:
+                    state = self.state[param]
                     if self.counts_steps:
                         state["step"] = 0
                     for name in self.state_names:
                         state[name] = torch.zeros_like(param, memory_format=torch.preserve_format)
-            if fresh:
-                self.on_new_state(group, fresh)
-            lists = [params, [param.grad for param in params], *[[s[n] for s in states] for n in self.state_names]]
-            steps = [state["step"] + 1 for state in states] if self.counts_steps else []
+                fresh += new
+                lists = [params, [p.grad for p in params], *[[state[n] for state in states] for n in self.state_names]]
+                steps = [state["step"] + 1 for state in states] if self.counts_steps else []
+                prepared.append((group, params, group_options, states, new, lists, steps))
+        except KeyError:
+            self._forget(fresh)
+            self._check_states(groups)  # names what is missing
+            raise
+        for group, params, group_options, states, new, lists, steps in prepared:
+            if new:
+                self.on_new_state(group, new)
             try:
                 self._run(self._path(group, params), lists, steps, group_options)
-            except BaseException:
-                for param in fresh:  # a failed first step leaves no half-made state behind
-                    del self.state[param]
+            except Exception as error:
+                self._forget(new)  # a failed first step leaves no half-made state behind
+                if not isinstance(error, GradhubError):
+                    self._check_states(groups)  # a hand-edited state of the wrong shape: say so
                 raise
             if self.counts_steps:
                 for state, step in zip(states, steps):
@@ -511,8 +523,12 @@ class ElementwiseOptimizer(Optimizer):
     def shaped_state_names(self) -> tuple[str, ...]:
         return self.state_names
 
+    def _forget(self, params: list[torch.Tensor]) -> None:
+        for param in params:
+            self.state.pop(param, None)
+
     def _check_states(self, groups: list[list[torch.Tensor]]) -> None:
-        """Every existing state has this method's tensors, shaped like their parameter (checked before a step)."""
+        """Every existing state has this method's tensors, shaped like their parameter (explains a failed step)."""
         wanted = self.state_keys()
         for group_index, params in enumerate(groups):
             for param in params:

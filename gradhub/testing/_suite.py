@@ -223,6 +223,8 @@ def available_devices() -> list[str]:
         devices.append("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         devices.append("mps")
+    if getattr(torch, "xpu", None) is not None and torch.xpu.is_available():
+        devices.append("xpu")
     return devices
 
 

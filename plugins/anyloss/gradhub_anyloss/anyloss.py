@@ -60,18 +60,6 @@ from gradhub_anyloss import (
     WBCE_ANY,
 )
 
-__all__ = [
-    "AnyLoss",
-    "SoftConfusionMatrix",
-    "any_accuracy",
-    "any_balanced_accuracy",
-    "any_fbeta",
-    "any_gmean",
-    "approximation",
-    "soft_confusion_matrix",
-    "wbce_any",
-]
-
 Metric = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
@@ -306,3 +294,20 @@ def wbce_any(
     cm = _confusion(p if L is None else approximation(p, L), y)
     value = _metric_value(WBCE_ANY.name, metric, cm, beta, eps)
     return ((1 - r) * wbce + r * (1 - value)).to(prediction.dtype)
+
+
+# The public names, from the objects themselves: each method's name is written once, in its spec.
+__all__ = [
+    exported.__name__
+    for exported in (
+        AnyLoss,
+        SoftConfusionMatrix,
+        any_accuracy,
+        any_balanced_accuracy,
+        any_fbeta,
+        any_gmean,
+        approximation,
+        soft_confusion_matrix,
+        wbce_any,
+    )
+]

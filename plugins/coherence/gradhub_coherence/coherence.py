@@ -34,8 +34,6 @@ from gradhub.progress import ProgressCallback, tracker
 from gradhub_coherence import M_COHERENCE
 from gradhub_coherence.per_example import LossFunction, check_inputs, per_example_grads
 
-__all__ = ["CoherenceResult", "coherence_from_grads", "m_coherence"]
-
 
 @dataclass
 class CoherenceResult:
@@ -130,3 +128,14 @@ def m_coherence(
             bar.update()
     assert total is not None
     return _result(total, square_norms, examples, total.shape[0])
+
+
+# The public names, from the objects themselves: each method's name is written once, in its spec.
+__all__ = [
+    exported.__name__
+    for exported in (
+        CoherenceResult,
+        coherence_from_grads,
+        m_coherence,
+    )
+]

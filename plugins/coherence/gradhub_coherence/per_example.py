@@ -27,8 +27,6 @@ from gradhub.hyperparameters import validated
 from gradhub.kinds.inputs import require_same_device, require_tensor
 from gradhub_coherence import PER_EXAMPLE_GRADS
 
-__all__ = ["attach_per_example_grads", "per_example_grads"]
-
 LossFunction = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -142,3 +140,13 @@ def attach_per_example_grads(
         param.grad_sample = grads[name]
         param.grad = grads[name].mean(0)
     return losses.mean()
+
+
+# The public names, from the objects themselves: each method's name is written once, in its spec.
+__all__ = [
+    exported.__name__
+    for exported in (
+        attach_per_example_grads,
+        per_example_grads,
+    )
+]

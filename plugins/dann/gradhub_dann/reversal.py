@@ -30,8 +30,6 @@ from gradhub.hyperparameters import validate_hyperparameters, validated
 from gradhub.kinds.inputs import require_tensor
 from gradhub_dann import GRAD_REVERSE, GRADIENT_REVERSAL, GradReverseHyperparameters
 
-__all__ = ["GradientReversal", "grad_reverse"]
-
 Lambda = float | Tensor
 
 
@@ -133,3 +131,13 @@ class GradientReversal(nn.Module):
 
     def extra_repr(self) -> str:
         return f"lambd={self._lambd}"
+
+
+# The public names, from the objects themselves: each method's name is written once, in its spec.
+__all__ = [
+    exported.__name__
+    for exported in (
+        GradientReversal,
+        grad_reverse,
+    )
+]

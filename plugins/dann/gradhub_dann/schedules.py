@@ -30,8 +30,6 @@ from gradhub.hyperparameters import validated
 from gradhub.kinds.inputs import require_tensor, require_values
 from gradhub_dann import DANN_LAMBDA, DANN_LR
 
-__all__ = ["DannLrFactor", "dann_lambda", "dann_lr"]
-
 _PROGRESS = "p (training progress) must be a finite number in [0, 1], or a real floating tensor of them"
 
 
@@ -91,3 +89,14 @@ def dann_lr(
             DANN_LR.name, "optimizer", type(optimizer).__name__, "optimizer must be a torch.optim.Optimizer"
         )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, DannLrFactor(total_steps, alpha, beta))
+
+
+# The public names, from the objects themselves: each method's name is written once, in its spec.
+__all__ = [
+    exported.__name__
+    for exported in (
+        DannLrFactor,
+        dann_lambda,
+        dann_lr,
+    )
+]

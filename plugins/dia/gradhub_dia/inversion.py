@@ -69,16 +69,6 @@ from gradhub.specs import MethodSpec
 from gradhub_dia import DIA, INVERTING_GRADIENTS, DropoutInversionHyperparameters, InvertingGradientsHyperparameters
 from gradhub_dia.mask_dropout import dropout_layers, swap_dropout
 
-__all__ = [
-    "GradientInversionResult",
-    "client_gradients",
-    "dropout_inversion_attack",
-    "gradient_cosine_distance",
-    "inverting_gradients",
-    "mask_regulariser",
-    "total_variation",
-]
-
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 COSINE_EPS = 1e-8  # GCosineDistance's denominator guard (src/loss.py)
 _AnyDropout = nn.modules.dropout._DropoutNd
@@ -688,3 +678,18 @@ def client_gradients(
     gradients = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
     result = {name: (torch.zeros_like(p) if g is None else g.detach()) for (name, p), g in zip(named, gradients)}
     return result, [layer.mask for layer in layers]
+
+
+# The public names, from the objects themselves: each method's name is written once, in its spec.
+__all__ = [
+    exported.__name__
+    for exported in (
+        GradientInversionResult,
+        client_gradients,
+        dropout_inversion_attack,
+        gradient_cosine_distance,
+        inverting_gradients,
+        mask_regulariser,
+        total_variation,
+    )
+]

@@ -193,7 +193,9 @@ _LOSS = dict(
     capabilities={"form": "model", "gradient": "exact", "reductions": ("none", "mean", "sum")},
     **_COMMON,
 )
-_SAMPLER = dict(kind="sampler", target="gradhub_diffusion.samplers", tags=("diffusion", "sampling"), **_COMMON)
+_SAMPLER = dict(
+    kind="sampler", target="gradhub_diffusion.samplers", tags=("diffusion", "sampling"), claims=SOLVER_CLAIMS, **_COMMON
+)
 # An ODE sampler from a given x_T draws nothing: its samples must not depend on the generator.
 _ODE, _SDE = {"stochastic": False}, {"stochastic": True}
 
@@ -240,7 +242,6 @@ DDPM_ANCESTRAL = MethodSpec(
     params=DDPMAncestralHyperparameters,
     example="gradhub_diffusion.examples:mixture_on_vp_linear",
     capabilities=_SDE,
-    claims=SOLVER_CLAIMS,
     **_SAMPLER,
 )
 DDIM = MethodSpec(
@@ -249,7 +250,6 @@ DDIM = MethodSpec(
     params=DDIMHyperparameters,
     example="gradhub_diffusion.examples:mixture_on_vp_cosine_half_eta",
     capabilities=_SDE,
-    claims=SOLVER_CLAIMS,
     **_SAMPLER,
 )
 EULER_ODE = MethodSpec(
@@ -258,7 +258,6 @@ EULER_ODE = MethodSpec(
     params=SigmaSamplerHyperparameters,
     example="gradhub_diffusion.examples:mixture_on_edm_sigmas",
     capabilities=_ODE,
-    claims=SOLVER_CLAIMS,
     **_SAMPLER,
 )
 HEUN_EDM = MethodSpec(
@@ -267,7 +266,6 @@ HEUN_EDM = MethodSpec(
     params=HeunEDMHyperparameters,
     example="gradhub_diffusion.examples:mixture_with_churn",
     capabilities=_SDE,
-    claims=SOLVER_CLAIMS,
     **_SAMPLER,
 )
 DPMPP_2M = MethodSpec(
@@ -276,7 +274,6 @@ DPMPP_2M = MethodSpec(
     params=SigmaSamplerHyperparameters,
     example="gradhub_diffusion.examples:mixture_on_edm_sigmas",
     capabilities=_ODE,
-    claims=SOLVER_CLAIMS,
     **_SAMPLER,
 )
 EULER_MARUYAMA_SDE = MethodSpec(
@@ -285,7 +282,6 @@ EULER_MARUYAMA_SDE = MethodSpec(
     params=SigmaSamplerHyperparameters,
     example="gradhub_diffusion.examples:mixture_on_six_edm_sigmas",
     capabilities=_SDE,
-    claims=SOLVER_CLAIMS,
     **_SAMPLER,
 )
 FM_EULER = MethodSpec(
@@ -294,6 +290,5 @@ FM_EULER = MethodSpec(
     params=FMEulerHyperparameters,
     example="gradhub_diffusion.examples:velocity_on_linear_fm",
     capabilities=_ODE,
-    claims=(*SOLVER_CLAIMS, TRAINING_CLAIM),
-    **_SAMPLER,
+    **{**_SAMPLER, "claims": (*SOLVER_CLAIMS, TRAINING_CLAIM)},
 )

@@ -28,8 +28,6 @@ from gradhub.kinds.loss import loss, reduce
 from gradhub_diffusion import DDPM_EPS_LOSS, DSM_LOSS, EDM_LOSS, FLOW_MATCHING_LOSS
 from gradhub_diffusion.paths import GaussianPath, _broadcast
 
-__all__ = ["ddpm_eps_loss", "dsm_loss", "edm_loss", "edm_precondition", "flow_matching_loss"]
-
 
 def _check(method: str, model: Any, x0: Any, generator: Any) -> None:
     if not callable(model):
@@ -145,3 +143,16 @@ def flow_matching_loss(
     target = _broadcast(path.d_alpha(t), x0) * x0 + _broadcast(path.d_sigma(t), x0) * noise
     velocity = _call(FLOW_MATCHING_LOSS.name, model, path.sample(x0, t, noise), t)
     return reduce(_per_sample((velocity - target).square()), reduction, FLOW_MATCHING_LOSS.name)
+
+
+# The public names, from the objects themselves: each method's name is written once, in its spec.
+__all__ = [
+    exported.__name__
+    for exported in (
+        ddpm_eps_loss,
+        dsm_loss,
+        edm_loss,
+        edm_precondition,
+        flow_matching_loss,
+    )
+]

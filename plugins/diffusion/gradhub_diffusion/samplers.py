@@ -36,18 +36,6 @@ from gradhub.kinds.sampler import SamplerCall, sampler
 from gradhub_diffusion import DDIM, DDPM_ANCESTRAL, DPMPP_2M, EULER_MARUYAMA_SDE, EULER_ODE, FM_EULER, HEUN_EDM
 from gradhub_diffusion.paths import GaussianPath
 
-__all__ = [
-    "cfg",
-    "ddim",
-    "ddpm_ancestral",
-    "dpmpp_2m",
-    "edm_sigmas",
-    "euler_maruyama_sde",
-    "euler_ode",
-    "fm_euler",
-    "heun_edm",
-]
-
 Model = Callable[[Tensor, Tensor], Tensor]
 EDM_FORM = GaussianPath(kind="edm")
 """alpha = 1, sigma(t) = t (Karras et al. 2022, §2): the path the sigma-grid samplers convert ``prediction`` on."""
@@ -239,3 +227,20 @@ def fm_euler(call: SamplerCall, x: Tensor, t: float, s: float, *, path: Gaussian
     velocity by default (``prediction="velocity"``); other outputs are converted through the path.
     """
     return x + (s - t) * path.to_velocity(call.model(x, t), x, t, prediction)
+
+
+# The public names, from the objects themselves: each method's name is written once, in its spec.
+__all__ = [
+    exported.__name__
+    for exported in (
+        cfg,
+        ddim,
+        ddpm_ancestral,
+        dpmpp_2m,
+        edm_sigmas,
+        euler_maruyama_sde,
+        euler_ode,
+        fm_euler,
+        heun_edm,
+    )
+]

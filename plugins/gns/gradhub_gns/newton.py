@@ -46,8 +46,6 @@ from gradhub.kinds.inputs import require_tensor
 from gradhub.kinds.solver import Iterate, SolverResult, solver
 from gradhub_gns import GNS_NEWTON
 
-__all__ = ["GNSResult", "Metric", "gns_newton", "gradient_method"]
-
 Objective = Callable[[torch.Tensor], torch.Tensor]
 HessianFunction = Callable[[torch.Tensor], torch.Tensor]
 
@@ -251,3 +249,15 @@ def gradient_method(
         values.append(value)
         norms.append(torch.linalg.vector_norm(gradient))
     return x, torch.stack(values), torch.stack(norms)
+
+
+# The public names, from the objects themselves: each method's name is written once, in its spec.
+__all__ = [
+    exported.__name__
+    for exported in (
+        GNSResult,
+        Metric,
+        gns_newton,
+        gradient_method,
+    )
+]

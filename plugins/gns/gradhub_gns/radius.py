@@ -30,8 +30,6 @@ from gradhub.hyperparameters import validated
 from gradhub.kinds.inputs import require_tensor
 from gradhub_gns import GNS_RADIUS
 
-__all__ = ["GNSRadius", "gns_radius", "gns_radius_at"]
-
 
 @dataclass
 class GNSRadius:
@@ -128,3 +126,14 @@ def gns_radius(
         n_grid=n_grid,
         generator=generator,
     )
+
+
+# The public names, from the objects themselves: each method's name is written once, in its spec.
+__all__ = [
+    exported.__name__
+    for exported in (
+        GNSRadius,
+        gns_radius,
+        gns_radius_at,
+    )
+]

@@ -28,8 +28,6 @@ from gradhub.kinds.inputs import require_matching_shapes, require_same_device, r
 from gradhub_hessian_spectrum import LOSS_ALONG_PATH
 from gradhub_hessian_spectrum.curvature import LossFunction
 
-__all__ = ["PathLosses", "loss_along_path"]
-
 METHOD = LOSS_ALONG_PATH.name
 
 
@@ -124,3 +122,13 @@ def loss_along_path(
     with evaluation_mode(model), torch.no_grad():
         losses = vmap(loss_at)(alphas)
     return PathLosses(alphas=alphas, losses=losses)
+
+
+# The public names, from the objects themselves: each method's name is written once, in its spec.
+__all__ = [
+    exported.__name__
+    for exported in (
+        PathLosses,
+        loss_along_path,
+    )
+]

@@ -44,15 +44,6 @@ from gradhub_hessian_spectrum.curvature import (
 )
 from gradhub_hessian_spectrum.lanczos import gaussian_density, lanczos, rademacher, ritz_decomposition, slq
 
-__all__ = [
-    "GGNDecomposition",
-    "SpectralDensity",
-    "ggn_decomposition",
-    "hessian_spectrum",
-    "outlier_count",
-    "spectral_density",
-]
-
 
 @dataclass
 class SpectralDensity:
@@ -285,3 +276,17 @@ def outlier_count(
     clamped = values[:top].clamp_min(floor * largest)
     ratios = clamped[:-1] / clamped[1:]
     return int(ratios.argmax()) + 1
+
+
+# The public names, from the objects themselves: each method's name is written once, in its spec.
+__all__ = [
+    exported.__name__
+    for exported in (
+        GGNDecomposition,
+        SpectralDensity,
+        ggn_decomposition,
+        hessian_spectrum,
+        outlier_count,
+        spectral_density,
+    )
+]

@@ -38,19 +38,6 @@ from gradhub.kinds.inputs import require_finite, require_same_device, require_te
 from gradhub.kinds.solver import Iterate, SolverResult, solver
 from gradhub_normalized_lrgd import BATCH_PERCEPTRON, LR_GD, BatchPerceptronHyperparameters
 
-__all__ = [
-    "ClassificationResult",
-    "batch_perceptron",
-    "logistic_gradient",
-    "logistic_loss",
-    "lr_gd",
-    "lr_gd_step",
-    "margins",
-    "misclassified_fraction",
-    "normalized_margin",
-    "perceptron_step",
-]
-
 
 def margins(X: Tensor, y: Tensor, w: Tensor) -> Tensor:
     """``m_i = y_i <w, x_i>`` for every sample at once."""
@@ -192,3 +179,21 @@ def batch_perceptron(
     """
     X, y, v = check_problem(BATCH_PERCEPTRON.name, X, y, w0)
     yield from _iterates(X, y, v, lambda v: perceptron_step(X, y, v, tie))
+
+
+# The public names, from the objects themselves: each method's name is written once, in its spec.
+__all__ = [
+    exported.__name__
+    for exported in (
+        ClassificationResult,
+        batch_perceptron,
+        logistic_gradient,
+        logistic_loss,
+        lr_gd,
+        lr_gd_step,
+        margins,
+        misclassified_fraction,
+        normalized_margin,
+        perceptron_step,
+    )
+]

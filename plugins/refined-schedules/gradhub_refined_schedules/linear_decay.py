@@ -31,8 +31,6 @@ from gradhub.hyperparameters import validated
 from gradhub_refined_schedules import LINEAR_DECAY
 from gradhub_refined_schedules._common import check_optimizer
 
-__all__ = ["linear_decay", "linear_decay_multiplier"]
-
 
 def linear_decay_multiplier(step: int, total_steps: int, warmup_steps: int, final_frac: float) -> float:
     """The multiplier m(step) of the base learning rate (the formula in the module docstring)."""
@@ -57,3 +55,13 @@ def linear_decay(
         linear_decay_multiplier, total_steps=total_steps, warmup_steps=warmup_steps, final_frac=final_frac
     )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+
+
+# The public names, from the objects themselves: each method's name is written once, in its spec.
+__all__ = [
+    exported.__name__
+    for exported in (
+        linear_decay,
+        linear_decay_multiplier,
+    )
+]

@@ -30,8 +30,6 @@ from gradhub.hyperparameters import validated
 from gradhub.kernels import global_norm
 from gradhub_refined_schedules import GRAD_NORM, GRAD_NORM_RECORDER
 
-__all__ = ["GradNormRecorder", "global_grad_norm", "grad_norm"]
-
 _ORDER = {"l2": 2.0, "l1_adam": 1.0}
 
 
@@ -149,3 +147,14 @@ class GradNormRecorder:
             raise HyperparameterError(GRAD_NORM_RECORDER.name, "kind", state.get("kind"), f"{self.kind!r}, as recorded")
         self._buffer, self._filled = None, 0
         self._host = [torch.as_tensor(state["norms"], dtype=torch.float64).numpy().copy()]
+
+
+# The public names, from the objects themselves: each method's name is written once, in its spec.
+__all__ = [
+    exported.__name__
+    for exported in (
+        GradNormRecorder,
+        global_grad_norm,
+        grad_norm,
+    )
+]
