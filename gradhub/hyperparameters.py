@@ -32,6 +32,7 @@ __all__ = [
     "Foreach",
     "Fused",
     "Hyperparameters",
+    "InputCheck",
     "KeywordOnly",
     "LearningRate",
     "Maximize",
@@ -55,10 +56,12 @@ __all__ = [
 
 
 class PathOption:
-    """Metadata marking a hyperparameter that picks an implementation path, not the result.
+    """Metadata marking a hyperparameter that picks how the result is computed, not what it is.
 
     ``foreach`` and ``fused`` carry it: every path computes the same step (the suite checks that
-    they agree), so the check that each hyperparameter changes the result leaves them out.
+    they agree). So do :data:`InputCheck` flags (valid inputs give the same result with the check on
+    or off) and options such as how often a recorder copies to the host. The check that each
+    hyperparameter changes the result leaves them out.
     """
 
     def __repr__(self) -> str:
@@ -90,6 +93,9 @@ Betas = tuple[Beta, Beta]
 Momentum = Annotated[float, Strict(), Field(ge=0, lt=1, description="momentum factor")]
 Probability = Annotated[float, Strict(), Field(ge=0, le=1)]
 Flag = Annotated[bool, Strict()]
+InputCheck = Annotated[Flag, PathOption()]
+"""A flag that switches a check of the inputs on or off (``check_values``): it costs a host sync, and
+valid inputs give the same result either way."""
 Foreach = Annotated[
     Flag | None,
     Field(description="multi-tensor path; None picks it on CPU and CUDA (an addition, not in the paper)"),

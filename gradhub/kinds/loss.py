@@ -16,14 +16,16 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
-from gradhub.hyperparameters import bind_and_validate, bind_to_spec, public_signature
+from gradhub.hyperparameters import bind_and_validate, bind_to_spec, public_signature, validated
 
-__all__ = ["LossExample", "is_loss_target", "loss", "reduce"]
+__all__ = ["LossExample", "is_loss_target", "loss", "reduce", "require_finite_loss"]
+
+Target = TypeVar("Target", bound=Callable[..., Any])
 
 
 @dataclass(kw_only=True)
@@ -49,18 +51,50 @@ def reduce(values: torch.Tensor, reduction: str, method: str) -> torch.Tensor:
     raise HyperparameterError(method, "reduction", reduction, "one of 'none', 'mean', 'sum'")
 
 
-def loss(spec: Any) -> Callable[[Callable[..., torch.Tensor]], Callable[..., torch.Tensor]]:
+def require_finite_loss(method: str, value: Any) -> None:
+    """A floating-point loss value without NaN or infinity, or an error naming ``method`` (one host sync)."""
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        bad = ~torch.isfinite(value.detach())
+        if bool(bad.any()):
+            raise UnsupportedInputError(
+                method,
+                "loss value",
+                f"{int(bad.sum())} of {value.numel()} entries non-finite",
+                "a finite loss: the data or the model's outputs hold NaN or infinity (check_finite=False skips "
+                "this check)",
+            )
+
+
+def loss(spec: Any) -> Callable[[Target], Target]:
     """The loss kind's call frame: ``@validated(spec)`` plus the rule that a loss value is finite or an error.
 
-    The decorated function declares its hyperparameters keyword-only without defaults (they come from
-    ``spec.params``) and gains a keyword ``check_finite=True``: a returned loss with a non-finite entry
-    raises :class:`~gradhub.errors.UnsupportedInputError` naming the method and how many entries are
-    bad, instead of handing NaN to ``backward()``. The check reads one flag back (one host sync per
-    call); ``check_finite=False`` skips it where that costs.
+    Over a function: it declares its hyperparameters keyword-only without defaults (they come from
+    ``spec.params``) and gains a keyword ``check_finite=True``. Over an ``nn.Module`` class: its
+    ``__init__`` is validated and ``forward`` checked; ``module.check_finite = False`` turns the check
+    off for that instance. A returned loss with a non-finite entry raises
+    :class:`~gradhub.errors.UnsupportedInputError` naming the method and how many entries are bad,
+    instead of handing NaN to ``backward()``. The check reads one flag back (one host sync per call).
     """
     model = spec.params
 
-    def decorate(function: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    def decorate_class(target: type) -> type:
+        validated(spec)(target)
+        forward = target.forward
+
+        @functools.wraps(forward)
+        def checked_forward(self: Any, *args: Any, **kwargs: Any) -> Any:
+            value = forward(self, *args, **kwargs)
+            if self.check_finite:
+                require_finite_loss(spec.name, value)
+            return value
+
+        target.forward = checked_forward  # type: ignore[attr-defined]
+        target.check_finite = True  # type: ignore[attr-defined]
+        return target
+
+    def decorate(function: Target) -> Target:
+        if inspect.isclass(function):
+            return decorate_class(function)  # type: ignore[return-value]
         own = public_signature(function, model, spec.name)
         flag = inspect.Parameter("check_finite", inspect.Parameter.KEYWORD_ONLY, default=True, annotation="bool")
         signature = own.replace(parameters=[*own.parameters.values(), flag])
@@ -72,19 +106,11 @@ def loss(spec: Any) -> Callable[[Callable[..., torch.Tensor]], Callable[..., tor
             if not isinstance(check, bool):
                 raise HyperparameterError(spec.name, "check_finite", check, "True or False")
             value = function(*bound.args, **bound.kwargs)
-            if check and isinstance(value, torch.Tensor) and value.is_floating_point():
-                bad = ~torch.isfinite(value.detach())
-                if bool(bad.any()):
-                    raise UnsupportedInputError(
-                        spec.name,
-                        "loss value",
-                        f"{int(bad.sum())} of {value.numel()} entries non-finite",
-                        "a finite loss: the data or the model's outputs hold NaN or infinity "
-                        "(check_finite=False skips this check)",
-                    )
+            if check:
+                require_finite_loss(spec.name, value)
             return value
 
         bind_to_spec(call, spec, model, function.__doc__, signature)
-        return call
+        return call  # type: ignore[return-value]
 
     return decorate

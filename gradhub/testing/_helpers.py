@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import math
+import types
 import typing
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, NoReturn
@@ -69,7 +71,81 @@ def load_example(spec: MethodSpec, device: torch.device, dtype: torch.dtype, see
             f"example {spec.example!r} returned {type(example).__name__}; "
             f"{with_article(spec.kind.value)} example must be a {expected.__module__}.{expected.__name__}",
         )
+    overrides = _OVERRIDES.get()
+    if overrides:
+        example.hparams = {**example.hparams, **overrides}
     return example
+
+
+_OVERRIDES: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("gradhub_overrides", default=None)
+
+
+@contextlib.contextmanager
+def hyperparameters_overridden(overrides: dict[str, Any]) -> Iterator[None]:
+    """Within the block, every example loaded gets ``overrides`` on top of its own hyperparameters.
+
+    How a check runs a kind's runner (:data:`RUNNERS`) with one hyperparameter changed, whatever
+    the kind does with the example's ``hparams``.
+    """
+    token = _OVERRIDES.set(overrides)
+    try:
+        yield
+    finally:
+        _OVERRIDES.reset(token)
+
+
+def variations(model: type[Hyperparameters], name: str, value: Any) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """What to try instead of ``value`` for the field ``name``: (what is varied, labelled values) pairs.
+
+    A number moves by factors and offsets (also far, for an ``eps`` that only matters when large; an
+    integer also to 1 and 2, for an iteration cap the example never reaches), a flag flips, a choice
+    takes each other choice; a tuple (``betas``) varies one element at a time, and each element must
+    matter on its own, so an element the method ignores is found. Values the model rejects are for
+    the caller to drop.
+    """
+
+    def numbers(label: str, number: float, rebuild: Callable[[Any], Any]) -> list[tuple[str, Any]]:
+        moved = [number * 0.5, number * 2, number + 1, number - 0.5, 0.1, 1e-3, number * 1e6, number * 1e-6]
+        moved.append(number + 10)
+        moved = moved if number else [0.1, 1e-3, 1, 0.5, 10]
+        if isinstance(number, float):
+            moved += [number * 0.9 + 0.05, number + 0.05]
+        else:
+            moved += [1, 2]
+        kind = type(number)
+        unique = list(dict.fromkeys(kind(v) for v in moved if kind(v) != number))
+        return [(f"{label}={v!r}", rebuild(v)) for v in unique]
+
+    annotation = model.model_fields[name].annotation
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if isinstance(value, bool):
+        return [(name, [(f"{name}={not value}", not value)])]
+    if isinstance(value, int | float):
+        return [(name, numbers(name, value, lambda v: v))]
+    if isinstance(value, tuple):
+        groups = []
+        for index, item in enumerate(value):
+            if isinstance(item, int | float) and not isinstance(item, bool):
+                rebuild = lambda v, i=index: (*value[:i], v, *value[i + 1 :])  # noqa: E731
+                groups.append((f"{name}[{index}]", numbers(f"{name}[{index}]", item, rebuild)))
+        return groups
+    if isinstance(value, str):
+        choices = [choice for option in _union_members(annotation) for choice in _literal_choices(option)]
+        return [(name, [(f"{name}={choice!r}", choice) for choice in choices if choice != value])] if choices else []
+    return []
+
+
+def _union_members(annotation: Any) -> tuple[Any, ...]:
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return tuple(member for arg in typing.get_args(annotation) for member in _union_members(arg))
+    return (annotation,)
+
+
+def _literal_choices(annotation: Any) -> tuple[Any, ...]:
+    return typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else ()
 
 
 def tensors_of(result: Any, detach: bool = True) -> list[torch.Tensor]:

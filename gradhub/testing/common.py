@@ -8,9 +8,11 @@ import io
 import itertools
 import subprocess
 import sys
+import warnings
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 import gradhub
 from gradhub._text import with_article
@@ -30,11 +32,13 @@ from gradhub.testing._helpers import (
     fail,
     fingerprint,
     generator_for,
+    hyperparameters_overridden,
     invalid_hyperparameters,
     load_example,
     load_target,
     scramble_global_rng,
     tensors_of,
+    variations,
 )
 from gradhub.testing._suite import conformance_check, definitions
 
@@ -196,6 +200,113 @@ def check_deterministic(spec: MethodSpec, device: torch.device, dtype: torch.dty
         scramble_global_rng(2)
         second = run(spec, device, dtype, 0)
     assert_close(spec, first, second, "two runs from the same seed (global RNG in different states)")
+
+
+def _differ(first: list[torch.Tensor], second: list[torch.Tensor]) -> bool:
+    return len(first) != len(second) or any(
+        a.shape != b.shape or a.dtype != b.dtype or not torch.equal(a, b) for a, b in zip(first, second)
+    )
+
+
+def _run_with(spec: MethodSpec, dtype: torch.dtype, overrides: dict[str, Any]) -> list[torch.Tensor]:
+    """The example's result (as the determinism check gets it) with ``overrides`` on its hyperparameters."""
+    device, _ = default_device_and_dtype(spec)
+    with hyperparameters_overridden(overrides), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return RUNNERS[spec.kind.value](spec, device, dtype, 0)
+
+
+def _moves(spec: MethodSpec, name: str, value: Any, known: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """:func:`variations` of one field, less the values its model rejects (with the rest as in ``known``)."""
+    kept = []
+    for varied, candidates in variations(spec.params, name, value):
+        valid = []
+        for label, candidate in candidates:
+            try:
+                spec.params.model_validate({**known, name: candidate})
+            except ValidationError:
+                continue
+            valid.append((label, candidate))
+        kept.append((varied, valid))
+    return kept
+
+
+def _has_effect(
+    spec: MethodSpec, dtype: torch.dtype, baseline: list[torch.Tensor], context: dict[str, Any], name: str, moves: Any
+) -> bool:
+    """True when one of ``moves`` changes the result from ``baseline``, or makes the example raise.
+
+    An error counts as an effect (an ``in_features`` that no longer fits the example's inputs is read);
+    whether the error is a clear one is for the checks of bad input, not this one.
+    """
+    for _, candidate in moves:
+        try:
+            result = _run_with(spec, dtype, {**context, name: candidate})
+        except Exception:
+            return True
+        if _differ(baseline, result):
+            return True
+    return False
+
+
+def _modes(spec: MethodSpec, name: str, given: dict[str, Any], known: dict[str, Any]) -> list[dict[str, Any]]:
+    """Other settings of the example's switches (choices and flags but ``name``) its model accepts."""
+    from gradhub.hyperparameters import is_path_option
+
+    modes = []
+    for other, field in spec.params.model_fields.items():
+        if other == name or is_path_option(spec.params, other):
+            continue
+        value = given.get(other, None if field.is_required() else field.get_default(call_default_factory=True))
+        if not isinstance(value, bool | str):
+            continue
+        for _, candidates in _moves(spec, other, value, known):
+            modes.extend({other: candidate} for _, candidate in candidates)
+    return modes
+
+
+@conformance_check(dtypes="precise", per_device=False)
+def check_hyperparameters_have_effect(spec: MethodSpec, device: Any, dtype: torch.dtype) -> None:
+    """Changing any hyperparameter from its value in the example changes the result (or it is declared inert).
+
+    The example runs as the determinism check runs it (an optimizer's parameters and state after its
+    steps, a sampler's samples, a solver's solution...), once as given and then with one hyperparameter
+    moved at a time (:func:`variations`; values the model rejects are skipped). The first value that
+    changes the result, or that makes the example raise, shows the hyperparameter is read.
+    One that changes nothing is tried again under each other setting of the example's switches (a
+    ``beta`` read only with ``metric='fbeta'``, a ``k`` read only with ``method='lanczos'``).
+    ``PathOption`` fields (foreach, fused, a check of valid inputs) are left out: they pick how, not what.
+    """
+    from gradhub.hyperparameters import is_path_option
+
+    model = spec.params
+    device, _ = default_device_and_dtype(spec)
+    given = dict(load_example(spec, device, dtype, 0, INVOKERS[spec.kind.value][0]).hparams)
+    known = {key: value for key, value in given.items() if key in model.model_fields}
+    baseline = _run_with(spec, dtype, {})
+    for name, field in model.model_fields.items():
+        if name in spec.inert or is_path_option(model, name):
+            continue
+        value = given.get(name, None if field.is_required() else field.get_default(call_default_factory=True))
+        for varied, moves in _moves(spec, name, value, known):
+            if not moves or _has_effect(spec, dtype, baseline, {}, name, moves):
+                continue
+            for mode in _modes(spec, name, given, known):
+                try:
+                    mode_baseline = _run_with(spec, dtype, mode)
+                except Exception:
+                    continue  # a setting the example cannot run under
+                mode_moves = [move for _, group in _moves(spec, name, value, {**known, **mode}) for move in group]
+                if _has_effect(spec, dtype, mode_baseline, mode, name, mode_moves):
+                    break
+            else:
+                fail(
+                    spec,
+                    f"changing {varied} from its value in the example ({', '.join(label for label, _ in moves)}) "
+                    "left the example's result as it was, also under every other setting of its switches: the "
+                    f"method ignores it. Fix the method, or declare {name} in the spec's inert with the reason it "
+                    "has no effect on this example",
+                )
 
 
 @conformance_check(

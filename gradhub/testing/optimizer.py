@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -318,84 +317,6 @@ def check_sparse_gradients_rejected(spec: MethodSpec, device: torch.device, dtyp
             fail(spec, f"parameter {index} changed although the step raised (check inputs before updating)")
     if any(optimizer.state.get(param) for param in params):
         fail(spec, "state was created although the step raised")
-
-
-def _variations(model: type, name: str, value: Any) -> list[tuple[str, list[tuple[str, Any]]]]:
-    """What to try instead of ``value`` for the field ``name``: (what is varied, labelled values) pairs.
-
-    A number moves by factors and offsets (also far, for an ``eps`` that only matters when large), a
-    flag flips, a choice takes each other choice; a tuple (``betas``) varies one element at a time,
-    and each element must matter on its own, so an element the method ignores is found.
-    """
-    import typing
-
-    def numbers(label: str, number: float, rebuild: Callable[[Any], Any]) -> list[tuple[str, Any]]:
-        moved = [number * 0.5, number * 2, number + 1, number - 0.5, 0.1, 1e-3, number * 1e6, number + 10]
-        moved = moved if number else [0.1, 1e-3, 1, 0.5, 10]
-        if isinstance(number, float):
-            moved += [number * 0.9 + 0.05, number + 0.05]
-        kind = type(number)
-        unique = list(dict.fromkeys(kind(v) for v in moved if kind(v) != number))
-        return [(f"{label}={v!r}", rebuild(v)) for v in unique]
-
-    annotation = model.model_fields[name].annotation
-    while typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-    if isinstance(value, bool):
-        return [(name, [(f"{name}={not value}", not value)])]
-    if isinstance(value, (int, float)):
-        return [(name, numbers(name, value, lambda v: v))]
-    if isinstance(value, tuple):
-        groups = []
-        for index, item in enumerate(value):
-            if isinstance(item, (int, float)) and not isinstance(item, bool):
-                rebuild = lambda v, i=index: (*value[:i], v, *value[i + 1 :])  # noqa: E731
-                groups.append((f"{name}[{index}]", numbers(f"{name}[{index}]", item, rebuild)))
-        return groups
-    if isinstance(value, str) and typing.get_origin(annotation) is typing.Literal:
-        return [(name, [(f"{name}={choice!r}", choice) for choice in typing.get_args(annotation) if choice != value])]
-    return []
-
-
-@conformance_check("optimizer", dtypes="precise", per_device=False)
-def check_hyperparameters_have_effect(spec: MethodSpec, device: Any, dtype: torch.dtype) -> None:
-    """Changing any hyperparameter from its value in the example changes the trajectory (or it is declared inert)."""
-    from gradhub.hyperparameters import is_path_option
-
-    model = spec.params
-    cpu = torch.device("cpu") if "cpu" in spec.devices else torch.device(spec.devices[0])
-    baseline_example = _example(spec, cpu, dtype)
-    base_hparams = dict(baseline_example.hparams)
-    baseline = _run(spec, cpu, dtype, 0)
-    for name, field in model.model_fields.items():
-        if name in spec.inert or is_path_option(model, name):
-            continue
-        value = base_hparams.get(name, None if field.is_required() else field.get_default(call_default_factory=True))
-        for varied, candidates in _variations(model, name, value):
-            tried = []
-            for label, candidate in candidates:
-                try:
-                    known = {k: v for k, v in base_hparams.items() if k in model.model_fields}
-                    model.model_validate({**known, name: candidate})
-                except Exception:
-                    continue
-                example = _example(spec, cpu, dtype)
-                params = list(example.model.parameters())
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    optimizer = _optimizer(spec, params, {**example.hparams, name: candidate})
-                    _train(spec, example, [optimizer], example.steps)
-                tried.append(label)
-                if any(not torch.equal(a, b.detach()) for a, b in zip(baseline, params)):
-                    break
-            else:
-                if tried:
-                    fail(
-                        spec,
-                        f"changing {varied} from its value in the example ({', '.join(tried)}) left every parameter "
-                        f"as it was after {baseline_example.steps} steps: the method ignores it. Fix the method, or "
-                        f"declare {name} in the spec's inert with the reason it has no effect on this example",
-                    )
 
 
 @conformance_check("optimizer", applies=lambda spec: not spec.capabilities.requires_closure, when="it needs no closure")

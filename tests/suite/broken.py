@@ -676,7 +676,7 @@ RESIDUAL_HIDDEN_INNER = variant(
     "state_dict_round_trip",
     "outputs after load_state_dict",
     target="HiddenInnerResidual",
-    collateral={"forward_backward", "gradient_exact"},
+    collateral={"hyperparameters_have_effect", "forward_backward", "gradient_exact"},
 )
 
 
@@ -906,6 +906,7 @@ DENOISING_NOISELESS = variant(
     "generator_matters",
     "does not draw its noise from its generator",
     target="noiseless_denoising_loss",
+    collateral={"hyperparameters_have_effect"},
 )
 
 
@@ -1010,6 +1011,7 @@ ZERO_ONE_NO_SURROGATE = variant(
     "gradient_flows",
     "its surrogate gradient is zero everywhere on the example",
     target="sign_zero_one",
+    collateral={"hyperparameters_have_effect"},
 )
 
 
@@ -1261,7 +1263,12 @@ def stale_solution_cg(matrix: Tensor, rhs: Tensor, *, tol: float, max_iter: int)
 
 
 CG_OWN_CAP = variant(
-    CONJUGATE_GRADIENT, "suite-cg-own-cap", "max_iter_respected", "max_iter=1 but it ran", target="own_cap_cg"
+    CONJUGATE_GRADIENT,
+    "suite-cg-own-cap",
+    "max_iter_respected",
+    "max_iter=1 but it ran",
+    target="own_cap_cg",
+    collateral={"hyperparameters_have_effect"},
 )
 
 
@@ -1482,7 +1489,12 @@ PGD_PROJECTS_FIRST = variant(PGD, "suite-pgd-projects-first", "budget_respected"
 unclamped_pgd = _attack_variant(PGD_PROJECTS_FIRST, project_after_step=False)
 
 PGD_EXTRA_STEP = variant(
-    PGD, "suite-pgd-extra-step", "budget_respected", "it ran 4 iterations with max_iter=3", target="extra_step_pgd"
+    PGD,
+    "suite-pgd-extra-step",
+    "budget_respected",
+    "it ran 4 iterations with max_iter=3",
+    target="extra_step_pgd",
+    collateral={"hyperparameters_have_effect"},
 )
 extra_step_pgd = _attack_variant(PGD_EXTRA_STEP, iterations=4)
 
@@ -1684,7 +1696,12 @@ class ReversedCosinePath(CosinePath):
 
 
 SIGMOID_RAMP_NEGATIVE = variant(
-    SIGMOID_RAMP, "suite-sigmoid-ramp-negative", "rates_nonnegative", "its value at p=", target="negative_ramp"
+    SIGMOID_RAMP,
+    "suite-sigmoid-ramp-negative",
+    "rates_nonnegative",
+    "its value at p=",
+    target="negative_ramp",
+    collateral={"hyperparameters_have_effect"},
 )
 
 
@@ -2026,6 +2043,7 @@ SHARPNESS_TEXT = variant(
     "model_unchanged",
     "it returned str with no tensor or number in it",
     target="text_sharpness",
+    collateral={"hyperparameters_have_effect"},
 )
 
 
@@ -2246,7 +2264,13 @@ SCALED_TANH_EDITS_INPUTS = variant(
     "changed input tensor 0",
     target="ScaledTanhEditingInputs",
     # Editing an input autograd saved breaks every backward through it, and a second forward sees other data.
-    collateral={"deterministic", "forward_backward", "gradient_exact", "state_dict_round_trip"},
+    collateral={
+        "hyperparameters_have_effect",
+        "deterministic",
+        "forward_backward",
+        "gradient_exact",
+        "state_dict_round_trip",
+    },
 )
 
 
@@ -2258,6 +2282,109 @@ class ScaledTanhEditingInputs(ScaledTanh):
         output = super().forward(inputs)
         inputs.detach().add_(0.5)
         return output
+
+
+# --- a hyperparameter declared, validated and then never read: one per kind ------------------
+
+
+def _ignores(good: MethodSpec, name: str, field: str, target: str, **fields: Any) -> BrokenVariant:
+    return variant(
+        good, name, "hyperparameters_have_effect", f"changing {field} from its value", target=target, **fields
+    )
+
+
+SCALED_TANH_UNSCALED = _ignores(SCALED_TANH, "suite-scaled-tanh-unscaled", "scale", "UnscaledTanh")
+
+
+@validated(SCALED_TANH_UNSCALED.spec)
+class UnscaledTanh(ScaledTanh):
+    """Stores ``scale`` and forgets to multiply by it."""
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return torch.tanh(self.linear(inputs))
+
+
+SQUARED_ERROR_UNWEIGHTED = _ignores(SQUARED_ERROR, "suite-squared-error-unweighted", "weight", "unweighted_error")
+
+
+@validated(SQUARED_ERROR_UNWEIGHTED.spec)
+def unweighted_error(prediction: Tensor, target: Tensor, *, weight: float, reduction: str) -> Tensor:
+    """Takes ``weight`` and never applies it."""
+    return reduce((prediction - target) ** 2, reduction, SQUARED_ERROR_UNWEIGHTED.name)
+
+
+CG_OWN_TOLERANCE = _ignores(CONJUGATE_GRADIENT, "suite-cg-own-tolerance", "tol", "own_tolerance_cg")
+
+
+@validated(CG_OWN_TOLERANCE.spec)
+def own_tolerance_cg(matrix: Tensor, rhs: Tensor, *, tol: float, max_iter: int) -> SolverResult:
+    """Stops at a tolerance of its own, relative to the precision, whatever ``tol`` says."""
+    own = 1e-10 if rhs.dtype == torch.float64 else 1e-4
+    return _result(_iterates(matrix, rhs, own, max_iter), own)
+
+
+PGD_RULE_OF_THUMB_STEP = _ignores(PGD, "suite-pgd-rule-of-thumb-step", "step_size", "rule_of_thumb_pgd")
+
+
+@validated(PGD_RULE_OF_THUMB_STEP.spec)
+def rule_of_thumb_pgd(
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    eps: float,
+    step_size: float,
+    max_iter: int,
+) -> AttackResult:
+    """Steps eps/2 (a common rule of thumb) instead of the given ``step_size``."""
+    return _pgd(model, inputs, labels, generator, eps, eps / 2, max_iter)
+
+
+LANGEVIN_FIXED_STEP = _ignores(LANGEVIN, "suite-langevin-fixed-step", "step_size", "fixed_step_langevin")
+
+
+@validated(LANGEVIN_FIXED_STEP.spec)
+def fixed_step_langevin(
+    score: Callable[[Tensor], Tensor],
+    start: Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    steps: int,
+    step_size: float,
+) -> SampleResult:
+    """Takes ``step_size`` and steps by the default 0.1 whatever it is."""
+    return _langevin(score, start, generator, steps, 0.1)
+
+
+WARMUP_DECAY_TO_ZERO = _ignores(WARMUP_DECAY, "suite-warmup-decay-to-zero", "final_ratio", "WarmupDecayToZero")
+
+
+@validated(WARMUP_DECAY_TO_ZERO.spec)
+class WarmupDecayToZero(WarmupLinearDecay):
+    """Decays to zero whatever ``final_ratio`` says."""
+
+    def factor(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / (self.warmup_steps + 1)
+        return 1 - min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
+
+
+SHARPNESS_FIXED_RADIUS = _ignores(SHARPNESS, "suite-sharpness-fixed-radius", "radius", "fixed_radius_sharpness")
+
+
+@validated(SHARPNESS_FIXED_RADIUS.spec)
+def fixed_radius_sharpness(
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    radius: float,
+    directions: int,
+) -> dict[str, Tensor]:
+    """Moves the weights by the default radius 0.05 whatever ``radius`` says."""
+    return random_direction_sharpness.__wrapped__(model, inputs, labels, generator, radius=0.05, directions=directions)
 
 
 BROKEN_VARIANTS: tuple[BrokenVariant, ...] = tuple(

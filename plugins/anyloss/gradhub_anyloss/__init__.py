@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, WithJsonSchema, model_validator
 
 from gradhub.errors import HyperparameterError
-from gradhub.hyperparameters import Epsilon, Flag, Hyperparameters, Real
+from gradhub.hyperparameters import Epsilon, Flag, Hyperparameters, InputCheck, Real
 from gradhub.specs import MethodSpec, Paper
 
 PAPER = Paper(
@@ -71,7 +71,7 @@ class AnyLossHyperparameters(Hyperparameters):
     beta: Real = BETA
     eps: Epsilon = EPS
     from_logits: Flag = FROM_LOGITS
-    check_values: Flag = CHECK_VALUES
+    check_values: InputCheck = CHECK_VALUES
 
     @model_validator(mode="after")
     def _metric_and_beta(self) -> AnyLossHyperparameters:
@@ -84,7 +84,7 @@ class AnyAccuracyHyperparameters(Hyperparameters):
 
     L: Real = AMPLIFYING_SCALE
     from_logits: Flag = FROM_LOGITS
-    check_values: Flag = CHECK_VALUES
+    check_values: InputCheck = CHECK_VALUES
 
 
 class AnyFbetaHyperparameters(Hyperparameters):
@@ -92,7 +92,7 @@ class AnyFbetaHyperparameters(Hyperparameters):
     beta: Real = BETA
     eps: Epsilon = EPS
     from_logits: Flag = FROM_LOGITS
-    check_values: Flag = CHECK_VALUES
+    check_values: InputCheck = CHECK_VALUES
 
 
 class AnyRatesHyperparameters(Hyperparameters):
@@ -101,7 +101,7 @@ class AnyRatesHyperparameters(Hyperparameters):
     L: Real = AMPLIFYING_SCALE
     eps: Epsilon = EPS
     from_logits: Flag = FROM_LOGITS
-    check_values: Flag = CHECK_VALUES
+    check_values: InputCheck = CHECK_VALUES
 
 
 class WBCEAnyHyperparameters(Hyperparameters):
@@ -117,7 +117,7 @@ class WBCEAnyHyperparameters(Hyperparameters):
     beta: Real = BETA
     eps: Epsilon = EPS
     from_logits: Flag = FROM_LOGITS
-    check_values: Flag = CHECK_VALUES
+    check_values: InputCheck = CHECK_VALUES
 
     @model_validator(mode="after")
     def _metric_and_beta(self) -> WBCEAnyHyperparameters:

@@ -48,8 +48,8 @@ import torch
 from torch import Tensor, nn
 
 from gradhub.errors import UnsupportedInputError
-from gradhub.hyperparameters import validated
 from gradhub.kinds.inputs import require_matching_shapes, require_same_device, require_tensor, require_values
+from gradhub.kinds.loss import loss
 from gradhub_anyloss import (
     AMPLIFYING_SCALE,
     ANY_ACCURACY,
@@ -199,7 +199,7 @@ def soft_confusion_matrix(
 # --- the methods ---------------------------------------------------------------------------
 
 
-@validated(ANYLOSS)
+@loss(ANYLOSS)
 class AnyLoss(nn.Module):
     """``1 - metric(soft confusion matrix of A(p))`` over the batch (Eqs. 1-3).
 
@@ -228,13 +228,13 @@ class AnyLoss(nn.Module):
         return f"metric={name!r}, L={self.L}, beta={self.beta}, eps={self.eps}, from_logits={self.from_logits}"
 
 
-@validated(ANY_ACCURACY)
+@loss(ANY_ACCURACY)
 def any_accuracy(prediction: Tensor, target: Tensor, *, L: float, from_logits: bool, check_values: bool) -> Tensor:
     """``1 - (TP + TN) / N`` of the soft confusion matrix (Table 1, accuracy)."""
     return _metric_loss(ANY_ACCURACY.name, prediction, target, "accuracy", L, 1.0, 0.0, from_logits, check_values)
 
 
-@validated(ANY_FBETA)
+@loss(ANY_FBETA)
 def any_fbeta(
     prediction: Tensor, target: Tensor, *, L: float, beta: float, eps: float, from_logits: bool, check_values: bool
 ) -> Tensor:
@@ -242,7 +242,7 @@ def any_fbeta(
     return _metric_loss(ANY_FBETA.name, prediction, target, "fbeta", L, beta, eps, from_logits, check_values)
 
 
-@validated(ANY_GMEAN)
+@loss(ANY_GMEAN)
 def any_gmean(
     prediction: Tensor, target: Tensor, *, L: float, eps: float, from_logits: bool, check_values: bool
 ) -> Tensor:
@@ -250,7 +250,7 @@ def any_gmean(
     return _metric_loss(ANY_GMEAN.name, prediction, target, "gmean", L, 1.0, eps, from_logits, check_values)
 
 
-@validated(ANY_BALANCED_ACCURACY)
+@loss(ANY_BALANCED_ACCURACY)
 def any_balanced_accuracy(
     prediction: Tensor, target: Tensor, *, L: float, eps: float, from_logits: bool, check_values: bool
 ) -> Tensor:
@@ -260,7 +260,7 @@ def any_balanced_accuracy(
     )
 
 
-@validated(WBCE_ANY)
+@loss(WBCE_ANY)
 def wbce_any(
     prediction: Tensor,
     target: Tensor,

@@ -20,8 +20,17 @@ from gradhub_anyloss.anyloss import (
 
 from gradhub import HyperparameterError, UnknownHyperparameterError, UnsupportedInputError
 
+
+
+def _anyloss(p: torch.Tensor, y: torch.Tensor, *, check_finite: bool = True, **hparams: Any) -> torch.Tensor:
+    """The module called as the functions are (the loss frame's check is an attribute of the module)."""
+    module = AnyLoss(**hparams)
+    module.check_finite = check_finite
+    return module(p, y)
+
+
 FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
-    "anyloss": lambda p, y, **kw: AnyLoss(**kw)(p, y),
+    "anyloss": _anyloss,
     "any_accuracy": any_accuracy,
     "any_fbeta": any_fbeta,
     "any_gmean": any_gmean,
@@ -68,9 +77,17 @@ def test_bad_inputs(method: str) -> None:
 
 @pytest.mark.parametrize("method", list(FUNCTIONS))
 def test_check_values_false_skips_the_value_checks(method: str) -> None:
-    """check_values=False (no host sync) accepts out-of-range values; shapes are still checked."""
-    value = FUNCTIONS[method](torch.tensor([0.2, 1.5, 0.9, 0.4]), Y, check_values=False)
+    """check_values=False accepts out-of-range values (with check_finite=False too: no host sync at all);
+    shapes are still checked. A NaN loss from them (wbce_any's log(1 - 1.5)) is the loss frame's error."""
+    value = FUNCTIONS[method](torch.tensor([0.2, 1.5, 0.9, 0.4]), Y, check_values=False, check_finite=False)
     assert value.dim() == 0
+    if not torch.isfinite(value):
+        raises(
+            method,
+            lambda: FUNCTIONS[method](torch.tensor([0.2, 1.5, 0.9, 0.4]), Y, check_values=False),
+            "loss value",
+            "1 of 1 entries non-finite",
+        )
     raises(method, lambda: FUNCTIONS[method](P, Y[:3], check_values=False), "shapes")
 
 

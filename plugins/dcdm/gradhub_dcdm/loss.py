@@ -14,7 +14,7 @@ residual of one DCDM step from ``x_0 = 0`` along ``f`` and is invariant to ``f -
 
 Argument order: gradhub's losses take the prediction first (``inputs[0]`` is what is
 differentiated), so this is ``dcdm_loss(f_b, b, A)``, not the official Keras order ``(y_true=b, y_pred=f_b)``.
-``f = 0`` has no defined step (0/0) and gives NaN, as in the official code.
+``f = 0`` has no defined step (0/0): the official code returns NaN, the loss frame raises (``check_finite=False``: NaN).
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ from __future__ import annotations
 from torch import Tensor
 
 from gradhub.errors import UnsupportedInputError
-from gradhub.hyperparameters import validated
 from gradhub.kinds.inputs import require_matching_shapes, require_same_device, require_tensor
-from gradhub.kinds.loss import reduce
+from gradhub.kinds.loss import loss, reduce
 from gradhub_dcdm import DCDM_LOSS
 from gradhub_dcdm.operators import MatrixLike, Operator, check_matrix, describe
 
 
-@validated(DCDM_LOSS)
+@loss(DCDM_LOSS)
 def dcdm_loss(f_b: Tensor, b: Tensor, A: MatrixLike, *, reduction: str) -> Tensor:
     """``||b - (f^T b / f^T A f) A f||^2`` per sample of a batch, reduced over the batch.
 

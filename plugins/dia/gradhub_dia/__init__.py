@@ -93,6 +93,13 @@ class MaskDropoutHyperparameters(Hyperparameters):
     p: DropRate = 0.5
 
 
+_NO_PLATEAU = "the example's 5 iterations lower J at every one: no plateau for the scheduler or the early stop"
+_INERT = {
+    "lr_patience": _NO_PLATEAU,
+    "lr_factor": _NO_PLATEAU,
+    "early_stop_patience": _NO_PLATEAU,
+    "attacker_train_mode": "dropout is the example MLP's one mode-dependent layer, and the attack runs it alike",
+}
 DIA = MethodSpec(
     name="dia",
     kind="attack",
@@ -103,6 +110,7 @@ DIA = MethodSpec(
     example="gradhub_dia.examples:gradient_of_tiny_dropout_mlp",
     claims=("gradhub_dia.claims:dropout_does_not_protect",),
     tags=("gradient-inversion", "federated-learning", "privacy", "dropout"),
+    inert=_INERT,
     # One forward (and its double backward) per iteration, plus one no-grad forward first
     # to read the activation shapes at the dropout layers.
     capabilities={"model_calls_per_iteration": 1, "setup_model_calls": 1},
@@ -117,6 +125,7 @@ INVERTING_GRADIENTS = MethodSpec(
     example="gradhub_dia.examples:gradient_of_tiny_dropout_mlp",
     claims=("gradhub_dia.claims:dropout_does_not_protect",),
     tags=("gradient-inversion", "federated-learning", "privacy"),
+    inert=_INERT,
 )
 MASK_DROPOUT = MethodSpec(
     name="mask_dropout",

@@ -96,6 +96,7 @@ MFAC = MethodSpec(
     },
     claims=("gradhub_mfac.claims:optimizer_beats_sgd",),
 )
+_DIRECT = "a direct solve takes one iteration, so every max_iter >= 1 gives the same solution"
 MFAC_IHVP_STATIC = MethodSpec(
     name="mfac_ihvp_static",
     kind="solver",
@@ -106,6 +107,7 @@ MFAC_IHVP_STATIC = MethodSpec(
     paper=PAPER,
     tags=("second-order", "fisher", "woodbury", "inverse-hessian-vector-product"),
     claims=("gradhub_mfac.claims:pruning_beats_magnitude",),
+    inert={"max_iter": _DIRECT},
 )
 MFAC_IHVP_DYNAMIC = MethodSpec(
     name="mfac_ihvp_dynamic",
@@ -116,4 +118,5 @@ MFAC_IHVP_DYNAMIC = MethodSpec(
     example="gradhub_mfac.examples:wrapped_window_system",
     paper=PAPER,
     tags=("second-order", "fisher", "woodbury", "inverse-hessian-vector-product"),
+    inert={"max_iter": _DIRECT},
 )

@@ -18,7 +18,7 @@ from pydantic import BeforeValidator, Field, Strict, model_validator
 
 from gradhub.errors import HyperparameterError
 from gradhub.exports import lazy_exports
-from gradhub.hyperparameters import Hyperparameters, Probability, Real
+from gradhub.hyperparameters import Hyperparameters, PathOption, Probability, Real
 from gradhub.specs import MethodSpec, Paper
 
 PAPER = Paper(
@@ -106,7 +106,7 @@ class GradNormHyperparameters(Hyperparameters):
 class GradNormRecorderHyperparameters(GradNormHyperparameters):
     """``GradNormRecorder``'s options."""
 
-    sync_every: Annotated[int, Strict(), Field(ge=1)] = Field(
+    sync_every: Annotated[int, Strict(), Field(ge=1), PathOption()] = Field(
         100, description="steps between copies of the on-device buffer to the host"
     )
 
