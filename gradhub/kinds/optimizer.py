@@ -40,6 +40,7 @@ __all__ = [
     "default_foreach",
     "fused_eligible",
     "is_optimizer_target",
+    "nonfinite_count",
     "standard_problem",
 ]
 
@@ -351,6 +352,24 @@ class Optimizer(torch.optim.Optimizer):
             groups.append([param for param in group["params"] if param.grad is not None])
         return groups
 
+    def require_finite_gradients(self, gradients: Iterable[torch.Tensor | None], what: str = "gradient") -> None:
+        """Every entry of ``gradients`` finite, or :class:`~gradhub.errors.UnsupportedInputError` (one host read).
+
+        For a step whose update would spread one NaN or infinity beyond its own entries (a global
+        norm, a direction mixed across coordinates): call it before the step changes anything, and
+        the parameters and state stay as they were. ``what`` names the tensors in the message.
+        """
+        tensors = [gradient for gradient in gradients if gradient is not None]
+        count = nonfinite_count(tensors)
+        if count is not None and (bad := int(count)):
+            raise UnsupportedInputError(
+                self.method,
+                f"{what} values",
+                f"{bad} of {sum(t.numel() for t in tensors)} entries non-finite",
+                f"a finite {what}: one NaN or infinity would reach every parameter through this step, so it was "
+                "not taken and the parameters and state are as they were",
+            )
+
     @staticmethod
     def use_foreach(group: dict[str, Any], params: list[torch.Tensor]) -> bool:
         """The group's ``foreach`` setting, with ``None`` resolved by :func:`default_foreach`."""
@@ -361,6 +380,21 @@ class Optimizer(torch.optim.Optimizer):
     _evaluate = evaluate_closure
     _parameters_with_gradients = parameters_with_gradients
     _use_foreach = use_foreach
+
+
+def nonfinite_count(tensors: Sequence[torch.Tensor]) -> torch.Tensor | None:
+    """How many NaN or infinite entries ``tensors`` hold, as a 0-d tensor on the first one's device.
+
+    No host sync (read it once, after everything else the step needs from the host); the shards
+    of a DTensor (FSDP2) are summed over its mesh, so every rank sees the same count. None when
+    there are no tensors.
+    """
+    if not tensors:
+        return None
+    device = tensors[0].device
+    count = torch.stack([(~torch.isfinite(tensor)).sum().to(device) for tensor in tensors]).sum()
+    full_tensor = getattr(count, "full_tensor", None)
+    return full_tensor() if full_tensor is not None else count
 
 
 def _check_legacy_arguments(cls: type[Optimizer], init: Callable[..., None]) -> None:

@@ -71,3 +71,21 @@ def test_probe_inputs() -> None:
             gradhub.UnsupportedInputError, match=r"per_example_grads: unsupported devices: inputs on meta"
         ):
             per_example_grads(model, cross_entropy, x.to("meta"), y)
+
+
+@pytest.mark.parametrize(
+    ("cls", "hparams"), [(WinsorizedSGD, {"c": 1}), (M3SGD, {"n_groups": 3}), (M3SGD, {"n_groups": 3, "momentum": 0.9})]
+)
+def test_one_nonfinite_example_gradient_is_outvoted(cls, hparams: dict) -> None:
+    """Better than torch.optim.SGD/Adam (which put the NaN into its entry): a NaN or infinite per-example
+    gradient sorts to an end and is clamped away (c >= 1) or outvoted by the other group means (M3)."""
+    model, x, y = classification_problem()
+    optimizer = cls(model.parameters(), lr=0.1, **hparams)
+    attach_per_example_grads(model, cross_entropy, x, y)
+    first = next(model.parameters())
+    first.grad_sample[0, 0, 0] = float("nan")
+    first.grad_sample[5, 1, 1] = float("inf")
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer.step()
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters()))

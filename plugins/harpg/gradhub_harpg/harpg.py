@@ -92,6 +92,7 @@ class HARPG(PolicyGradientOptimizer):
         self._reject_sparse(gradients)
         if not output.plain:
             across_processes(self.method, self._distributed(), params, gradients)
+        self.require_finite_gradients([*gradients, *corrections])
         if output.plain:
             # Deterministic closure: v_t = grad f(theta_t) - grad f(theta_{t-1}) exactly (see the module docstring).
             for index, (param, gradient) in enumerate(zip(params, gradients)):

@@ -84,6 +84,7 @@ class NPGIGT(PolicyGradientOptimizer):
         self._reject_sparse(gradients)
         if not output.plain:
             across_processes(self.method, self._distributed(), [param for _, param in entries], gradients)
+        self.require_finite_gradients(gradients)
         self._update(
             [
                 (group, param, gradient, None)

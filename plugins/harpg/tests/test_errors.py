@@ -55,3 +55,37 @@ def test_gpomdp_errors() -> None:
         gpomdp_surrogate(torch.zeros(2, 3), torch.zeros(2, 3), 0.9)
     with pytest.raises(gradhub.UnsupportedInputError, match="gpomdp_surrogate: unsupported dtypes"):
         gpomdp_surrogate(torch.zeros(3, dtype=torch.long), good, 0.9)
+
+
+@pytest.mark.parametrize("cls", [NPGIGT, HARPG, NHARPG])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nonfinite_gradient_is_refused_and_nothing_changes(cls, bad: float) -> None:
+    """A normalised step would put one NaN into every parameter (torch.optim.Adam: only its own entry);
+    all three refuse it before anything changes, and the next finite step goes on from where they were."""
+    theta = torch.nn.Parameter(torch.tensor([0.5, -1.0, 2.0]))
+    optimizer = cls([theta], lr=0.1)
+    poisoned = [False]
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = (theta**2).sum()
+        loss.backward()
+        if poisoned[0]:
+            theta.grad[1] = bad
+        return loss
+
+    for _ in range(2):
+        optimizer.step(closure)
+    before = theta.detach().clone()
+    state = {key: value.clone() if torch.is_tensor(value) else value for key, value in optimizer.state[theta].items()}
+    poisoned[0] = True
+    with pytest.raises(gradhub.UnsupportedInputError, match=rf"{cls.method}: unsupported gradient values: 1 of 3"):
+        optimizer.step(closure)
+    assert torch.equal(theta.detach(), before)
+    assert optimizer.state[theta].keys() == state.keys()
+    for key, value in state.items():
+        now = optimizer.state[theta][key]
+        assert torch.equal(now, value) if torch.is_tensor(value) else now == value, key
+    poisoned[0] = False
+    optimizer.step(closure)
+    assert torch.isfinite(theta).all() and not torch.equal(theta.detach(), before)

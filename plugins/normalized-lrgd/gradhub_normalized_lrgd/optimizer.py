@@ -54,7 +54,7 @@ from torch import Tensor
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.kernels import group_tensors
-from gradhub.kinds.optimizer import Optimizer
+from gradhub.kinds.optimizer import Optimizer, nonfinite_count
 from gradhub_normalized_lrgd import NORMALIZED_LRGD, NormalizedLRGDHyperparameters
 
 __all__ = ["NormalizedLRGD"]
@@ -115,7 +115,7 @@ class NormalizedLRGD(Optimizer):
         together.
         """
         device = grads[0].device if grads else loss_value.device
-        nonfinite = _nonfinite_count(grads) if grads else torch.zeros((), dtype=torch.int64, device=device)
+        nonfinite = nonfinite_count(grads) if grads else torch.zeros((), dtype=torch.int64, device=device)
         losses = loss_value.reshape(-1).to(device=device, dtype=torch.float64)
         bad_gradients, *values = torch.cat([nonfinite.reshape(1).to(torch.float64), losses]).tolist()
         if not all(math.isfinite(value) for value in values):
@@ -155,14 +155,6 @@ def _reduces_loss(options: list[NormalizedLRGDHyperparameters]) -> bool:
         _reduces(group_options.reduce_loss) and (group_options.normalize == "loss" or _initialized())
         for group_options in options
     )
-
-
-def _nonfinite_count(grads: list[Tensor]) -> Tensor:
-    """The number of NaN or infinite gradient entries, over every tensor (summed over the mesh for DTensors)."""
-    device = grads[0].device
-    count = torch.stack([(~torch.isfinite(grad)).sum().to(device) for grad in grads]).sum()
-    full_tensor = getattr(count, "full_tensor", None)  # an FSDP2 DTensor: the shards' counts, summed
-    return full_tensor() if full_tensor is not None else count
 
 
 def _reduces(reduce_loss: bool | None) -> bool:
