@@ -42,6 +42,7 @@ __all__ = [
     "SamplerCapabilities",
     "ScheduleCapabilities",
     "SolverCapabilities",
+    "Support",
 ]
 
 PROTOCOL_VERSION = "2.0"
@@ -118,36 +119,48 @@ class Capabilities(_Frozen):
     """What a method supports; the conformance suite chooses its checks from these."""
 
 
-class DistributedSupport(_Frozen):
-    """Whether an optimizer works under a distributed wrapper, and how we know."""
+class Support(_Frozen):
+    """Whether an optimizer works in a setting (a distributed wrapper, ``torch.compile``), and how we know."""
 
     status: Literal["tested", "supported", "untested", "unsupported"] = Field(
         description=(
-            "tested: the conformance suite runs it in 2 processes and compares with one process; supported: "
-            "expected to work, not checked; untested: unknown; unsupported: does not work (reason required)"
+            "tested: the conformance suite checks it (DDP/FSDP2: 2 processes against one; compile: compiled "
+            "against eager); supported: expected to work, not checked; untested: unknown; unsupported: does "
+            "not work (reason required)"
         )
     )
     reason: str = Field("", description="why it is unsupported (or what supported rests on)")
 
     @model_validator(mode="after")
-    def _reason_for_unsupported(self) -> DistributedSupport:
+    def _reason_for_unsupported(self) -> Support:
         if self.status == "unsupported" and not self.reason.strip():
-            raise ValueError("an unsupported distributed mode needs a reason")
+            raise ValueError("an unsupported setting needs a reason")
         return self
 
     def __str__(self) -> str:
         return f"{self.status} ({self.reason})" if self.reason else self.status
 
 
+DistributedSupport = Support
+"""The name of :class:`Support` before ``compile`` shared it (gradhub 0.2.0)."""
+
+
 class OptimizerCapabilities(Capabilities):
     kind: Literal["optimizer"] = "optimizer"
-    ddp: DistributedSupport = Field(
-        DistributedSupport(status="tested"),
+    ddp: Support = Field(
+        Support(status="tested"),
         description="under DistributedDataParallel (gradients averaged across processes before step())",
     )
-    fsdp2: DistributedSupport = Field(
-        DistributedSupport(status="untested"),
+    fsdp2: Support = Field(
+        Support(status="untested"),
         description="under FSDP2 fully_shard (parameters and state are DTensor shards of dim 0)",
+    )
+    compile: Support = Field(
+        Support(status="untested"),
+        description=(
+            "under torch.compile of step(): tested = the suite's compiled_step check runs it (at most two "
+            "compilations per frame over 10 steps with an lr changed every step, equal to eager)"
+        ),
     )
     supports_foreach: bool = Field(False, description="has a multi-tensor path selected by foreach=True")
     fused: str = Field(

@@ -32,7 +32,7 @@ _EXPORTS = {
         "gradhub.kernels.multitensor",
     ),
     "global_norm": "gradhub.kernels.reductions",
-    **dict.fromkeys(("adam_moments_", "adam_step_scalars"), "gradhub.kernels.moments"),
+    **dict.fromkeys(("adam_moments_", "adam_step_scalars", "addcdiv_"), "gradhub.kernels.moments"),
 }
 
 __all__ = sorted(_EXPORTS)

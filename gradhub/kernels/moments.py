@@ -10,13 +10,14 @@ so a step is ``-step_size * m / (sqrt(v) + scaled_eps)`` and no tensor is bias-c
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from gradhub.kernels.multitensor import foreach_scalar
 
-__all__ = ["adam_moments_", "adam_step_scalars"]
+__all__ = ["adam_moments_", "adam_step_scalars", "addcdiv_"]
 
 
 def adam_moments_(
@@ -30,12 +31,27 @@ def adam_moments_(
     torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
 
 
-def adam_step_scalars(lr: float, beta1: float, beta2: float, step: int, eps: float) -> tuple[float, float]:
+def adam_step_scalars(lr: float, beta1: float, beta2: float, step: Any, eps: float) -> tuple[Any, Any]:
     """``(step_size, scaled_eps)``: ``lr sqrt(1 - beta2^t) / (1 - beta1^t)`` and ``eps sqrt(1 - beta2^t)``.
 
     With these, Adam's update ``lr * m_hat / (sqrt(v_hat) + eps)`` is
     ``step_size * m / (sqrt(v) + scaled_eps)`` (eps added after the bias correction of v,
-    as torch.optim.Adam does).
+    as torch.optim.Adam does). ``step`` is a Python int (floats out), or under ``torch.compile``
+    a 0-d tensor (0-d tensors out, no read-back).
     """
+    if isinstance(step, Tensor):
+        bias_correction2_sqrt_t = (1 - torch.pow(beta2, step)).sqrt()
+        return lr / (1 - torch.pow(beta1, step)) * bias_correction2_sqrt_t, eps * bias_correction2_sqrt_t
     bias_correction2_sqrt = math.sqrt(1 - beta2**step)
     return lr / (1 - beta1**step) * bias_correction2_sqrt, eps * bias_correction2_sqrt
+
+
+def addcdiv_(target: Tensor, numerator: Tensor, denominator: Tensor, value: Any) -> Tensor:
+    """``target += value * numerator / denominator`` in place, ``value`` a number or a 0-d tensor.
+
+    A number goes to ``Tensor.addcdiv_`` (the eager paths, bit for bit as before); a tensor (a
+    step size computed from tensor step counts under ``torch.compile``) is multiplied in.
+    """
+    if isinstance(value, Tensor):
+        return target.add_(numerator.div(denominator).mul_(value))
+    return target.addcdiv_(numerator, denominator, value=value)

@@ -37,14 +37,16 @@ __all__ = [
     "FusedFallbackWarning",
     "Optimizer",
     "OptimizerExample",
+    "compiling",
     "default_foreach",
     "fused_eligible",
     "is_optimizer_target",
     "nonfinite_count",
     "standard_problem",
+    "step_count",
 ]
 
-StepPath = Literal["single", "foreach", "fused"]
+StepPath = Literal["single", "foreach", "fused", "compiled"]
 FUSED_DTYPES = (torch.float32, torch.float64)
 
 
@@ -442,6 +444,27 @@ def _same_values(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
     return True
 
 
+def compiling() -> bool:
+    """True while ``torch.compile`` traces (then paths get tensor step counts and must not read back)."""
+    return torch.compiler.is_compiling()
+
+
+def step_count(value: float | int = 0) -> torch.Tensor:
+    """A step count as ``torch.optim`` keeps it: a 0-d float32 tensor on the CPU.
+
+    A tensor, not a Python int, so that a compiled step sees a new count as a new input instead of a
+    new constant to recompile for; on the CPU, so the eager step reads it without a device sync.
+    """
+    return torch.tensor(float(value), dtype=torch.float32)
+
+
+def _next_steps(counts: list[torch.Tensor]) -> list[int]:
+    """The counts after this step, as Python ints, read in one go (no per-tensor ``item()``)."""
+    if len(counts) == 1:
+        return [int(counts[0]) + 1]
+    return [int(value) + 1 for value in torch.stack(counts).tolist()]
+
+
 class FusedFallbackWarning(RuntimeWarning):
     """``fused=True`` could not run the fused kernel on some tensors; they took the multi-tensor path."""
 
@@ -508,8 +531,36 @@ class ElementwiseOptimizer(Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """Perform one optimisation step; returns ``closure()``'s loss when given."""
+        """Perform one optimisation step; returns ``closure()``'s loss when given.
+
+        Under ``torch.compile`` the bookkeeping (validation, new state, the path's choice) runs eagerly
+        (:meth:`_prepare` is ``torch.compiler.disable``'d) and the math is traced: the paths get the
+        step counts as 0-d tensors, so a new step, or a new lr from a scheduler, is a new input, not a
+        new graph (see :func:`compiling`).
+        """
         loss = self.evaluate_closure(closure)
+        groups, prepared = self._prepare()
+        compiled = compiling()
+        for group, params, group_options, new, lists, counts in prepared:
+            if new:
+                self.on_new_state(group, new)
+            steps: list[Any] = []
+            if self.counts_steps:
+                steps = torch._foreach_add(counts, 1.0) if compiled else _next_steps(counts)
+            try:
+                self._run("compiled" if compiled else self._path(group, params), lists, steps, group_options)
+            except Exception as error:
+                self._forget(new)  # a failed first step leaves no half-made state behind
+                if not isinstance(error, GradhubError):
+                    self._check_states(groups)  # a hand-edited state of the wrong shape: say so
+                raise
+            if self.counts_steps:
+                torch._foreach_add_(counts, 1.0)
+        return loss
+
+    @torch.compiler.disable
+    def _prepare(self) -> tuple[list[list[torch.Tensor]], list[Any]]:
+        """Per group: (group, params, options, new params, the path's lists, the step-count tensors)."""
         groups = self.parameters_with_gradients()
         options = [self.options(group) for group in self.param_groups]  # validated before anything changes
         # Every group's tensors are gathered before any path runs, so a state missing an entry (edited by
@@ -525,31 +576,23 @@ class ElementwiseOptimizer(Optimizer):
                 for param in new:
                     state = self.state[param]
                     if self.counts_steps:
-                        state["step"] = 0
+                        state["step"] = step_count(0)
                     for name in self.state_names:
                         state[name] = torch.zeros_like(param, memory_format=torch.preserve_format)
                 fresh += new
                 lists = [params, [p.grad for p in params], *[[state[n] for state in states] for n in self.state_names]]
-                steps = [state["step"] + 1 for state in states] if self.counts_steps else []
-                prepared.append((group, params, group_options, states, new, lists, steps))
+                counts = []
+                if self.counts_steps:
+                    for state in states:
+                        if not isinstance(state["step"], torch.Tensor):  # a state saved by gradhub < 0.2.1
+                            state["step"] = step_count(state["step"])
+                    counts = [state["step"] for state in states]
+                prepared.append((group, params, group_options, new, lists, counts))
         except KeyError:
             self._forget(fresh)
             self._check_states(groups)  # names what is missing
             raise
-        for group, params, group_options, states, new, lists, steps in prepared:
-            if new:
-                self.on_new_state(group, new)
-            try:
-                self._run(self._path(group, params), lists, steps, group_options)
-            except Exception as error:
-                self._forget(new)  # a failed first step leaves no half-made state behind
-                if not isinstance(error, GradhubError):
-                    self._check_states(groups)  # a hand-edited state of the wrong shape: say so
-                raise
-            if self.counts_steps:
-                for state, step in zip(states, steps):
-                    state["step"] = step
-        return loss
+        return groups, prepared
 
     def state_keys(self) -> set[str]:
         return {*self.state_names, *(("step",) if self.counts_steps else ())}
@@ -597,7 +640,7 @@ class ElementwiseOptimizer(Optimizer):
                 chosen = [*chosen, steps if positions is None else [steps[i] for i in positions]]
             return function(*chosen, options)
 
-        if path == "single":
+        if path in ("single", "compiled"):
             call(cls.single_tensor, None)
             return
         if path == "foreach":

@@ -319,6 +319,69 @@ def check_sparse_gradients_rejected(spec: MethodSpec, device: torch.device, dtyp
         fail(spec, "state was created although the step raised")
 
 
+COMPILED_STEPS = 10
+COMPILED_TOLERANCE = {"rtol": 1e-4, "atol": 1e-6}
+"""float32: Inductor fuses and reorders the step's arithmetic, so the compiled run differs from the eager
+one by round-off that 10 steps carry along; a wrong compiled step differs at the first step by the size
+of an update."""
+
+
+@conformance_check(
+    "optimizer",
+    dtypes="float32",
+    applies=lambda spec: spec.capabilities.compile.status == "tested",
+    when='compile status is "tested"',
+)
+def check_compiled_step(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
+    """torch.compile of step() (Inductor) over 10 steps, lr changed every step by a LambdaLR: every frame
+    compiles at most twice, the math runs compiled, and the parameters equal an eager run's to round-off."""
+    import torch._dynamo
+
+    runs = []
+    for compiled in (False, True):
+        example = _example(spec, device, dtype)
+        params = list(example.model.parameters())
+        optimizer = _optimizer(spec, params, example.hparams)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 / (1 + step))
+        step = optimizer.step
+        closure = _closure(example, [optimizer])
+        if compiled:
+            torch._dynamo.reset()
+            torch._dynamo.utils.counters.clear()
+            step = torch.compile(optimizer.step)
+        with torch._dynamo.config.patch(recompile_limit=2, fail_on_recompile_limit_hit=True):
+            for index in range(COMPILED_STEPS):
+                if spec.capabilities.requires_closure:
+                    arguments: tuple[Any, ...] = (closure,)
+                else:
+                    closure()
+                    arguments = ()
+                try:
+                    step(*arguments)
+                except Exception as error:
+                    if not compiled:
+                        raise
+                    fail(
+                        spec,
+                        f"the compiled step {index + 1} raised {type(error).__name__}: {str(error)[:600]} (a frame "
+                        "compiled a third time is a step count or step size kept as a Python number: keep counts "
+                        "as tensors and compute from them, see gradhub.kinds.optimizer.step_count)",
+                    )
+                scheduler.step()
+        if compiled and not torch._dynamo.utils.counters["stats"]["unique_graphs"]:
+            fail(spec, "torch.compile of step() captured no graph: the step ran eagerly")
+        runs.append([p.detach().clone() for p in params])
+    torch._dynamo.reset()
+    for index, (eager, compiled_value) in enumerate(zip(*runs)):
+        if not torch.allclose(compiled_value, eager, **COMPILED_TOLERANCE):
+            difference = (compiled_value - eager).abs().max().item()
+            fail(
+                spec,
+                f"after {COMPILED_STEPS} compiled steps parameter {index} differs from the eager run by "
+                f"{difference:.3g} (allowed: rtol {COMPILED_TOLERANCE['rtol']}, atol {COMPILED_TOLERANCE['atol']})",
+            )
+
+
 @conformance_check("optimizer", applies=lambda spec: not spec.capabilities.requires_closure, when="it needs no closure")
 def check_gradients_left_as_autograd_made_them(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
     """step() reads each .grad and leaves it as autograd made it (no in-place scaling, clipping or sign)."""

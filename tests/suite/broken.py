@@ -2284,6 +2284,46 @@ class ScaledTanhEditingInputs(ScaledTanh):
         return output
 
 
+# --- an optimizer whose compiled step recompiles every step ---------------------------------
+
+FUSED_MOMENTUM_READ_BACK = variant(
+    FUSED_MOMENTUM,
+    "suite-fused-momentum-read-back",
+    "compiled_step",
+    "the step ran eagerly",
+    target="ReadBackMomentumSGD",
+)
+
+
+def _first_step_copies(
+    params: list[Tensor], grads: list[Tensor], buffers: list[Tensor], steps: list[Any], options: Any
+) -> None:
+    """torch.optim.SGD's first step (buffer = g), keyed on ``int(step)``: a host read-back of the count."""
+    lr, momentum = options.lr, options.momentum
+    for param, grad, buffer, step in zip(params, grads, buffers, steps):
+        if int(step) == 1:
+            buffer.copy_(grad)
+        else:
+            buffer.mul_(momentum).add_(grad)
+        if options.weight_decay:
+            param.mul_(1 - lr * options.weight_decay)
+        param.add_(buffer, alpha=-lr)
+
+
+def _without_steps(path: Callable[..., Any]) -> Any:
+    return staticmethod(lambda params, grads, buffers, steps, options: path(params, grads, buffers, options))
+
+
+class ReadBackMomentumSGD(FusedMomentumSGD):
+    """Counts steps and branches on ``int(step)``: under torch.compile the read-back stops the trace (eager)."""
+
+    spec = FUSED_MOMENTUM_READ_BACK.spec
+    counts_steps = True
+    single_tensor = staticmethod(_first_step_copies)
+    multi_tensor = _without_steps(multi_tensor_momentum)
+    fused_kernel = _without_steps(fused_momentum)
+
+
 # --- a hyperparameter declared, validated and then never read: one per kind ------------------
 
 

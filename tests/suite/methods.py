@@ -121,6 +121,7 @@ FUSED_MOMENTUM = method_spec(
         "supports_foreach": True,
         "fused": "a pure-torch stand-in for a kernel (tests the fused path's check)",
         "ddp": {"status": "untested"},
+        "compile": {"status": "tested"},
     },
 )
 
@@ -134,7 +135,9 @@ def single_tensor_momentum(
         buffer.mul_(momentum).add_(grad)
         if weight_decay:
             param.mul_(1 - lr * weight_decay)
-        param.add_(buffer, alpha=-lr)
+        # Not param.add_(buffer, alpha=-lr): after mul_ by an expression of lr, torch 2.13's Inductor
+        # miscompiles it once lr is a dynamic float (compiled_step caught it; see the CHANGELOG).
+        param.sub_(buffer * lr)
 
 
 def multi_tensor_momentum(

@@ -42,6 +42,10 @@ DDP = (
     "diverge; needs an all_gather of grad_sample (RM3, running=True, uses the all-reduced .grad and would work)"
 )
 FSDP2 = "per-example gradients (grad_sample) are not sharded or reduce-scattered by fully_shard"
+COMPILE = (
+    "the per-tensor aggregation (a sort along the example dimension) is traced once per parameter shape, so "
+    "one step of a network passes torch.compile's recompile limit; run the step eagerly"
+)
 
 NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
 PositiveInt = Annotated[int, Strict(), Field(ge=1)]
@@ -84,6 +88,7 @@ _OPTIMIZER = dict(
         "supports_foreach": True,
         "ddp": {"status": "unsupported", "reason": DDP},
         "fsdp2": {"status": "unsupported", "reason": FSDP2},
+        "compile": {"status": "unsupported", "reason": COMPILE},
     },
     claims=("gradhub_coherence.claims:noisy_label_memorization",),
 )

@@ -29,8 +29,9 @@ def classification_problem(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
-    inputs = torch.randn(examples, 8, generator=generator)
-    labels = (inputs @ torch.randn(8, 4, generator=generator)).argmax(1)
+    # drawn on the host and moved: the same problem on every device
+    inputs = torch.randn(examples, 8, generator=generator, device="cpu")
+    labels = (inputs @ torch.randn(8, 4, generator=generator, device="cpu")).argmax(1)
     return model.to(device=device, dtype=dtype), inputs.to(device=device, dtype=dtype), labels.to(device)
 
 

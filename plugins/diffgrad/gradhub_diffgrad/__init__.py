@@ -63,6 +63,7 @@ DIFFGRAD = MethodSpec(
         ),
         "ddp": {"status": "tested"},
         "fsdp2": {"status": "tested"},
+        "compile": {"status": "tested"},
     },
     claims=("gradhub_diffgrad.claims:synthetic_function_f1",),
 )

@@ -40,6 +40,7 @@ official code.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -48,6 +49,7 @@ from gradhub.kernels import (
     CACHE_BLOCK_BYTES,
     adam_moments_,
     adam_step_scalars,
+    addcdiv_,
     cache_blocks,
     foreach_add_scalar_,
     foreach_copy_,
@@ -60,7 +62,7 @@ from gradhub_diffgrad import DIFFGRAD, DiffGradHyperparameters
 __all__ = ["DiffGrad"]
 
 
-def _step_size(lr: float, beta1: float, beta2: float, step: int) -> float:
+def _step_size(lr: float, beta1: float, beta2: float, step: Any) -> Any:
     """``lr * sqrt(1 - beta2^t) / (1 - beta1^t)``: both bias corrections folded into one scalar."""
     return adam_step_scalars(lr, beta1, beta2, step, 0.0)[0]
 
@@ -71,10 +73,10 @@ def _single_tensor_diffgrad(
     exp_avgs: list[Tensor],
     exp_avg_sqs: list[Tensor],
     previous_grads: list[Tensor],
-    steps: list[int],
+    steps: list[Any],
     options: DiffGradHyperparameters,
 ) -> None:
-    """The reference path, one tensor at a time."""
+    """The reference path, one tensor at a time (under ``torch.compile``: with 0-d tensor step counts)."""
     lr, (beta1, beta2), eps, weight_decay = options.lr, options.betas, options.eps, options.weight_decay
     for param, grad, exp_avg, exp_avg_sq, previous_grad, step in zip(
         params, grads, exp_avgs, exp_avg_sqs, previous_grads, steps
@@ -86,7 +88,7 @@ def _single_tensor_diffgrad(
         friction = torch.sub(previous_grad, grad).abs_().sigmoid_()  # the friction coefficient (DFC)
         previous_grad.copy_(grad)  # a copy, never an alias of p.grad (the v1 bug)
         denom = exp_avg_sq.sqrt().add_(eps)
-        param.addcdiv_(friction.mul_(exp_avg), denom, value=-_step_size(lr, beta1, beta2, step))
+        addcdiv_(param, friction.mul_(exp_avg), denom, -_step_size(lr, beta1, beta2, step))
 
 
 def _multi_tensor_diffgrad(

@@ -89,6 +89,11 @@ _CAPABILITIES = OptimizerCapabilities(
         status="tested",
         reason="torch.optim closures; a (loss, logp) closure is refused on DTensor shards",
     ),
+    compile=DistributedSupport(
+        status="unsupported",
+        reason="the step evaluates the closure at other points and keeps Python step counts for the eta_t and "
+        "step-size schedules (Theorems 4.3, 5.1): a compiled step recompiles every step",
+    ),
 )
 
 _SEED_INERT = "q_t enters the Hessian correction of (loss, logp) closures only; the example's closure returns the loss"

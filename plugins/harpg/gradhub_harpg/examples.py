@@ -30,13 +30,14 @@ def mdp_example(
     hparams: dict[str, Any] | None = None,
     steps: int = 10,
 ) -> OptimizerExample:
+    # drawn on the host and moved: the same problem on every device
     generator = torch.Generator().manual_seed(seed)
     mdp = TinyMDP.random(seed=seed, device=device, dtype=dtype)
     policy = SoftmaxPolicy(4, 3)
     with torch.no_grad():
-        policy.logits.copy_(0.5 * torch.randn(4, 3, generator=generator))
+        policy.logits.copy_(0.5 * torch.randn(4, 3, generator=generator, device="cpu"))
     policy = policy.to(device=device, dtype=dtype)
-    uniforms = torch.rand(TRAJECTORIES, mdp.horizon, 3, generator=generator, dtype=torch.float64)
+    uniforms = torch.rand(TRAJECTORIES, mdp.horizon, 3, generator=generator, dtype=torch.float64, device="cpu")
     uniforms = uniforms.to(device=device, dtype=dtype)
 
     def loss() -> torch.Tensor:

@@ -56,9 +56,9 @@ _SEED_STRIDE = 1_000_003
 
 
 def correction_point(seed: int, step: int) -> float:
-    """q_t ~ U(0, 1) of Algorithm 3, line 4: a function of (seed, t) only."""
+    """q_t ~ U(0, 1) of Algorithm 3, line 4: a function of (seed, t) only (a host draw, the same on every device)."""
     generator = torch.Generator().manual_seed(seed * _SEED_STRIDE + step)
-    return float(torch.rand((), generator=generator, dtype=torch.float64))
+    return float(torch.rand((), generator=generator, dtype=torch.float64, device="cpu"))
 
 
 class HARPG(PolicyGradientOptimizer):

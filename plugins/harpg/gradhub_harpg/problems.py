@@ -1,26 +1,33 @@
 """Seeded policy-gradient problems: a tabular softmax policy on a tiny MDP, and the Gaussian bandit.
 
 Both are vectorised (no Python loop over trajectories; the MDP loops over its horizon only)
-and take their randomness from a ``torch.Generator``.
+and take their randomness from a ``torch.Generator``. The MDP is drawn on the host and moved (the
+same MDP on every device); the bandit draws its trajectories on theta's device, from a generator
+that must be on that device.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from gradhub.kinds.inputs import require_generator
 
 __all__ = ["GaussianBandit", "SoftmaxPolicy", "TinyMDP"]
 
 
 class SoftmaxPolicy(nn.Module):
-    """pi(a | s) = softmax(logits[s] + bias): two parameters, so optimizers see a list of tensors."""
+    """pi(a | s) = softmax(logits[s] + bias): two parameters, so optimizers see a list of tensors.
 
-    def __init__(self, states: int, actions: int) -> None:
+    ``device`` and ``dtype`` as torch's layers take them (None: torch's defaults)."""
+
+    def __init__(self, states: int, actions: int, device: Any = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
-        self.logits = nn.Parameter(torch.zeros(states, actions))
-        self.bias = nn.Parameter(torch.zeros(actions))
+        self.logits = nn.Parameter(torch.zeros(states, actions, device=device, dtype=dtype))
+        self.bias = nn.Parameter(torch.zeros(actions, device=device, dtype=dtype))
 
     def forward(self) -> Tensor:
         return torch.log_softmax(self.logits + self.bias, dim=-1)
@@ -40,10 +47,11 @@ class TinyMDP:
     def random(
         cls, states: int = 4, actions: int = 3, horizon: int = 8, gamma: float = 0.9, seed: int = 0, **to: object
     ) -> TinyMDP:
+        # drawn on the host, then moved with ``to`` (device=, dtype=): the same MDP on every device
         generator = torch.Generator().manual_seed(seed)
-        transitions = torch.softmax(3.0 * torch.randn(states, actions, states, generator=generator), -1)
-        rewards = torch.rand(states, actions, generator=generator)
-        start = torch.full((states,), 1.0 / states)
+        transitions = torch.softmax(3.0 * torch.randn(states, actions, states, generator=generator, device="cpu"), -1)
+        rewards = torch.rand(states, actions, generator=generator, device="cpu")
+        start = torch.full((states,), 1.0 / states, device="cpu")
         return cls(transitions.to(**to), rewards.to(**to), start.to(**to), horizon, gamma)  # type: ignore[arg-type]
 
     def expected_return(self, log_policy: Tensor) -> Tensor:
@@ -93,9 +101,11 @@ class GaussianBandit:
     def suboptimality(self, theta: Tensor) -> Tensor:
         return (theta.detach() - self.optimum).pow(2).sum(-1)
 
-    def trajectory(self, theta: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """One trajectory at ``theta``: ``(log_probs[1], rewards[1])`` (a one-step MDP)."""
-        draw = torch.randn(theta.shape[-1] + 1, generator=generator, dtype=theta.dtype)
+    def trajectory(self, theta: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """One trajectory at ``theta``: ``(log_probs[1], rewards[1])`` (a one-step MDP), drawn on theta's
+        device from ``generator`` (None: torch's default generator of that device)."""
+        require_generator(type(self).__name__, generator, theta, "theta")
+        draw = torch.randn(theta.shape[-1] + 1, generator=generator, dtype=theta.dtype, device=theta.device)
         action = theta.detach() + self.sigma * draw[:-1]
         log_prob = -0.5 * ((action - theta) / self.sigma).pow(2).sum()
         reward = -(action - self.optimum).pow(2).sum() + self.noise * draw[-1]

@@ -100,7 +100,12 @@ NORMALIZED_LRGD = MethodSpec(
     example="gradhub_normalized_lrgd.examples:separable_linear_classifier",
     claims=_CLAIMS,
     tags=_TAGS,
-    capabilities={"supports_foreach": True, "requires_closure": True, "fsdp2": {"status": "tested"}},
+    capabilities={
+        "supports_foreach": True,
+        "requires_closure": True,
+        "fsdp2": {"status": "tested"},
+        "compile": {"status": "tested"},
+    },
 )
 LR_GD = MethodSpec(
     name="lr_gd",

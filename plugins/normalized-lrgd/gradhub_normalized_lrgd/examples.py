@@ -33,20 +33,20 @@ def separable_data(
     column of ones is appended (and ``w*`` gets a zero bias), so X is (n, d + 1).
     """
     generator = torch.Generator().manual_seed(seed)
-    w_star = torch.randn(d, generator=generator, dtype=torch.float64)
+    w_star = torch.randn(d, generator=generator, dtype=torch.float64, device="cpu")
     w_star = w_star / w_star.norm()
     kept: list[torch.Tensor] = []
     count = 0
     while count < n:
-        batch = torch.randn(4 * n, d, generator=generator, dtype=torch.float64)
+        batch = torch.randn(4 * n, d, generator=generator, dtype=torch.float64, device="cpu")
         batch = batch[(batch @ w_star).abs() >= margin]
         kept.append(batch)
         count += batch.shape[0]
     X = torch.cat(kept)[:n]
     y = torch.sign(X @ w_star)
     if bias:
-        X = torch.cat([X, torch.ones(n, 1, dtype=torch.float64)], dim=1)
-        w_star = torch.cat([w_star, torch.zeros(1, dtype=torch.float64)])
+        X = torch.cat([X, torch.ones(n, 1, dtype=torch.float64, device="cpu")], dim=1)
+        w_star = torch.cat([w_star, torch.zeros(1, dtype=torch.float64, device="cpu")])
     return X.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype), w_star.to(device=device, dtype=dtype)
 
 
