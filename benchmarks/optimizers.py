@@ -4,9 +4,13 @@
     python benchmarks/optimizers.py --sets big --only gradhub official
     python benchmarks/optimizers.py --gradients tangent  # gradients orthogonal to each weight row
     python benchmarks/optimizers.py --compile-time       # the fused kernels' cold compile, separately
+    python benchmarks/optimizers.py --only compiled      # torch.compile of step(), against eager
+    python benchmarks/optimizers.py --device cuda        # on a GPU (fused CPU kernels left out)
 
 The fused paths compile their kernels at first use; the benchmark's warm-up steps absorb
-that (or it is cached already), and ``--compile-time`` measures it alone.
+that (or it is cached already), and ``--compile-time`` measures it alone. The "compiled" rows
+time ``torch.compile(optimizer.step)`` (Inductor) after the warm-up steps have compiled it,
+beside the same optimizer's eager step and torch's compiled AdamW.
 
 Per ../shared/BENCHMARKING.md: two threads, warm-up, medians, candidates interleaved in
 rounds so drift hits all of them alike, and every figure also measured with freed memory
@@ -76,8 +80,20 @@ SET_LABELS = {
 }
 
 
-def candidates() -> list[tuple[str, str, str, Callable[[list[Any]], Any]]]:
-    """``(family, name, label, factory)``; the first of each family is the ratio reference."""
+class CompiledStep:
+    """An optimizer whose ``step`` is ``torch.compile(optimizer.step)`` (Inductor)."""
+
+    def __init__(self, optimizer: Any) -> None:
+        import torch
+
+        self.optimizer = optimizer
+        self.step = torch.compile(optimizer.step)
+
+
+def candidates(device: str = "cpu") -> list[tuple[str, str, str, Callable[[list[Any]], Any]]]:
+    """``(family, name, label, factory)``; the first of each family is the ratio reference.
+
+    On a GPU the fused CPU kernels are left out (gradhub's fused=True is a CPU kernel)."""
     import torch
 
     import gradhub
@@ -210,17 +226,34 @@ def candidates() -> list[tuple[str, str, str, Callable[[list[Any]], Any]]]:
                 lambda p: pytorch_optimizer.DiffGrad(p, lr=lr, weight_decouple=False, foreach=True),
             ),
         ]
+    rows += [
+        (
+            "adam",
+            "torch-adamw-compiled",
+            "torch.optim.AdamW (torch.compile of step)",
+            lambda p: CompiledStep(torch.optim.AdamW(p, lr=lr, foreach=True)),
+        ),
+        (
+            "diffgrad",
+            "gradhub-compiled",
+            "gradhub DiffGrad (torch.compile of step)",
+            lambda p: CompiledStep(DiffGrad(p, lr=lr)),
+        ),
+    ]
+    if device != "cpu":
+        rows = [row for row in rows if "fused" not in row[1] or row[1].startswith("torch")]
     return rows
 
 
-def make_parameters(shapes: list[tuple[int, ...]], gradients: str, seed: int = 0) -> list[Any]:
+def make_parameters(shapes: list[tuple[int, ...]], gradients: str, seed: int = 0, device: str = "cpu") -> list[Any]:
+    """Parameters and gradients drawn on the host (the same on every device), then moved to ``device``."""
     import torch
 
     generator = torch.Generator().manual_seed(seed)
     params = []
     for shape in shapes:
-        param = torch.nn.Parameter(torch.randn(shape, generator=generator))
-        grad = torch.randn(shape, generator=generator) * 1e-2
+        param = torch.nn.Parameter(torch.randn(shape, generator=generator, device="cpu").to(device))
+        grad = torch.randn(shape, generator=generator, device="cpu").to(device) * 1e-2
         if gradients == "tangent" and param.dim() > 1:
             # What a weight followed by BatchNorm receives: no component along its rows.
             rows = param.detach().reshape(shape[0], -1)
@@ -231,14 +264,19 @@ def make_parameters(shapes: list[tuple[int, ...]], gradients: str, seed: int = 0
     return params
 
 
-def time_steps(optimizer: Any, warmup: int, steps: int) -> tuple[list[float], float]:
+def time_steps(optimizer: Any, warmup: int, steps: int, device: str = "cpu") -> tuple[list[float], float]:
+    import torch
+
+    synchronize = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for _ in range(warmup):
         optimizer.step()
+    synchronize()
     times = []
     faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(steps):
         start = time.perf_counter()
         optimizer.step()
+        synchronize()
         times.append(time.perf_counter() - start)
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before) / steps
     return times, faults
@@ -285,16 +323,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = {"allocator": "stable" if os.environ.get("GLIBC_TUNABLES") else "default", "sets": {}}
     results["copy_gb_per_s"] = copy_bandwidth()
-    rows = [row for row in candidates() if not args.only or row[1] in args.only or row[1] in REFERENCES]
+    wanted = [name for name in args.only if name != "compiled"]
+    rows = [
+        row
+        for row in candidates(args.device)
+        if not args.only
+        or row[1] in wanted
+        or row[1] in REFERENCES
+        or ("compiled" in args.only and (row[1].endswith("compiled") or row[1] in ("gradhub", "gradhub-single")))
+    ]
     for set_name in args.sets:
         shapes = PARAMETER_SETS[set_name]()
-        params = make_parameters(shapes, args.gradients)
+        params = make_parameters(shapes, args.gradients, device=args.device)
         numel = sum(param.numel() for param in params)
         per_candidate: dict[str, dict[str, Any]] = {}
         for _ in range(args.rounds):
             for family, name, label, factory in rows:
                 optimizer = factory(params)
-                times, faults = time_steps(optimizer, args.warmup, args.steps)
+                times, faults = time_steps(optimizer, args.warmup, args.steps, args.device)
                 del optimizer
                 gc.collect()
                 entry = per_candidate.setdefault(
@@ -368,6 +414,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the parameters and gradients live there)")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--compile-time", action="store_true", help="only time the fused kernels' cold compile")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

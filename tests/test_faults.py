@@ -51,6 +51,12 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
         r"^any_fbeta: unsupported prediction values: nan",
     ),
     (
+        "any_fbeta: NaN prediction, check_values=False (the loss frame catches the NaN loss)",
+        lambda: _get("any_fbeta")(torch.tensor([0.2, NAN]), torch.tensor([0.0, 1.0]), check_values=False),
+        UnsupportedInputError,
+        r"^any_fbeta: unsupported loss value: 1 of 1 entries non-finite",
+    ),
+    (
         "any_fbeta: shapes differ",
         lambda: _get("any_fbeta")(torch.rand(3), torch.ones(4)),
         UnsupportedInputError,

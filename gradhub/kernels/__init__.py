@@ -17,12 +17,14 @@ _EXPORTS = {
     **dict.fromkeys(
         (
             "CACHE_BLOCK_BYTES",
+            "accelerator_formulation",
             "as_rows",
             "cache_blocks",
             "foreach_add_scalar_",
             "foreach_copy_",
             "foreach_scalar",
             "group_tensors",
+            "host_formulation",
             "is_plain",
             "row_blocks",
             "row_shape",

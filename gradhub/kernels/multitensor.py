@@ -7,6 +7,8 @@ reductions over many small tensors are cheapest as one batched op over a stacked
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from collections.abc import Hashable, Iterator, Sequence
 
 import torch
@@ -15,18 +17,49 @@ from torch.nn import Parameter
 
 __all__ = [
     "CACHE_BLOCK_BYTES",
+    "accelerator_formulation",
     "as_rows",
     "cache_blocks",
     "foreach_add_scalar_",
     "foreach_copy_",
     "foreach_scalar",
     "group_tensors",
+    "host_formulation",
     "is_plain",
     "row_blocks",
     "row_shape",
     "same_shape_batches",
     "write_back",
 ]
+
+
+_ACCELERATOR_STAND_IN: contextvars.ContextVar[bool] = contextvars.ContextVar("gradhub_accelerator", default=False)
+
+
+def host_formulation(device: torch.device) -> bool:
+    """Whether a path may use its CPU formulation for tensors on ``device``.
+
+    The CPU formulations read decisions back to the host or walk cache-sized blocks: right on a
+    CPU, wrong on an accelerator (a sync per read) and under ``torch.compile`` (a graph break per
+    read). So: True on a CPU, False on any other device, while compiling, and inside
+    :func:`accelerator_formulation` (how tests run the accelerator formulation on CPU tensors).
+    """
+    return device.type == "cpu" and not torch.compiler.is_compiling() and not _ACCELERATOR_STAND_IN.get()
+
+
+@contextlib.contextmanager
+def accelerator_formulation() -> Iterator[None]:
+    """Within the block, :func:`host_formulation` is False: CPU tensors take the paths written for GPUs.
+
+    For tests on a machine without one: every optimizer's CUDA formulation runs on CPU and can be
+    compared with its CPU formulation in float64 (the conformance check
+    ``accelerator_formulation_matches`` does).
+    """
+    token = _ACCELERATOR_STAND_IN.set(True)
+    try:
+        yield
+    finally:
+        _ACCELERATOR_STAND_IN.reset(token)
 
 
 def group_tensors(

@@ -5,12 +5,16 @@ argument, what was given and what is allowed ("any_fbeta: unsupported prediction
 torch.int64; prediction must be a floating-point tensor"), so layers, losses and the frames of
 solvers and samplers word their input errors alike. They cost no host sync, except
 :func:`require_finite` and :func:`require_values`, which read one flag back (call them once per
-call, not per element; give users a ``check_finite=False`` escape where it matters).
+call, not per element; give users a ``check_finite=False`` escape where it matters). Inside
+:func:`deferred_checks` (the loss frame opens one) :func:`require_values` reads nothing: its count
+joins the frame's single read at the end of the call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import contextvars
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -18,6 +22,8 @@ import torch
 from gradhub.errors import UnsupportedInputError
 
 __all__ = [
+    "DeferredCheck",
+    "deferred_checks",
     "require_finite",
     "require_generator",
     "require_matching_shapes",
@@ -103,8 +109,47 @@ def require_finite(method: str, name: str, value: torch.Tensor) -> None:
             )
 
 
+class DeferredCheck:
+    """A :func:`require_values` whose read waits for the frame: the count of bad entries, on the device."""
+
+    def __init__(self, method: str, name: str, bad: torch.Tensor, value: torch.Tensor, allowed: str) -> None:
+        self.method, self.name, self.bad, self.value, self.allowed = method, name, bad, value, allowed
+        self.count = bad.sum()
+
+    def raise_error(self) -> None:
+        """The error :func:`require_values` raises (one more read, on the error path only)."""
+        require_values(self.method, self.name, self.bad, self.value, self.allowed)
+
+
+_DEFERRED: contextvars.ContextVar[list[DeferredCheck] | None] = contextvars.ContextVar(
+    "gradhub_deferred_checks", default=None
+)
+
+
+@contextlib.contextmanager
+def deferred_checks() -> Iterator[list[DeferredCheck]]:
+    """Within the block :func:`require_values` only records its check; the caller reads them all at once.
+
+    A kind frame wraps the method's call in it and reads every recorded count together with its own
+    (the loss frame: with the loss value's non-finite count), so value checks add no host sync.
+    """
+    collected: list[DeferredCheck] = []
+    token = _DEFERRED.set(collected)
+    try:
+        yield collected
+    finally:
+        _DEFERRED.reset(token)
+
+
 def require_values(method: str, name: str, bad: torch.Tensor, value: torch.Tensor, allowed: str) -> None:
-    """``bad`` (a boolean mask over ``value``) is all False (one host sync), or an error showing the first."""
+    """``bad`` (a boolean mask over ``value``) is all False (one host sync), or an error showing the first.
+
+    Inside :func:`deferred_checks` the check is recorded for the frame's one read instead.
+    """
+    collected = _DEFERRED.get()
+    if collected is not None:
+        collected.append(DeferredCheck(method, name, bad, value, allowed))
+        return
     if bool(bad.any()):
         first = value.reshape(-1)[bad.reshape(-1).nonzero()[0, 0]].item()
         raise UnsupportedInputError(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ import torch
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
 from gradhub.hyperparameters import bind_and_validate, bind_to_spec, public_signature, validated
+from gradhub.kinds.inputs import DeferredCheck, deferred_checks
 
 __all__ = ["LossExample", "is_loss_target", "loss", "reduce", "require_finite_loss"]
 
@@ -51,18 +52,29 @@ def reduce(values: torch.Tensor, reduction: str, method: str) -> torch.Tensor:
     raise HyperparameterError(method, "reduction", reduction, "one of 'none', 'mean', 'sum'")
 
 
-def require_finite_loss(method: str, value: Any) -> None:
-    """A floating-point loss value without NaN or infinity, or an error naming ``method`` (one host sync)."""
-    if isinstance(value, torch.Tensor) and value.is_floating_point():
-        bad = ~torch.isfinite(value.detach())
-        if bool(bad.any()):
-            raise UnsupportedInputError(
-                method,
-                "loss value",
-                f"{int(bad.sum())} of {value.numel()} entries non-finite",
-                "a finite loss: the data or the model's outputs hold NaN or infinity (check_finite=False skips "
-                "this check)",
-            )
+def require_finite_loss(method: str, value: Any, deferred: Sequence[DeferredCheck] = ()) -> None:
+    """The ``deferred`` value checks pass and a floating-point loss has no NaN or infinity, in one host read.
+
+    Otherwise the error of the first failing value check (they explain a NaN loss better), or one
+    naming ``method`` and the count of non-finite loss entries.
+    """
+    checks = isinstance(value, torch.Tensor) and value.is_floating_point()
+    counts = [check.count for check in deferred]
+    if checks:
+        counts.append((~torch.isfinite(value.detach())).sum())
+    if not counts:
+        return
+    read = torch.stack([count.to(counts[-1].device) for count in counts]).tolist()
+    for check, count in zip(deferred, read):
+        if count:
+            check.raise_error()
+    if checks and read[-1]:
+        raise UnsupportedInputError(
+            method,
+            "loss value",
+            f"{int(read[-1])} of {value.numel()} entries non-finite",
+            "a finite loss: the data or the model's outputs hold NaN or infinity (check_finite=False skips this check)",
+        )
 
 
 def loss(spec: Any) -> Callable[[Target], Target]:
@@ -73,7 +85,9 @@ def loss(spec: Any) -> Callable[[Target], Target]:
     ``__init__`` is validated and ``forward`` checked; ``module.check_finite = False`` turns the check
     off for that instance. A returned loss with a non-finite entry raises
     :class:`~gradhub.errors.UnsupportedInputError` naming the method and how many entries are bad,
-    instead of handing NaN to ``backward()``. The check reads one flag back (one host sync per call).
+    instead of handing NaN to ``backward()``. Input value checks the method makes with
+    :func:`~gradhub.kinds.inputs.require_values` are deferred to the same read: one host sync per call
+    for all of them (none with ``check_finite=False`` and no value checks).
     """
     model = spec.params
 
@@ -83,9 +97,9 @@ def loss(spec: Any) -> Callable[[Target], Target]:
 
         @functools.wraps(forward)
         def checked_forward(self: Any, *args: Any, **kwargs: Any) -> Any:
-            value = forward(self, *args, **kwargs)
-            if self.check_finite:
-                require_finite_loss(spec.name, value)
+            with deferred_checks() as deferred:
+                value = forward(self, *args, **kwargs)
+            require_finite_loss(spec.name, value if self.check_finite else None, deferred)
             return value
 
         target.forward = checked_forward  # type: ignore[attr-defined]
@@ -105,9 +119,9 @@ def loss(spec: Any) -> Callable[[Target], Target]:
             check = bound.arguments.pop("check_finite")
             if not isinstance(check, bool):
                 raise HyperparameterError(spec.name, "check_finite", check, "True or False")
-            value = function(*bound.args, **bound.kwargs)
-            if check:
-                require_finite_loss(spec.name, value)
+            with deferred_checks() as deferred:
+                value = function(*bound.args, **bound.kwargs)
+            require_finite_loss(spec.name, value if check else None, deferred)
             return value
 
         bind_to_spec(call, spec, model, function.__doc__, signature)

@@ -20,8 +20,10 @@ decreasing, within ``bounds``; one host sync per call), keeps the state in at le
 calls the step once per pair of grid points under ``torch.no_grad()`` (unless
 ``enable_grad=True``), records the trajectory and progress, and returns a :class:`SampleResult`
 in ``x_T``'s dtype. :meth:`SamplerCall.model` calls the user's model in ``x_T``'s dtype with a
-``(batch,)`` time tensor, counts the call, and checks the output's shape, device and (unless
-``check_finite=False``) finiteness, naming the method and the step.
+``(batch,)`` time tensor, counts the call, and checks the output's shape and device; unless
+``check_finite=False`` it counts the output's non-finite entries on the device, and the frame reads
+those counts once after the last step (one host sync per call, none per model call) and raises,
+naming the method, the first bad step and its time.
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ class SamplerCall:
         self.evaluations = 0
         self.check_finite = True
         self.memory: dict[str, Any] = {}
+        self._nonfinite: list[torch.Tensor] = []
+        self._where: list[tuple[int, float]] = []
 
     def model(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """The model's output at ``(x, t)`` in the state's dtype: one counted, checked evaluation."""
@@ -98,14 +102,28 @@ class SamplerCall:
                 got,
                 f"the model must return a tensor shaped like x {tuple(x.shape)} on {x.device}",
             )
-        if self.check_finite and not bool(torch.isfinite(output).all()):
-            raise UnsupportedInputError(
-                self.method,
-                f"model output at step {self.index} (t={t:.6g})",
-                f"a tensor with {int((~torch.isfinite(output)).sum())} non-finite entries",
-                "the model must return finite values (pass check_finite=False to skip this check)",
-            )
+        if self.check_finite:  # counted on the device; read once, by finish()
+            self._nonfinite.append((~torch.isfinite(output)).sum())
+            self._where.append((self.index, t))
         return output.to(x.dtype)
+
+    def finish(self) -> None:
+        """Raise if any model output of this call was non-finite, naming the first one's step and time.
+
+        One host read per call (not per model call): the counts of non-finite entries stay on the
+        device while the sampler runs, so a NaN is reported after the last step, with where it began.
+        """
+        if not self._nonfinite:
+            return
+        counts = torch.stack(self._nonfinite).tolist()
+        for count, (index, t) in zip(counts, self._where):
+            if count:
+                raise UnsupportedInputError(
+                    self.method,
+                    f"model output at step {index} (t={t:.6g})",
+                    f"a tensor with {count} non-finite entries",
+                    "the model must return finite values (pass check_finite=False to skip this check)",
+                )
 
     def noise(self, like: torch.Tensor) -> torch.Tensor:
         """Standard normal noise shaped like ``like``, drawn from the call's generator only."""
@@ -228,6 +246,7 @@ def sampler(
                     if trajectory is not None:
                         trajectory.append(x)
                     bar.update(**{label: points[index + 1]})
+            call.finish()
             stacked = torch.stack([state.to(x_T.dtype) for state in trajectory]) if trajectory is not None else None
             return SampleResult(samples=x.to(x_T.dtype), evaluations=call.evaluations, trajectory=stacked)
 

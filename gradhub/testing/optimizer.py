@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 from typing import Any
@@ -134,16 +135,24 @@ def check_step_with_closure(spec: MethodSpec, device: torch.device, dtype: torch
     "optimizer", dtypes="precise", applies=lambda spec: spec.capabilities.supports_foreach, when="supports_foreach"
 )
 def check_foreach_matches_single(spec: MethodSpec, device: torch.device, dtype: torch.dtype) -> None:
-    """The multi-tensor path (foreach=True) gives the per-tensor path's parameters and state."""
+    """The multi-tensor path (foreach=True) gives the per-tensor path's parameters and state, and on a CPU
+    so does its accelerator formulation (what a GPU runs, on CPU tensors: kernels.accelerator_formulation)."""
+    from gradhub.kernels import accelerator_formulation
+
+    runs = [("foreach=False", False, False), ("foreach=True", True, False)]
+    if device.type == "cpu":
+        runs.append(("foreach=True in the accelerator formulation (as on a GPU)", True, True))
     results = []
-    for foreach in (False, True):
+    for _, foreach, accelerator in runs:
         example = _example(spec, device, dtype)
         params = list(example.model.parameters())
         optimizer = _optimizer(spec, params, example.hparams, foreach=foreach)
-        _train(spec, example, [optimizer], example.steps)
+        with accelerator_formulation() if accelerator else contextlib.nullcontext():
+            _train(spec, example, [optimizer], example.steps)
         results.append([p.detach().clone() for p in params] + _state_tensors(optimizer, params))
     tolerance = 1e-12 if dtype == torch.float64 else 1e-5
-    assert_close(spec, results[0], results[1], "foreach=True vs foreach=False", rtol=tolerance, atol=tolerance)
+    for (label, _, _), result in zip(runs[1:], results[1:]):
+        assert_close(spec, results[0], result, f"{label} vs foreach=False", rtol=tolerance, atol=tolerance)
 
 
 @conformance_check(

@@ -83,6 +83,7 @@ from torch import Tensor, nn
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import Hyperparameters, validated
+from gradhub.kernels import host_formulation
 from gradhub.kernels.native import KernelUnavailableWarning
 from gradhub.kinds.attack import AttackResult
 from gradhub.kinds.loss import reduce
@@ -409,6 +410,31 @@ class FusedWithoutDecaySGD(FusedMomentumSGD):
 
     spec = FUSED_MOMENTUM_NO_DECAY.spec
     fused_kernel = staticmethod(fused_momentum_without_decay)
+
+
+FUSED_MOMENTUM_GPU_NO_DECAY = variant(
+    FUSED_MOMENTUM,
+    "suite-fused-momentum-gpu-no-decay",
+    "foreach_matches_single",
+    "in the accelerator formulation (as on a GPU) vs foreach=False",
+    target="GPUWithoutDecaySGD",
+)
+
+
+def multi_tensor_momentum_gpu_without_decay(
+    params: list[Tensor], grads: list[Tensor], buffers: list[Tensor], options: MomentumHyperparameters
+) -> None:
+    """The multi-tensor path, whose formulation for accelerators (never run on a CPU-only machine) drops decay."""
+    if not host_formulation(params[0].device):
+        options = options.model_copy(update={"weight_decay": 0.0})
+    multi_tensor_momentum(params, grads, buffers, options)
+
+
+class GPUWithoutDecaySGD(FusedMomentumSGD):
+    """Its GPU formulation forgets the weight decay: only the accelerator stand-in shows it on CPU."""
+
+    spec = FUSED_MOMENTUM_GPU_NO_DECAY.spec
+    multi_tensor = staticmethod(multi_tensor_momentum_gpu_without_decay)
 
 
 FUSED_MOMENTUM_UNAVAILABLE = variant(

@@ -54,7 +54,11 @@ EPS = Field(
     "as the official s",
 )
 FROM_LOGITS = Field(False, description="inputs are logits z: A(sigmoid(z)) is used (an addition, not in the paper)")
-CHECK_VALUES = Field(True, description="check that targets are 0/1 and probabilities in [0, 1] (a host sync for each)")
+CHECK_VALUES = Field(
+    True,
+    description="check that targets are 0/1 and probabilities in [0, 1] (or logits not NaN); read in the loss "
+    "frame's one host sync per call, with the finite-loss check",
+)
 
 
 def _f1_takes_no_beta(method: str, metric: object, beta: float) -> None:

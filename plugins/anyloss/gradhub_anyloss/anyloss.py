@@ -57,6 +57,7 @@ from gradhub_anyloss import (
     ANY_FBETA,
     ANY_GMEAN,
     ANYLOSS,
+    CHECK_VALUES,
     WBCE_ANY,
 )
 
@@ -156,7 +157,8 @@ def _batch(
     method: str, prediction: Tensor, target: Tensor, from_logits: bool, check_values: bool
 ) -> tuple[Tensor, Tensor]:
     """``prediction`` and ``target`` checked and flattened, in float32 at least (``exp(-73 / 2)``
-    underflows in float16)."""
+    underflows in float16); their values only with ``check_values`` (in a loss, deferred to the loss frame's
+    one host read; in ``soft_confusion_matrix``, one read)."""
     kind = "logits" if from_logits else "probabilities"
     require_tensor(method, "prediction", prediction, nonempty=True, what=f"of {kind}")
     require_tensor(method, "target", target, dtype="real", what="of 0/1 labels")
@@ -189,10 +191,15 @@ def _metric_loss(
 
 
 def soft_confusion_matrix(
-    prediction: Tensor, target: Tensor, L: float = AMPLIFYING_SCALE.default, from_logits: bool = False
+    prediction: Tensor,
+    target: Tensor,
+    L: float = AMPLIFYING_SCALE.default,
+    from_logits: bool = False,
+    check_values: bool = CHECK_VALUES.default,
 ) -> SoftConfusionMatrix:
-    """The soft confusion matrix of a batch (Eq. 2) of ``A(p)``, in float32 for half inputs."""
-    p, y = _batch("soft_confusion_matrix", prediction, target, from_logits, True)
+    """The soft confusion matrix of a batch (Eq. 2) of ``A(p)``, in float32 for half inputs
+    (``check_values=True``: labels and probabilities checked, as in the losses)."""
+    p, y = _batch("soft_confusion_matrix", prediction, target, from_logits, check_values)
     return _confusion(approximation(torch.sigmoid(p) if from_logits else p, L), y)
 
 
@@ -210,6 +217,8 @@ class AnyLoss(nn.Module):
     0/1 labels of the same shape (up to size-1 dimensions; ``(N, 1)`` and ``(N,)`` agree) and
     returns one scalar: the metric is a property of the whole batch, so there is no
     ``reduction`` (use batches holding both classes; larger ones for imbalanced data).
+    ``check_values=True`` checks that labels are 0/1 and probabilities in [0, 1] (logits not NaN),
+    one host sync each, so it is off by default; shapes, dtypes and devices are always checked.
     """
 
     def __init__(

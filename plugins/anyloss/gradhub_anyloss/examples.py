@@ -15,10 +15,11 @@ from gradhub.kinds.loss import LossExample
 
 
 def _batch(device: Any, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    # drawn on the host and moved: the same batch on every device
     generator = torch.Generator().manual_seed(seed)
-    probabilities = torch.rand(32, generator=generator, dtype=torch.float64) * 0.9 + 0.05
-    labels = (torch.rand(32, generator=generator) < 0.3).long()
-    labels[:2] = torch.tensor([0, 1])  # both classes, whatever the seed
+    probabilities = torch.rand(32, generator=generator, dtype=torch.float64, device="cpu") * 0.9 + 0.05
+    labels = (torch.rand(32, generator=generator, device="cpu") < 0.3).long()
+    labels[:2] = torch.tensor([0, 1], device="cpu")  # both classes, whatever the seed
     return probabilities.to(device=device, dtype=dtype), labels.to(device)
 
 

@@ -21,7 +21,6 @@ from gradhub_anyloss.anyloss import (
 from gradhub import HyperparameterError, UnknownHyperparameterError, UnsupportedInputError
 
 
-
 def _anyloss(p: torch.Tensor, y: torch.Tensor, *, check_finite: bool = True, **hparams: Any) -> torch.Tensor:
     """The module called as the functions are (the loss frame's check is an attribute of the module)."""
     module = AnyLoss(**hparams)
@@ -62,6 +61,13 @@ def test_bad_inputs(method: str) -> None:
     raises(method, lambda: loss(torch.empty(0), torch.empty(0)), "prediction shape", "(0,)", "at least one")
     raises(method, lambda: loss(P, Y[:3]), "shapes", "prediction (4,), target (3,)", "same shape")
     raises(method, lambda: loss(P.view(2, 2), Y), "shapes", "prediction (2, 2), target (4,)")
+
+
+@pytest.mark.parametrize("method", list(FUNCTIONS))
+def test_bad_values_with_check_values(method: str) -> None:
+    def loss(*args: Any, **kwargs: Any) -> torch.Tensor:
+        return FUNCTIONS[method](*args, check_values=True, **kwargs)
+
     raises(method, lambda: loss(P, torch.tensor([0, 2, 1, 0])), "target values", "2 (1 of 4 entries", "0 and 1")
     raises(method, lambda: loss(P, torch.tensor([0.0, 0.5, float("nan"), 1.0])), "target values", "0.5 (2 of 4")
     raises(method, lambda: loss(torch.tensor([0.2, 1.5, -0.1, 0.4]), Y), "prediction values", "1.5 (2 of 4", "[0, 1]")
@@ -77,18 +83,39 @@ def test_bad_inputs(method: str) -> None:
 
 @pytest.mark.parametrize("method", list(FUNCTIONS))
 def test_check_values_false_skips_the_value_checks(method: str) -> None:
-    """check_values=False accepts out-of-range values (with check_finite=False too: no host sync at all);
-    shapes are still checked. A NaN loss from them (wbce_any's log(1 - 1.5)) is the loss frame's error."""
-    value = FUNCTIONS[method](torch.tensor([0.2, 1.5, 0.9, 0.4]), Y, check_values=False, check_finite=False)
+    """With check_values=False out-of-range values are not looked at (with check_finite=False too, no host
+    read at all); shapes are still checked. A NaN loss from them (wbce_any's log(1 - 1.5)) is the loss
+    frame's error."""
+    flag = {"check_values": False}
+    value = FUNCTIONS[method](torch.tensor([0.2, 1.5, 0.9, 0.4]), Y, check_finite=False, **flag)
     assert value.dim() == 0
     if not torch.isfinite(value):
         raises(
             method,
-            lambda: FUNCTIONS[method](torch.tensor([0.2, 1.5, 0.9, 0.4]), Y, check_values=False),
+            lambda: FUNCTIONS[method](torch.tensor([0.2, 1.5, 0.9, 0.4]), Y, **flag),
             "loss value",
             "1 of 1 entries non-finite",
         )
-    raises(method, lambda: FUNCTIONS[method](P, Y[:3], check_values=False), "shapes")
+    raises(method, lambda: FUNCTIONS[method](P, Y[:3], **flag), "shapes")
+
+
+@pytest.mark.parametrize("method", list(FUNCTIONS))
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [({}, ["tolist"]), ({"check_finite": False}, ["tolist"]), ({"check_finite": False, "check_values": False}, [])],
+)
+def test_one_host_read_per_call(method: str, flags: dict, expected: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The value checks and the finite-loss check share one read per call (one sync on a GPU); with both off
+    a call reads nothing back."""
+    reads = []
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "cpu"):
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(
+            torch.Tensor, name, lambda self, *a, _n=name, _o=original: (reads.append(_n), _o(self, *a))[1]
+        )
+    FUNCTIONS[method](P, Y, **flags)
+    monkeypatch.undo()
+    assert reads == expected
 
 
 def hyperparameter_error(method: str, call: Callable[[], Any], parameter: str, value: Any, allowed: str) -> None:
@@ -149,5 +176,8 @@ def test_metric_callable_must_return_a_scalar_tensor(method: str) -> None:
     )
 
 
-def test_soft_confusion_matrix_validates() -> None:
-    raises("soft_confusion_matrix", lambda: soft_confusion_matrix(P, torch.tensor([0, 1, 3, 0])), "target values")
+def test_soft_confusion_matrix_validates_unless_told_not_to() -> None:
+    bad = torch.tensor([0, 1, 3, 0])
+    raises("soft_confusion_matrix", lambda: soft_confusion_matrix(P, bad), "target values")
+    assert soft_confusion_matrix(P, bad, check_values=False).tp.dim() == 0
+    raises("soft_confusion_matrix", lambda: soft_confusion_matrix(P, Y[:3]), "shapes")

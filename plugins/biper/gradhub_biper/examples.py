@@ -10,8 +10,8 @@ from gradhub.kinds.layer import LayerExample
 
 
 def _randn(shape: tuple[int, ...], seed: int, device: Any, dtype: torch.dtype, scale: float = 1.0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return (scale * torch.randn(shape, generator=generator, dtype=torch.float64)).to(device=device, dtype=dtype)
+    generator = torch.Generator().manual_seed(seed)  # drawn on the host and moved: the same inputs on every device
+    return (scale * torch.randn(shape, generator=generator, dtype=torch.float64, device="cpu")).to(device, dtype)
 
 
 def small_image_batch(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LayerExample:

@@ -11,8 +11,8 @@ from gradhub.kinds.schedule import ScheduleExample
 
 
 def _inputs(device: Any, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, ...]:
-    generator = torch.Generator().manual_seed(seed)
-    return (torch.randn(4, 3, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype),)
+    generator = torch.Generator().manual_seed(seed)  # drawn on the host and moved: the same inputs on every device
+    return (torch.randn(4, 3, generator=generator, dtype=torch.float64, device="cpu").to(device=device, dtype=dtype),)
 
 
 def small_batch_half_lambda(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LayerExample:

@@ -93,15 +93,16 @@ def ritz_rhs(
     device = torch.device(device) if device is not None else A.device
     dtype = dtype or A.dtype
     operator = Operator(METHOD, A.to(device), size, torch.float64, unbatched=False)
-    generator = torch.Generator().manual_seed(seed)
-    z = torch.randn(size, generator=generator, dtype=torch.float64).to(device)
+    generator = torch.Generator().manual_seed(seed)  # host draws, then moved: the same data on every device
+    z = torch.randn(size, generator=generator, dtype=torch.float64, device="cpu").to(device)
     start = operator(z.unsqueeze(0))[0]
     steps = min(m, size)
     basis, tridiagonal = lanczos(operator, start, steps)
     ritz_values, coordinates = torch.linalg.eigh(tridiagonal)
     ritz_vectors = (basis.T @ coordinates).T
     kept = ritz_vectors[ritz_values >= 1e-8]
-    coefficients = torch.randn(n_samples, kept.shape[0], generator=generator, dtype=torch.float64).to(device)
+    coefficients = torch.randn(n_samples, kept.shape[0], generator=generator, dtype=torch.float64, device="cpu")
+    coefficients = coefficients.to(device)
     low = min(steps // 2 + theta, kept.shape[0])
     coefficients[:, :low] *= low_scale
     rhs = coefficients @ kept

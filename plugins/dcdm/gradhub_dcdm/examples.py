@@ -27,8 +27,8 @@ def _poisson(device: Any, dtype: torch.dtype, layout: str = "csr") -> torch.Tens
 
 
 def _rhs(shape: tuple[int, ...], device: Any, dtype: torch.dtype, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(shape, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
+    generator = torch.Generator().manual_seed(seed)  # drawn on the host and moved: the same rhs on every device
+    return torch.randn(shape, generator=generator, dtype=torch.float64, device="cpu").to(device=device, dtype=dtype)
 
 
 def _relative_residual(matrix: torch.Tensor, rhs: torch.Tensor):
@@ -44,7 +44,7 @@ def _relative_residual(matrix: torch.Tensor, rhs: torch.Tensor):
 def smoothing_model(device: Any, dtype: torch.dtype) -> torch.nn.Conv2d:
     """``r -> K * r`` with K = [[0,1,0],[1,4,1],[0,1,0]] / 8 (zero padding): symmetric, eigenvalues in [0, 1]."""
     model = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False)
-    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, 4.0, 1.0], [0.0, 1.0, 0.0]]) / 8
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, 4.0, 1.0], [0.0, 1.0, 0.0]], device="cpu") / 8  # then moved
     with torch.no_grad():
         model.weight.copy_(kernel.view(1, 1, 3, 3))
     return model.to(device=device, dtype=dtype)

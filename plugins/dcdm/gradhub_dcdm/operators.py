@@ -237,7 +237,9 @@ def poisson_matrix(
         cols += [high, low]
         values += [torch.full((low.numel(),), -1.0, dtype=dtype, device=device)] * 2
     indices = torch.stack([torch.cat(rows), torch.cat(cols)])
-    matrix = torch.sparse_coo_tensor(indices, torch.cat(values), (size, size), check_invariants=False).coalesce()
+    matrix = torch.sparse_coo_tensor(
+        indices, torch.cat(values), (size, size), device=device, check_invariants=False
+    ).coalesce()
     if layout == "dense":
         return matrix.to_dense()
     with warnings.catch_warnings():

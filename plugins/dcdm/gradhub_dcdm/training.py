@@ -50,15 +50,16 @@ def train_dcdm(
         raise UnsupportedInputError(METHOD, "lr", repr(lr), "lr must be a number > 0")
     shape = (1, *grid) if grid is not None else (rhs.shape[1],)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    # the permutations are drawn on the host (the same on every device) and moved once per epoch
     generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(rhs.shape[0], generator=generator)
+    order = torch.randperm(rhs.shape[0], generator=generator, device="cpu").to(rhs.device)
     cursor = 0
     losses: list[float] = []
     with tracker(progress, total=steps, task=METHOD) as bar:
         for _ in range(steps):
             if cursor + batch_size > rhs.shape[0]:
-                order, cursor = torch.randperm(rhs.shape[0], generator=generator), 0
-            batch = rhs[order[cursor : cursor + batch_size].to(rhs.device)]
+                order, cursor = torch.randperm(rhs.shape[0], generator=generator, device="cpu").to(rhs.device), 0
+            batch = rhs[order[cursor : cursor + batch_size]]
             cursor += batch_size
             inputs = batch.reshape(batch.shape[0], *shape)
             loss = dcdm_loss(model(inputs), inputs, A)

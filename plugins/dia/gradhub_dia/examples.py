@@ -21,9 +21,11 @@ def tiny_victim(
         torch.manual_seed(seed)
         model = nn.Sequential(nn.Flatten(), nn.Linear(16, 16), nn.ReLU(), nn.Dropout(p), nn.Linear(16, 3))
     model = model.to(device=device, dtype=dtype)
+    # drawn on the host and moved (the masks too: MaskDropout draws on the generator's device), so the same
+    # victim on every device
     generator = torch.Generator().manual_seed(seed)
-    inputs = torch.rand(2, 1, 4, 4, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
-    labels = torch.randint(3, (2,), generator=generator).to(device)
+    inputs = torch.rand(2, 1, 4, 4, generator=generator, dtype=torch.float64, device="cpu").to(device, dtype)
+    labels = torch.randint(3, (2,), generator=generator, device="cpu").to(device)
     gradients, masks = client_gradients(model, inputs, labels, generator=generator)
     masks = [mask.to(device) for mask in masks]
     return model, {k: v.to(device) for k, v in gradients.items()}, labels, inputs, masks
@@ -39,7 +41,7 @@ def gradient_of_tiny_dropout_mlp(
 
 def fixed_continuous_mask(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> LayerExample:
     """A fixed (continuous) mask, as the attacker uses it: deterministic, with an exact gradient."""
-    generator = torch.Generator().manual_seed(seed)
-    inputs = torch.randn(3, 5, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
-    mask = torch.rand(3, 5, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
+    generator = torch.Generator().manual_seed(seed)  # drawn on the host and moved: the same on every device
+    inputs = torch.randn(3, 5, generator=generator, dtype=torch.float64, device="cpu").to(device, dtype)
+    mask = torch.rand(3, 5, generator=generator, dtype=torch.float64, device="cpu").to(device, dtype)
     return LayerExample(inputs=(inputs,), hparams={"p": 0.25, "mask": mask})

@@ -639,7 +639,7 @@ def _result(
     return GradientInversionResult(
         output=output,
         iterations=iterations,
-        history=torch.tensor(best.history, dtype=torch.float64),
+        history=torch.tensor(best.history, dtype=torch.float64, device="cpu"),  # host floats, read each iteration
         masks=masks or None,
         best_loss=float(best.loss),
         best_iteration=best.iteration,

@@ -19,7 +19,8 @@ Differences from the official code: the official layer recovers the tracked mask
 ``output != 0``, which marks as dropped every unit whose input was already 0 (after a
 ReLU, about half of them); here the sampled Bernoulli mask itself is kept, so mask
 agreement is measured against the true mask. A ``generator`` attribute (default None: the
-global RNG, as ``nn.Dropout``) lets a caller draw tracked masks reproducibly.
+global RNG, as ``nn.Dropout``) lets a caller draw tracked masks reproducibly; the mask is drawn on the
+generator's device and moved to the input's, so a host generator gives the same masks on every device.
 """
 
 from __future__ import annotations
@@ -70,7 +71,10 @@ class MaskDropout(nn.Dropout):
             return input * (self.mask / (1 - self.p))
         if self.track and self.training:
             # Same draw as ATen's CPU dropout (bernoulli_(1 - p), then scaled, then multiplied).
-            keep = torch.empty_like(input).bernoulli_(1 - self.p, generator=self.generator)
+            generator = self.generator
+            where = generator.device if generator is not None else input.device
+            keep = torch.empty_like(input, device=where).bernoulli_(1 - self.p, generator=generator)
+            keep = keep.to(input.device)
             self.mask = keep
             self.track = False
             return input * (keep / (1 - self.p))

@@ -54,6 +54,7 @@ from gradhub.kernels import (
     foreach_add_scalar_,
     foreach_copy_,
     group_tensors,
+    host_formulation,
     native,
 )
 from gradhub.kinds.optimizer import ElementwiseOptimizer
@@ -111,8 +112,8 @@ def _multi_tensor_diffgrad(
     grouped = group_tensors([params, grads, exp_avgs, exp_avg_sqs, previous_grads], extra_keys=steps)
     for (device, dtype, step), lists in grouped.items():
         step_size = -_step_size(lr, beta1, beta2, step)
-        if device.type == "cpu":
-            blocks = cache_blocks(lists, CACHE_BLOCK_BYTES // torch.empty((), dtype=dtype).element_size())
+        if host_formulation(device):
+            blocks = cache_blocks(lists, CACHE_BLOCK_BYTES // dtype.itemsize)
         else:
             blocks = iter([lists])
         for block_params, block_grads, block_exp_avgs, block_exp_avg_sqs, block_previous in blocks:

@@ -17,24 +17,30 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gradhub.kinds.inputs import require_generator
 from gradhub_diffusion.paths import GaussianPath, _broadcast
 
 __all__ = ["GaussianMixture", "square_mixture"]
 
 
 class GaussianMixture:
-    """``sum_k weights_k N(means_k, std^2 I)`` in ``d`` dimensions (means: (K, d))."""
+    """``sum_k weights_k N(means_k, std^2 I)`` in ``d`` dimensions (means: (K, d)); equal weights by default,
+    on the means' device."""
 
     def __init__(self, means: Tensor, std: float, weights: Tensor | None = None) -> None:
         self.means = means
         self.std = float(std)
         count = means.shape[0]
-        self.weights = weights if weights is not None else torch.full((count,), 1 / count, dtype=means.dtype)
+        self.weights = (
+            weights if weights is not None else torch.full((count,), 1 / count, dtype=means.dtype, device=means.device)
+        )
 
     def to(self, device: Any = None, dtype: torch.dtype | None = None) -> GaussianMixture:
         return GaussianMixture(self.means.to(device, dtype), self.std, self.weights.to(device, dtype))
 
     def sample(self, count: int, generator: torch.Generator | None = None) -> Tensor:
+        """``count`` draws, on the means' device, from ``generator`` (None, or a generator on that device)."""
+        require_generator(type(self).__name__, generator, self.means, "means")
         device = self.means.device
         components = torch.multinomial(self.weights, count, replacement=True, generator=generator)
         noise = torch.randn(count, self.means.shape[1], generator=generator, device=device, dtype=self.means.dtype)

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from gradhub.errors import UnsupportedInputError
-from gradhub.kinds.inputs import require_matching_shapes, require_tensor
+from gradhub.kinds.inputs import require_generator, require_matching_shapes, require_tensor
 from gradhub.kinds.loss import loss, reduce
 from gradhub_diffusion import DDPM_EPS_LOSS, DSM_LOSS, EDM_LOSS, FLOW_MATCHING_LOSS
 from gradhub_diffusion.paths import GaussianPath, _broadcast
@@ -33,12 +33,7 @@ def _check(method: str, model: Any, x0: Any, generator: Any) -> None:
     if not callable(model):
         raise UnsupportedInputError(method, "model", type(model).__name__, "pass a callable model(x_t, t)")
     require_tensor(method, "x0", x0, min_dim=1, nonempty=True, what="(batch, ...)")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise UnsupportedInputError(method, "generator", type(generator).__name__, "pass a torch.Generator or None")
-    if generator is not None and generator.device.type != x0.device.type:
-        raise UnsupportedInputError(
-            method, "generator device", generator.device, f"the generator must be on x0's device ({x0.device})"
-        )
+    require_generator(method, generator, x0, "x0")
 
 
 def _call(method: str, model: Any, x_t: Tensor, t: Tensor) -> Tensor:

@@ -34,7 +34,7 @@ from torch import Tensor
 from gradhub.errors import HyperparameterError, UnsupportedInputError
 from gradhub.kinds.sampler import SamplerCall, sampler
 from gradhub_diffusion import DDIM, DDPM_ANCESTRAL, DPMPP_2M, EULER_MARUYAMA_SDE, EULER_ODE, FM_EULER, HEUN_EDM
-from gradhub_diffusion.paths import GaussianPath
+from gradhub_diffusion.paths import GaussianPath, PathPoint
 
 Model = Callable[[Tensor, Tensor], Tensor]
 EDM_FORM = GaussianPath(kind="edm")
@@ -86,9 +86,18 @@ def _path_range(values: dict[str, Any]) -> tuple[float, float]:
     return values["path"].t_min, values["path"].t_max
 
 
-def _coefficients(path: GaussianPath, t: float, s: float) -> tuple[float, float, float, float, float]:
+def _grid_points(call: SamplerCall, path: GaussianPath) -> tuple[PathPoint, PathPoint]:
+    """The path at this step's two grid times, as Python floats: the whole grid is evaluated at the first
+    step (one read of a host tensor per call), so no step makes a tensor for a time or reads one back."""
+    points = call.memory.get("path points")
+    if points is None:
+        points = call.memory["path points"] = path.points(call.grid)
+    return points[call.index], points[call.index + 1]
+
+
+def _coefficients(now: PathPoint, then: PathPoint) -> tuple[float, float, float, float, float]:
     """alpha_t, sigma_t, alpha_s, sigma_s and the transition variance sigma_t^2 - (alpha_t/alpha_s)^2 sigma_s^2."""
-    a_t, s_t, a_s, s_s = (float(v) for v in (path.alpha(t), path.sigma(t), path.alpha(s), path.sigma(s)))
+    a_t, s_t, a_s, s_s = now.alpha, now.sigma, then.alpha, then.sigma
     return a_t, s_t, a_s, s_s, max(s_t**2 - (a_t / a_s) ** 2 * s_s**2, 0.0)
 
 
@@ -192,8 +201,9 @@ def ddpm_ancestral(
     ``beta`` (sigma_{t|s}^2, DDPM's default) or ``beta_tilde`` = beta (1 - abar_s)/(1 - abar_t);
     no noise on the last step.
     """
-    a_t, s_t, a_s, s_s, transition = _coefficients(path, t, s)
-    denoised = path.to_x0(call.model(x, t), x, t, prediction)
+    now, then = _grid_points(call, path)
+    a_t, s_t, a_s, s_s, transition = _coefficients(now, then)
+    denoised = path.to_x0(call.model(x, t), x, now, prediction)
     x = (a_t / a_s) * (s_s**2 / s_t**2) * x + (a_s * transition / s_t**2) * denoised
     step_variance = transition * s_s**2 / s_t**2 if variance == "beta_tilde" else transition
     if call.index < call.steps - 1 and step_variance > 0:
@@ -211,8 +221,9 @@ def ddim(
     ``eta sqrt((1 - abar_s)/(1 - abar_t)) sqrt(1 - abar_t/abar_s)``); eta = 0 is deterministic (the
     probability-flow discretisation), eta = 1 has DDPM's posterior variance.
     """
-    a_t, s_t, a_s, s_s, transition = _coefficients(path, t, s)
-    denoised = path.to_x0(call.model(x, t), x, t, prediction)
+    now, then = _grid_points(call, path)
+    a_t, s_t, a_s, s_s, transition = _coefficients(now, then)
+    denoised = path.to_x0(call.model(x, t), x, now, prediction)
     noise_pred = (x - a_t * denoised) / s_t
     c = eta * math.sqrt(transition * s_s**2 / s_t**2)
     x = a_s * denoised + math.sqrt(max(s_s**2 - c**2, 0.0)) * noise_pred
@@ -226,7 +237,8 @@ def fm_euler(call: SamplerCall, x: Tensor, t: float, s: float, *, path: Gaussian
     Flow matching (Lipman et al. 2023) / rectified flow (Liu et al. 2023); the model returns the
     velocity by default (``prediction="velocity"``); other outputs are converted through the path.
     """
-    return x + (s - t) * path.to_velocity(call.model(x, t), x, t, prediction)
+    now, _ = _grid_points(call, path)
+    return x + (s - t) * path.to_velocity(call.model(x, t), x, now, prediction)
 
 
 # The public names, from the objects themselves: each method's name is written once, in its spec.

@@ -96,3 +96,25 @@ def test_coefficients_in_float64_cast_at_multiply() -> None:
     assert path.alpha(torch.tensor([0.3], dtype=torch.float32)).dtype == torch.float64
     x0 = torch.ones(4, 2, dtype=torch.float32)
     assert path.sample(x0, torch.full((4,), 0.3), torch.zeros_like(x0)).dtype == torch.float32
+
+
+@pytest.mark.parametrize("kind", PATH_KINDS)
+def test_points_are_the_tensor_values(kind: str) -> None:
+    """points() gives, as Python floats, exactly what alpha/sigma/d_alpha/d_sigma give at each time; and a
+    conversion at a PathPoint or a number is bit-identical to one at the 0-d tensor time."""
+    path = GaussianPath(kind=kind)
+    times = [path.t_min, *_times(path).tolist(), path.t_max]
+    points = path.points(times)
+    assert [point.t for point in points] == times and path.point(times[3]) == points[3]
+    for point in points:
+        tensor_time = torch.tensor(point.t, dtype=torch.float64)
+        for name in ("alpha", "sigma", "d_alpha", "d_sigma"):
+            value, expected = getattr(point, name), getattr(path, name)(tensor_time).item()
+            assert value == expected or (math.isnan(value) and math.isnan(expected)), (name, point.t)
+    generator = torch.Generator().manual_seed(0)
+    x_t, output = torch.randn(2, 4, 3, generator=generator, dtype=torch.float32)
+    for point in points[1:-1]:
+        for source in PREDICTIONS:
+            at_tensor = path.to_v(output, x_t, torch.tensor(point.t, dtype=torch.float64), source)
+            assert torch.equal(path.to_v(output, x_t, point, source), at_tensor)
+            assert torch.equal(path.to_v(output, x_t, point.t, source), at_tensor)

@@ -21,9 +21,10 @@ def small_logsumexp(device: Any = "cpu", dtype: torch.dtype = torch.float32, see
     (3.2e-5 > 1e-6 >= 2.7e-9, margins 30x and 370x); float32 stalls at ~3.2e-5 (f's round-off),
     so its tol is 1e-3 (margin 30x; iteration 4 is at 3.2e-3).
     """
+    # drawn on the host and moved: the same problem on every device
     generator = torch.Generator().manual_seed(seed)
-    A = torch.randn(30, 6, generator=generator, dtype=torch.float64)
-    b = torch.randn(30, generator=generator, dtype=torch.float64)
+    A = torch.randn(30, 6, generator=generator, dtype=torch.float64, device="cpu")
+    b = torch.randn(30, generator=generator, dtype=torch.float64, device="cpu")
     objective = logsumexp(A.to(device=device, dtype=dtype), b.to(device=device, dtype=dtype), 0.5)
     reference = logsumexp(A, b, 0.5)
 
@@ -43,14 +44,15 @@ def _mse(prediction: torch.Tensor) -> torch.Tensor:
 
 def tiny_regression_network(device: Any = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> ProbeExample:
     """A 3-4-1 tanh network on 8 points; the loss is the mean squared output minus a fixed target."""
+    # drawn on the host and moved: the same network and data on every device
     generator = torch.Generator().manual_seed(seed)
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
     with torch.no_grad():
         for parameter in model.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=generator))
+            parameter.copy_(torch.randn(parameter.shape, generator=generator, device="cpu"))
     model = model.to(device=device, dtype=dtype)
-    inputs = torch.randn(8, 3, generator=generator).to(device=device, dtype=dtype)
-    targets = torch.randn(8, 1, generator=generator).to(device=device, dtype=dtype)
+    inputs = torch.randn(8, 3, generator=generator, device="cpu").to(device=device, dtype=dtype)
+    targets = torch.randn(8, 1, generator=generator, device="cpu").to(device=device, dtype=dtype)
 
     def loss(prediction: torch.Tensor) -> torch.Tensor:
         return _mse(prediction - targets)

@@ -19,6 +19,7 @@ directions or radii. Diagnostic only: it is a gradhub addition, not in the paper
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from torch import nn
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validated
-from gradhub.kinds.inputs import require_tensor
+from gradhub.kinds.inputs import require_generator, require_tensor
 from gradhub_gns import GNS_RADIUS
 
 
@@ -58,6 +59,7 @@ def gns_radius_at(
 ) -> GNSRadius:
     """The empirical radius of ``fn`` at the vector ``x`` for the (approximate) Hessian ``H`` (default exact)."""
     require_tensor(GNS_RADIUS.name, "x", x, dim=1)
+    require_generator(GNS_RADIUS.name, generator, x, "x")
     x = x.detach()
     d = x.numel()
     gradient_of = torch.func.grad(lambda point: fn(point).reshape(()))
@@ -69,16 +71,18 @@ def gns_radius_at(
         raise UnsupportedInputError(GNS_RADIUS.name, "H", shown, f"H must be a ({d}, {d}) tensor")
     H = H.detach().to(x.dtype)
     norm = torch.linalg.vector_norm(gradient)
-    random = torch.randn(n_dirs, d, generator=generator, dtype=torch.float64, device="cpu").to(x)
+    random = torch.randn(n_dirs, d, generator=generator, dtype=torch.float64, device=x.device).to(x.dtype)
     directions = torch.cat([random, -gradient.unsqueeze(0)])
     directions = directions / torch.linalg.vector_norm(directions, dim=1, keepdim=True).clamp_min(1e-300)
-    radii = torch.logspace(torch.log10(torch.tensor(r_min)), torch.log10(torch.tensor(r_max)), n_grid).to(x)
+    radii = torch.logspace(math.log10(r_min), math.log10(r_max), n_grid, dtype=torch.float64, device=x.device)
+    radii = radii.to(x.dtype)
     steps = radii.view(1, -1, 1) * directions.unsqueeze(1)  # (directions, radii, d)
     moved = torch.func.vmap(gradient_of)((x + steps).reshape(-1, d)).reshape(steps.shape)
     error = torch.linalg.vector_norm(moved - gradient - steps @ H.mT, dim=-1) / norm.clamp_min(1e-300)
     passing = (error <= rel_tol).all(dim=0).to(torch.int64).cumprod(dim=0)  # every smaller radius passes too
     count = passing.sum()
-    radius = torch.where(count > 0, radii[(count - 1).clamp_min(0)], torch.zeros((), dtype=x.dtype, device=x.device))
+    largest = radii.index_select(0, (count - 1).clamp_min(0).reshape(1)).reshape(())  # no read-back of count
+    radius = torch.where(count > 0, largest, torch.zeros((), dtype=x.dtype, device=x.device))
     return GNSRadius(radius=radius, gradient_norm=norm, relative_error=error, radii=radii)
 
 

@@ -76,3 +76,11 @@ def test_radius_errors():
         gns_radius_at(_f, torch.ones(2, dtype=D), torch.eye(3, dtype=D))
     with pytest.raises(HyperparameterError, match=r"gns_radius.*rel_tol"):
         gns_radius(nn.Linear(2, 1), _f, torch.zeros(1, 2), rel_tol=0.0)
+
+
+def test_generator_on_another_device_than_x():
+    x = torch.ones(2, dtype=D, device="meta")
+    with pytest.raises(UnsupportedInputError, match=r"gns_radius: unsupported generator device: cpu"):
+        gns_radius_at(_f, x, generator=torch.Generator())
+    with pytest.raises(UnsupportedInputError, match=r"gns_radius: unsupported generator: int"):
+        gns_radius_at(_f, torch.ones(2, dtype=D), generator=1)

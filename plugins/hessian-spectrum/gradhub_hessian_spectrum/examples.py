@@ -15,10 +15,11 @@ from gradhub.kinds.probe import ProbeExample
 
 
 def _problem(device: Any, dtype: torch.dtype, seed: int) -> tuple[nn.Module, tuple[torch.Tensor, torch.Tensor]]:
+    # drawn on the host and moved: the same problem on every device
     generator = torch.Generator().manual_seed(seed)
-    centres = 3 * torch.randn(3, 4, generator=generator, dtype=torch.float64)
-    labels = torch.arange(3).repeat_interleave(8)
-    inputs = centres[labels] + torch.randn(24, 4, generator=generator, dtype=torch.float64)
+    centres = 3 * torch.randn(3, 4, generator=generator, dtype=torch.float64, device="cpu")
+    labels = torch.arange(3, device="cpu").repeat_interleave(8)
+    inputs = centres[labels] + torch.randn(24, 4, generator=generator, dtype=torch.float64, device="cpu")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Tanh(), nn.Dropout(0.2), nn.Linear(6, 3))

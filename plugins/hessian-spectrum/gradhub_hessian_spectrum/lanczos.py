@@ -24,6 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from gradhub.kinds.inputs import require_generator
 from gradhub.progress import ProgressCallback, tracker
 
 __all__ = ["gaussian_density", "lanczos", "rademacher", "ritz_decomposition", "slq"]
@@ -65,6 +66,7 @@ def lanczos(
     invariant: ``beta_j`` is set to 0 and ``q_{j+1}`` is a fresh random unit vector
     orthogonal to the basis, so every row yields ``steps`` Ritz values.
     """
+    require_generator("lanczos", generator, start, "start")
     rows, dim = start.shape
     device = start.device
     basis = torch.zeros(rows, steps, dim, dtype=torch.float64, device=device)

@@ -28,12 +28,12 @@ def norms_falling_then_rising(
 def tanh_mlp_after_backward(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> ProbeExample:
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # drawn on the host and moved: the same on every device
     model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
     with torch.no_grad():
         for parameter in model.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
-    inputs = torch.randn(16, 6, generator=generator)
+            parameter.copy_(torch.randn(parameter.shape, generator=generator, device="cpu") * 0.5)
+    inputs = torch.randn(16, 6, generator=generator, device="cpu")
     model.to(device=device, dtype=dtype)
     model(inputs.to(device=device, dtype=dtype)).square().mean().backward()
     return ProbeExample(model=model, hparams={"kind": "l2"})
@@ -43,13 +43,13 @@ def tanh_mlp_trained_for_8_steps(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> ProbeExample:
     """A recorder's example: the suite trains the model on ``loss_fn`` for ``steps`` SGD steps."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # drawn on the host and moved: the same on every device
     model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
     with torch.no_grad():
         for parameter in model.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+            parameter.copy_(torch.randn(parameter.shape, generator=generator, device="cpu") * 0.5)
     model.to(device=device, dtype=dtype)
-    inputs = torch.randn(16, 6, generator=generator).to(device=device, dtype=dtype)
+    inputs = torch.randn(16, 6, generator=generator, device="cpu").to(device=device, dtype=dtype)
 
     def loss_fn(model: nn.Module) -> torch.Tensor:
         return model(inputs).square().mean()

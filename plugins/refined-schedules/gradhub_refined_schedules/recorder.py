@@ -146,7 +146,7 @@ class GradNormRecorder:
         if state.get("kind") != self.kind:
             raise HyperparameterError(GRAD_NORM_RECORDER.name, "kind", state.get("kind"), f"{self.kind!r}, as recorded")
         self._buffer, self._filled = None, 0
-        self._host = [torch.as_tensor(state["norms"], dtype=torch.float64).numpy().copy()]
+        self._host = [torch.as_tensor(state["norms"], dtype=torch.float64, device="cpu").numpy().copy()]
 
 
 # The public names, from the objects themselves: each method's name is written once, in its spec.
