@@ -35,7 +35,8 @@ class CheckDefinition:
     when: str
     """The condition ``applies`` tests, in words, for the protocol document."""
     compares_devices: bool = False
-    """Runs once over all usable devices (at least two), which it receives as a tuple."""
+    """Runs once over all usable devices, which it receives as a tuple (with a CPU only: the CPU and an
+    :class:`AcceleratorStandIn`)."""
 
     @property
     def summary(self) -> str:
@@ -174,7 +175,11 @@ def checks_markdown() -> str:
         for definition in definitions(kind):
             runs = (
                 ("per device" if definition.per_device else "once")
-                + ("; when two or more devices are available" if definition.compares_devices else "")
+                + (
+                    "; over every device (CPU only: against its accelerator formulation)"
+                    if definition.compares_devices
+                    else ""
+                )
                 + (f"; when {definition.when}" if definition.when else "")
             )
             lines.append(f"| `{definition.id}` | {runs} | {_POLICY_WORDS[definition.dtypes]} | {definition.summary} |")
@@ -208,11 +213,33 @@ class Check:
     def __call__(self) -> None:
         import torch
 
-        device: Any = torch.device(self.device) if self.device else None
+        device: Any = None
         if self.definition.compares_devices:
-            device = tuple(torch.device(name) for name in self.device.split("+"))
+            device = tuple(
+                AcceleratorStandIn() if name == ACCELERATOR_STAND_IN else torch.device(name)
+                for name in self.device.split("+")
+            )
+        elif self.device:
+            device = torch.device(self.device)
         dtype = getattr(torch, self.dtype) if self.dtype else None
         self.definition.function(self.spec, device, dtype)
+
+
+ACCELERATOR_STAND_IN = "cpu-as-accelerator"
+"""The second device of a device-comparing check on a machine with a CPU only (see :class:`AcceleratorStandIn`)."""
+
+
+class AcceleratorStandIn:
+    """The CPU running every path's accelerator formulation (:func:`gradhub.kernels.accelerator_formulation`).
+
+    What a device-comparing check compares the CPU with when no second device is there: the code a
+    GPU would run, on CPU tensors, so a formulation that differs from the CPU's is caught on any machine.
+    """
+
+    type = "cpu"
+
+    def __str__(self) -> str:
+        return "cpu (accelerator formulation)"
 
 
 def available_devices() -> list[str]:
@@ -250,9 +277,9 @@ def expand(spec: MethodSpec, devices: Iterable[str] | None = None) -> list[Check
         if not definition.applies(spec):
             continue
         if definition.compares_devices:
-            if len(usable) < 2:
+            if len(usable) < 2 and usable != ["cpu"]:
                 continue
-            device_options: list[str | None] = ["+".join(usable)]
+            device_options: list[str | None] = ["+".join(usable if len(usable) > 1 else ["cpu", ACCELERATOR_STAND_IN])]
         else:
             device_options = list(usable) if definition.per_device else [None]
         for device in device_options:

@@ -181,8 +181,9 @@ def edited_defaults(model: type[Hyperparameters], **defaults: Any) -> type[Hyper
     return create_model(f"Edited{model.__name__}", __base__=model, **changed)  # type: ignore[call-overload]
 
 
-def on_cuda(tensor: Tensor) -> bool:
-    return tensor.device.type == "cuda"
+def on_accelerator(tensor: Tensor) -> bool:
+    """The device test a path makes (gradhub.kernels.host_formulation): True on a GPU and on its CPU stand-in."""
+    return not host_formulation(tensor.device)
 
 
 # === optimizer ================================================================================
@@ -294,6 +295,7 @@ MOMENTUM_NOISY = variant(
     "two runs from the same seed",
     target="NoisyMomentumSGD",
     collateral={
+        "devices_agree",
         "foreach_matches_single",
         "param_groups_independent",
         "resume_exact",
@@ -418,6 +420,7 @@ FUSED_MOMENTUM_GPU_NO_DECAY = variant(
     "foreach_matches_single",
     "in the accelerator formulation (as on a GPU) vs foreach=False",
     target="GPUWithoutDecaySGD",
+    collateral={"devices_agree"},
 )
 
 
@@ -584,7 +587,12 @@ MOMENTUM_META_STATE = variant(
     "state_on_parameter_device",
     "state 'second_moment' of parameter 0 is on meta, the parameter on cpu",
     target="MetaStateSGD",
-    collateral={"deterministic", "foreach_matches_single", "resume_exact"},  # meta tensors hold no values
+    collateral={
+        "devices_agree",
+        "deterministic",
+        "foreach_matches_single",
+        "resume_exact",
+    },  # meta tensors hold no values
 )
 
 
@@ -662,9 +670,9 @@ MOMENTUM_DEVICE_TUNED = variant(
     MOMENTUM,
     "suite-momentum-device-tuned",
     "devices_agree",
-    "cpu vs cuda",
+    "cpu vs ",
     target="CudaTunedSGD",
-    requires="cuda",
+    collateral={"foreach_matches_single"},
 )
 
 
@@ -674,7 +682,7 @@ class CudaTunedSGD(MomentumSGD):
     spec = MOMENTUM_DEVICE_TUNED.spec
 
     def update_group(self, group: dict[str, Any], params: list[Tensor], options: MomentumHyperparameters) -> None:
-        factor = 1.01 if on_cuda(params[0]) else 1.0
+        factor = 1.01 if on_accelerator(params[0]) else 1.0
         super().update_group(group, params, options.model_copy(update={"lr": options.lr * factor}))
 
 
@@ -702,7 +710,7 @@ RESIDUAL_HIDDEN_INNER = variant(
     "state_dict_round_trip",
     "outputs after load_state_dict",
     target="HiddenInnerResidual",
-    collateral={"hyperparameters_have_effect", "forward_backward", "gradient_exact"},
+    collateral={"devices_agree", "hyperparameters_have_effect", "forward_backward", "gradient_exact"},
 )
 
 
@@ -776,7 +784,7 @@ SCALED_TANH_NOISY = variant(
     "deterministic",
     "two runs from the same seed",
     target="NoisyScaledTanh",
-    collateral={"gradient_exact", "state_dict_round_trip"},
+    collateral={"devices_agree", "gradient_exact", "state_dict_round_trip"},
 )
 
 
@@ -877,9 +885,8 @@ SCALED_TANH_DEVICE_DEPENDENT = variant(
     SCALED_TANH,
     "suite-scaled-tanh-device-dependent",
     "devices_agree",
-    "cpu vs cuda",
+    "cpu vs ",
     target="CudaScaledTanh",
-    requires="cuda",
 )
 
 
@@ -887,7 +894,7 @@ SCALED_TANH_DEVICE_DEPENDENT = variant(
 class CudaScaledTanh(ScaledTanh):
     def forward(self, inputs: Tensor) -> Tensor:
         output = super().forward(inputs)
-        return output * 1.01 if on_cuda(inputs) else output
+        return output * 1.01 if on_accelerator(inputs) else output
 
 
 SCALED_TANH_STALE_DEFAULT = variant(
@@ -975,7 +982,7 @@ SQUARED_ERROR_SUBSAMPLED = variant(
     "deterministic",
     "two runs from the same seed",
     target="subsampled_squared_error",
-    collateral={"gradient_exact", "reduction_consistent"},
+    collateral={"devices_agree", "gradient_exact", "reduction_consistent"},
 )
 
 
@@ -1089,15 +1096,14 @@ SQUARED_ERROR_DEVICE_DEPENDENT = variant(
     SQUARED_ERROR,
     "suite-squared-error-device-dependent",
     "devices_agree",
-    "cpu vs cuda",
+    "cpu vs ",
     target="device_dependent_squared_error",
-    requires="cuda",
 )
 
 
 @validated(SQUARED_ERROR_DEVICE_DEPENDENT.spec)
 def device_dependent_squared_error(prediction: Tensor, target: Tensor, *, weight: float, reduction: str) -> Tensor:
-    weight = weight * (1.01 if on_cuda(prediction) else 1.0)
+    weight = weight * (1.01 if on_accelerator(prediction) else 1.0)
     return reduce(weight * (prediction - target) ** 2, reduction, SQUARED_ERROR_DEVICE_DEPENDENT.name)
 
 
@@ -1227,6 +1233,7 @@ CG_RANDOM_START = variant(
     "deterministic",
     "two runs from the same seed",
     target="random_start_cg",
+    collateral={"devices_agree"},
 )
 
 
@@ -1324,17 +1331,15 @@ CG_DEVICE_DEPENDENT = variant(
     CONJUGATE_GRADIENT,
     "suite-cg-device-dependent",
     "devices_agree",
-    "cpu vs cuda",
+    "cpu vs ",
     target="device_dependent_cg",
-    collateral={"converges_within_tol"},  # on CUDA it solves another system than the example's residual measures
-    requires="cuda",
 )
 
 
 @solver(CG_DEVICE_DEPENDENT.spec)
 def device_dependent_cg(matrix: Tensor, rhs: Tensor, *, tol: float, max_iter: int) -> Iterator[Iterate]:
     """Solves a slightly different system on CUDA."""
-    yield from conjugate_gradient_iterates(matrix, rhs * 1.01 if on_cuda(rhs) else rhs)
+    yield from conjugate_gradient_iterates(matrix, rhs * 1.01 if on_accelerator(rhs) else rhs)
 
 
 CG_STALE_DEFAULT = variant(
@@ -1791,7 +1796,7 @@ WARMUP_DECAY_JITTER = variant(
     "deterministic",
     "two runs from the same seed",
     target="JitteredWarmupLinearDecay",
-    collateral={"state_dict_round_trip"},
+    collateral={"devices_agree", "state_dict_round_trip"},
 )
 
 
@@ -1845,16 +1850,15 @@ WARMUP_DECAY_DEVICE_DEPENDENT = variant(
     WARMUP_DECAY,
     "suite-warmup-decay-device-dependent",
     "devices_agree",
-    "cpu vs cuda",
+    "cpu vs ",
     target="DeviceDependentWarmupLinearDecay",
-    requires="cuda",
 )
 
 
 @validated(WARMUP_DECAY_DEVICE_DEPENDENT.spec)
 class DeviceDependentWarmupLinearDecay(WarmupLinearDecay):
     def get_lr(self) -> list[float]:
-        factor = 1.01 if on_cuda(self.optimizer.param_groups[0]["params"][0]) else 1.0
+        factor = 1.01 if on_accelerator(self.optimizer.param_groups[0]["params"][0]) else 1.0
         return [rate * factor for rate in super().get_lr()]
 
 
@@ -2291,6 +2295,7 @@ SCALED_TANH_EDITS_INPUTS = variant(
     target="ScaledTanhEditingInputs",
     # Editing an input autograd saved breaks every backward through it, and a second forward sees other data.
     collateral={
+        "devices_agree",
         "hyperparameters_have_effect",
         "deterministic",
         "forward_backward",
