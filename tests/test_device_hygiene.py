@@ -441,16 +441,6 @@ ALLOWED: dict[tuple[str, str, str, str], str] = {
     ("plugins/refined-schedules/gradhub_refined_schedules/regression.py", "*", "factory", "*"): (
         "the claim checks' testbed (imported by claims.py only): runs on the host by design"
     ),
-    # Owned by others: named here so that the test passes, to be fixed where they live.
-    ("plugins/mfac/gradhub_mfac/optimizer.py", "_check_group_state", "factory", "torch.zeros"): (
-        "TODO(mfac): a host placeholder for a missing gram, only its shape is read; check for None instead"
-    ),
-    ("plugins/mfac/gradhub_mfac/examples.py", "dense_residual", "factory", "torch.eye"): (
-        "TODO(mfac): host by design (the reference residual is computed on the host); say device='cpu'"
-    ),
-    ("plugins/mfac/gradhub_mfac/examples.py", "_problem", "factory", "torch.randn"): (
-        "TODO(mfac): host by design (drawn on the host, then moved: the same problem on every device); say device='cpu'"
-    ),
 }
 """(file, function, rule, call) -> why it is right; ``"*"`` for the function or the call covers a whole file's
 findings of that rule. Keep each reason short and true."""

@@ -542,8 +542,6 @@ class ElementwiseOptimizer(Optimizer):
         groups, prepared = self._prepare()
         compiled = compiling()
         for group, params, group_options, new, lists, counts in prepared:
-            if new:
-                self.on_new_state(group, new)
             steps: list[Any] = []
             if self.counts_steps:
                 steps = torch._foreach_add(counts, 1.0) if compiled else _next_steps(counts)
@@ -588,9 +586,15 @@ class ElementwiseOptimizer(Optimizer):
                             state["step"] = step_count(state["step"])
                     counts = [state["step"] for state in states]
                 prepared.append((group, params, group_options, new, lists, counts))
+            for group, _, _, new, _, _ in prepared:
+                if new:
+                    self.on_new_state(group, new)
         except KeyError:
             self._forget(fresh)
             self._check_states(groups)  # names what is missing
+            raise
+        except BaseException:
+            self._forget(fresh)  # on_new_state refused: no half-made state left behind
             raise
         return groups, prepared
 

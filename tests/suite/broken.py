@@ -1377,10 +1377,12 @@ def _pgd(
     freeze_weights: bool = False,
     project_after_step: bool = True,
     iterations: int | None = None,
+    step_of_eps: float | None = None,
 ) -> AttackResult:
     """PGD as in methods.py, with one switch per bug below (the defaults are the correct attack)."""
     perturbation = random_start(inputs, eps, generator if use_generator else None)
     steps = max_iter if iterations is None else iterations
+    step_size = step_size if step_of_eps is None else eps * step_of_eps
     modes = [(module, module.training) for module in model.modules()]
     if switch_to_eval:
         model.eval()
@@ -2397,19 +2399,8 @@ def own_tolerance_cg(matrix: Tensor, rhs: Tensor, *, tol: float, max_iter: int) 
 PGD_RULE_OF_THUMB_STEP = _ignores(PGD, "suite-pgd-rule-of-thumb-step", "step_size", "rule_of_thumb_pgd")
 
 
-@validated(PGD_RULE_OF_THUMB_STEP.spec)
-def rule_of_thumb_pgd(
-    model: nn.Module,
-    inputs: Tensor,
-    labels: Tensor,
-    generator: torch.Generator | None = None,
-    *,
-    eps: float,
-    step_size: float,
-    max_iter: int,
-) -> AttackResult:
-    """Steps eps/2 (a common rule of thumb) instead of the given ``step_size``."""
-    return _pgd(model, inputs, labels, generator, eps, eps / 2, max_iter)
+# Steps eps/2 (a common rule of thumb) instead of the given step_size.
+rule_of_thumb_pgd = _attack_variant(PGD_RULE_OF_THUMB_STEP, step_of_eps=0.5)
 
 
 LANGEVIN_FIXED_STEP = _ignores(LANGEVIN, "suite-langevin-fixed-step", "step_size", "fixed_step_langevin")

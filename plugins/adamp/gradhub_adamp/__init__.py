@@ -96,14 +96,11 @@ _COMMON = dict(
     capabilities={
         "supports_foreach": True,
         "fused": FUSED,
-        # Tested by the suite (2 gloo processes vs one on the global batch).
+        # Tested by the suite (2 gloo processes vs one on the global batch). Under FSDP2 each process steps
+        # the rows it holds; the decision's and the layer view's sums are all-reduced (one collective a step).
         "ddp": {"status": "tested"},
-        "fsdp2": {
-            "status": "unsupported",
-            "reason": "the layer-wise projection view reduces over the whole tensor, and the CPU multi-tensor "
-            "path stacks tensors and reads its decisions back with tolist() (not supported for DTensor "
-            "shards); tried, it raises",
-        },
+        "fsdp2": {"status": "tested"},
+        "compile": {"status": "tested"},
     },
     claims=("gradhub_adamp.claims:scale_invariant_tracking", "gradhub_adamp.claims:cnn_norm_growth"),
 )

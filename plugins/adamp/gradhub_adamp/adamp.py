@@ -21,7 +21,11 @@ where the official code is silent or differs from peers:
 Additions: ``foreach`` (the multi-tensor path; ``None`` picks it on CPU and CUDA),
 ``fused`` (a hand-written CPU kernel, off by default) and ``maximize`` (off). On CUDA a
 step never synchronises with the device; the CPU multi-tensor path reads one small
-tensor of decisions back per step, which costs nothing there.
+tensor of decisions back per step, which costs nothing there. Under FSDP2 (DTensor
+shards of dim 0) the multi-tensor path steps each process's rows and all-reduces five
+sums per weight in one collective per step (:func:`~gradhub_adamp.multitensor.sharded_projected_step`);
+the per-tensor path does the same with one collective per weight; the fused kernel takes
+no DTensor shards (they take the multi-tensor path).
 """
 
 from __future__ import annotations
@@ -32,11 +36,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradhub.kernels import adam_moments_, adam_step_scalars, group_tensors
+from gradhub.kernels import adam_moments_, adam_step_scalars, group_tensors, host_formulation, is_plain
 from gradhub_adamp import ADAMP, AdamPHyperparameters
 from gradhub_adamp.fused import fused_adamp
-from gradhub_adamp.multitensor import ProjectedStep, blocked_projected_step, foreach_projected_step
-from gradhub_adamp.projection import ScaleInvariantOptimizer, project_and_step
+from gradhub_adamp.multitensor import (
+    ProjectedStep,
+    blocked_projected_step,
+    foreach_projected_step,
+    sharded_projected_step,
+)
+from gradhub_adamp.projection import ScaleInvariantOptimizer, local_shard, project_and_step
 
 __all__ = ["AdamP"]
 
@@ -46,10 +55,10 @@ def _single_tensor_adamp(
     grads: list[Tensor],
     exp_avgs: list[Tensor],
     exp_avg_sqs: list[Tensor],
-    steps: list[int],
+    steps: list[Any],
     options: AdamPHyperparameters,
 ) -> None:
-    """The reference path: Algorithm 2, one tensor at a time."""
+    """The reference path: Algorithm 2, one tensor at a time (under torch.compile: 0-d tensor step counts)."""
     lr, (beta1, beta2), eps, weight_decay = options.lr, options.betas, options.eps, options.weight_decay
     delta, wd_ratio, nesterov, maximize = options.delta, options.wd_ratio, options.nesterov, options.maximize
     for param, grad, exp_avg, exp_avg_sq, step in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
@@ -57,9 +66,10 @@ def _single_tensor_adamp(
             grad = -grad
         exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        bias_correction1 = 1 - beta1**step
+        bias_correction1 = 1 - beta1**step  # a 0-d tensor under torch.compile (tensor step counts)
         bias_correction2 = 1 - beta2**step
-        denom = (exp_avg_sq.sqrt() / math.sqrt(bias_correction2)).add_(eps)
+        root = bias_correction2.sqrt() if isinstance(bias_correction2, Tensor) else math.sqrt(bias_correction2)
+        denom = (exp_avg_sq.sqrt() / root).add_(eps)
         if nesterov:
             update = (beta1 * exp_avg + (1 - beta1) * grad) / denom
         else:
@@ -73,6 +83,7 @@ def _single_tensor_adamp(
             delta=delta,
             wd_ratio=wd_ratio,
             eps=eps,
+            method=ADAMP.name,
         )
 
 
@@ -104,6 +115,9 @@ def _multi_tensor_adamp(
     lr, (beta1, beta2), eps, nesterov = options.lr, options.betas, options.eps, options.nesterov
     grouped = group_tensors([params, grads, exp_avgs, exp_avg_sqs], extra_keys=steps)
     for (device, _, step), (group_params, group_grads, group_exp_avgs, group_exp_avg_sqs) in grouped.items():
+        sharded = not all(is_plain(param) for param in group_params)  # FSDP2: DTensor shards
+        if sharded:
+            group_grads = [local_shard(grad) for grad in group_grads]
         if options.maximize:
             group_grads = torch._foreach_neg(group_grads)
         step_size, scaled_eps = adam_step_scalars(lr, beta1, beta2, step, eps)
@@ -114,12 +128,12 @@ def _multi_tensor_adamp(
             wd_ratio=options.wd_ratio,
             eps=eps,
             project_in_place=False,
+            method=ADAMP.name,
         )
-        if device.type == "cpu":
+        if sharded or host_formulation(device):
             update_state, direction = _adam_rule(beta1, beta2, scaled_eps, nesterov)
-            blocked_projected_step(
-                group_params, group_grads, [group_exp_avgs, group_exp_avg_sqs], update_state, direction, projected
-            )
+            strategy = sharded_projected_step if sharded else blocked_projected_step
+            strategy(group_params, group_grads, [group_exp_avgs, group_exp_avg_sqs], update_state, direction, projected)
             continue
         adam_moments_(group_exp_avgs, group_exp_avg_sqs, group_grads, beta1, beta2)
         denoms = torch._foreach_sqrt(group_exp_avg_sqs)

@@ -1,6 +1,7 @@
 """The multi-tensor tails of AdamP and SGDP steps: projection, weight decay, update.
 
-Two strategies, chosen by device, over tensors that share a device and dtype:
+Two strategies, chosen by device, over tensors that share a device and dtype, and a third
+for DTensor shards (FSDP2) on any device:
 
 * :func:`foreach_projected_step` (CUDA and other accelerators): the optimizer updates its
   state with ``torch._foreach_*`` ops over whole lists; this applies the projection.
@@ -10,6 +11,10 @@ Two strategies, chosen by device, over tensors that share a device and dtype:
   decides first (state update and the scale-invariance test for every weight), reads the
   decisions back once per step (free on CPU), then applies the step, computing
   ``<w, u>`` and the projection only for weights where a view fired.
+* :func:`sharded_projected_step` (DTensor shards of dim 0): each process steps the rows
+  it holds; per weight, the five sums of :func:`~gradhub_adamp.projection.shard_sums`
+  (channel-test failures, ``<g, w>``, ``||g||^2``, ``||w||^2``, ``<w, u>``) are summed
+  over the mesh in one all-reduce per step, and the decision stays a tensor.
 
 Both apply, per weight, ``w <- w * (1 - decay * f) - step_size * (u - w * s)`` where ``s``
 is the per-row projection scale (zero where no view fires) and ``f`` is ``wd_ratio`` for
@@ -29,19 +34,34 @@ import torch
 from torch import Tensor
 
 from gradhub.kernels import as_rows, row_blocks, row_shape, same_shape_batches, write_back
+from gradhub_adamp import ADAMP
 from gradhub_adamp.projection import (
+    all_reduce_over_shards,
     decision_statistics,
+    local_shard,
     param_dot_update,
     projection_scales,
     radial_projection_scales,
     scale_invariance,
+    shard_groups,
+    shard_sums,
+    sharded_projection_scales,
     weight_decay_factor,
 )
 
-__all__ = ["BLOCK_BYTES", "ProjectedStep", "blocked_projected_step", "foreach_projected_step"]
+__all__ = [
+    "BLOCK_BYTES",
+    "STACK_NUMEL",
+    "ProjectedStep",
+    "blocked_projected_step",
+    "foreach_projected_step",
+    "sharded_projected_step",
+]
 
 BLOCK_BYTES = 4 << 20
 """Bytes per tensor in a CPU block: measured best on a 2-core EPYC (1 MiB L2/core, 32 MiB L3)."""
+STACK_NUMEL = 1 << 16
+"""On DTensor shards, weights of at most this many local elements are stacked; larger ones step alone."""
 
 StateUpdate = Callable[[Tensor, list[Tensor]], None]
 Direction = Callable[[Tensor, list[Tensor]], Tensor]
@@ -59,6 +79,8 @@ class ProjectedStep:
     eps: float
     project_in_place: bool
     """Project the update tensor itself (it is SGDP's momentum buffer without Nesterov)."""
+    method: str = ADAMP.name
+    """The optimizer's name, for errors (a DTensor placement the projection cannot take)."""
 
 
 def _decay_factor(channel: Tensor, layer: Tensor, step: ProjectedStep, dtype: torch.dtype) -> Tensor | None:
@@ -331,3 +353,120 @@ def foreach_projected_step(
     if step.decay and vectors:
         torch._foreach_mul_(vectors, 1 - step.decay)
     torch._foreach_add_(params, updates, alpha=-step.step_size)
+
+
+@dataclass
+class _ShardedBatch:
+    """Same-shape weights' local rows, state updated and update computed, awaiting the summed decision."""
+
+    params: list[Tensor]
+    states: list[list[Tensor]]
+    weights: Tensor
+    weights_copied: bool
+    state_rows: list[tuple[Tensor, bool]]
+    update: Tensor
+    statistics: tuple[Tensor, Tensor, Tensor]
+    products: Tensor
+    rows: int
+    row_length: int
+    sums: Tensor
+
+    def finish(self, step: ProjectedStep) -> None:
+        scale, channel, layer = sharded_projection_scales(
+            self.sums, self.products, self.statistics[2], self.rows, self.row_length, step.delta, step.eps
+        )
+        _apply_projected(self.weights, self.update, scale, _decay_factor(channel, layer, step, scale.dtype), step)
+        _write_back(self.params, self.states, self.weights, self.weights_copied, self.state_rows)
+
+
+def _write_back(
+    params: list[Tensor],
+    states: list[list[Tensor]],
+    weights: Tensor,
+    weights_copied: bool,
+    state_rows: list[tuple[Tensor, bool]],
+) -> None:
+    for state, (rows, copied) in zip(states, state_rows):
+        if copied:
+            write_back(state, rows)
+    if weights_copied:
+        write_back(params, weights)
+
+
+def sharded_projected_step(
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: list[list[Tensor]],
+    update_state: StateUpdate,
+    direction: Direction,
+    step: ProjectedStep,
+    block_bytes: int | None = None,
+) -> None:
+    """A whole projected step over DTensor shards (FSDP2), state update included, on any device.
+
+    The arguments are those of :func:`blocked_projected_step`; tensors may be DTensors sharded
+    along dim 0 (or replicated) or plain tensors (replicated: every process holds all of them).
+    Each process updates the rows it holds, on its local tensors (which share the DTensors'
+    storage), with the arithmetic of the other strategies. Rows are whole under ``Shard(0)``,
+    so the channel view's cosines are local; what crosses processes is, per weight, the five
+    sums of :func:`~gradhub_adamp.projection.shard_sums`, in one all-reduce per step (per set
+    of process groups), after which every process takes the same decision. Nothing is read
+    back to the host. Same-shape weights of at most :data:`STACK_NUMEL` local elements are
+    stacked (grouped by their whole shape, so they share their thresholds) into batches of
+    ``block_bytes`` (:data:`BLOCK_BYTES`); a larger weight is stepped alone, on views (stacking
+    would copy it and every state tensor, and write them back).
+    """
+    block_numel = max(1, (block_bytes or BLOCK_BYTES) // params[0].element_size())
+    # Stacked together: tensors reduced over the same groups, of the same whole and local shapes. For
+    # the weights that are reduced, the whole shape and placement fix the local one, so every process
+    # walks the same batches in the same order (that of the parameters) and sums them in one tensor.
+    by_key: dict[tuple[object, ...], list[int]] = {}
+    for index, param in enumerate(params):
+        groups = shard_groups(step.method, param) if param.dim() > 1 else ()
+        by_key.setdefault((groups, param.shape, local_shard(param).shape), []).append(index)
+    pending: dict[tuple[object, ...], list[_ShardedBatch]] = {}
+    for (groups, _, _), indices in by_key.items():
+        members_local = [local_shard(params[index]) for index in indices]  # all of one local shape
+        if members_local[0].numel() <= STACK_NUMEL:
+            batches = same_shape_batches(members_local, block_numel)
+        else:
+            batches = [[position] for position in range(len(indices))]
+        for batch in batches:
+            members = [indices[position] for position in batch]
+            member_params = [local_shard(params[index]) for index in members]
+            member_states = [[local_shard(state[index]) for index in members] for state in states]
+            weights, weights_copied = as_rows(member_params)
+            grad_rows = as_rows([local_shard(grads[index]) for index in members])[0]
+            state_rows = [as_rows(state) for state in member_states]
+            update_state(grad_rows, [rows for rows, _ in state_rows])
+            update = direction(grad_rows, [rows for rows, _ in state_rows])
+            if params[members[0]].dim() <= 1:
+                _apply_plain(weights, update, step)
+                _write_back(member_params, member_states, weights, weights_copied, state_rows)
+                continue
+            rows, row_length = row_shape(params[members[0]])  # the whole weight's
+            statistics = decision_statistics(grad_rows, weights)
+            products = param_dot_update(weights, update)
+            sums = shard_sums(statistics, products, row_length, step.delta, step.eps)
+            work = _ShardedBatch(
+                member_params,
+                member_states,
+                weights,
+                weights_copied,
+                state_rows,
+                update,
+                statistics,
+                products,
+                rows,
+                row_length,
+                sums,
+            )
+            pending.setdefault(groups, []).append(work)
+    for groups, works in pending.items():
+        if groups:
+            summed = torch.cat([work.sums for work in works])
+            all_reduce_over_shards(summed, groups)
+            for work, sums in zip(works, summed.split([work.sums.shape[0] for work in works])):
+                work.sums = sums
+        for work in works:
+            work.finish(step)

@@ -21,6 +21,13 @@ calls): ``<g, w> / (max(||g||, eps) * max(||w||, eps))``. ``g`` is the raw curre
 gradient, not the momentum. The official code decides with a Python ``if`` on a
 device tensor, a host sync per weight; here both views are evaluated as tensors and
 selected with ``torch.where``, so a step never waits on the device.
+
+Under FSDP2 (parameters, gradients and state are DTensor shards of dim 0) each process
+holds whole rows, so the channel view's per-row cosines are local; the decision ("every
+row passes") and the layer view's whole-tensor sums are not. :func:`shard_sums` gathers
+what crosses processes into five numbers per weight, summed over the mesh by
+:func:`all_reduce_over_shards` (one collective for all weights of a step), and
+:func:`sharded_projection_scales` finishes the decision and scales from them.
 """
 
 from __future__ import annotations
@@ -32,17 +39,25 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from gradhub.errors import UnsupportedInputError
+from gradhub.kernels import is_plain, row_shape
 from gradhub.kinds.optimizer import ElementwiseOptimizer
+from gradhub_adamp import ADAMP
 
 __all__ = [
     "ScaleInvariantOptimizer",
+    "all_reduce_over_shards",
     "decision_statistics",
+    "local_shard",
     "param_dot_update",
     "project_and_step",
     "project_radial",
     "projection_scales",
     "radial_projection_scales",
     "scale_invariance",
+    "shard_groups",
+    "shard_sums",
+    "sharded_projection_scales",
     "warn_if_zero_gradients",
     "weight_decay_factor",
 ]
@@ -119,6 +134,94 @@ def radial_projection_scales(
     return projection_scales(param_dot_update(params, updates), statistics[2], channel, layer, eps), channel, layer
 
 
+def local_shard(tensor: Tensor) -> Tensor:
+    """The part of ``tensor`` this process holds: a DTensor's local tensor, a plain tensor itself.
+
+    The local tensor shares the DTensor's storage, so in-place updates of it update the DTensor.
+    """
+    return tensor if is_plain(tensor) else tensor.to_local()
+
+
+def shard_groups(method: str, tensor: Tensor) -> tuple[Any, ...]:
+    """The process groups over which sums over ``tensor``'s rows are all-reduced.
+
+    Those of the mesh dimensions that shard dim 0: one for FSDP2's default ``Shard(0)``, none
+    for a plain or replicated tensor. The channel view needs whole rows on each process, so
+    any other placement raises :class:`~gradhub.errors.UnsupportedInputError`.
+    """
+    if is_plain(tensor):
+        return ()
+    from torch.distributed.tensor import Replicate, Shard
+
+    groups = []
+    for mesh_dim, placement in enumerate(tensor.placements):
+        if isinstance(placement, Shard) and placement.dim == 0:
+            groups.append(tensor.device_mesh.get_group(mesh_dim))
+        elif not isinstance(placement, Replicate):
+            raise UnsupportedInputError(
+                method,
+                "DTensor placement",
+                f"{tuple(tensor.placements)} for a parameter of shape {tuple(tensor.shape)}",
+                "Shard(0) (FSDP2's default) or Replicate on every mesh dimension: the projection's per-row "
+                "cosines need whole rows on each process",
+            )
+    return tuple(groups)
+
+
+def all_reduce_over_shards(tensor: Tensor, groups: tuple[Any, ...]) -> None:
+    """Sum ``tensor`` in place over the processes of each group (those of :func:`shard_groups`)."""
+    for group in groups:
+        torch.distributed.all_reduce(tensor, group=group)
+
+
+def shard_sums(
+    statistics: tuple[Tensor, Tensor, Tensor], products: Tensor, row_length: int, delta: float, eps: float
+) -> Tensor:
+    """What the decision and the layer view need from a shard's rows, as sums over them: ``(k, 5)``.
+
+    ``statistics`` (:func:`decision_statistics`) and ``products`` (:func:`param_dot_update`) are
+    ``(k, r)`` over the rows a process holds (r may be 0). Per weight: the number of rows that fail
+    the channel test (``|cos(g_i, w_i)| < delta / sqrt(D)`` is false), ``<g, w>``, ``||g||^2``,
+    ``||w||^2`` and ``<w, u>``. Summed over the processes holding the other rows, they decide as
+    :func:`scale_invariance` does on the whole weight (see :func:`sharded_projection_scales`).
+    """
+    grad_dot_param, grad_norm, param_norm = statistics
+    channel_cosine = grad_dot_param.abs() / (grad_norm.clamp_min(eps) * param_norm.clamp_min(eps))
+    failing = (~(channel_cosine < delta / math.sqrt(row_length))).sum(-1).to(grad_norm.dtype)  # NaN fails
+    return torch.stack(
+        [
+            failing,
+            grad_dot_param.sum(-1),
+            grad_norm.square().sum(-1),
+            param_norm.square().sum(-1),
+            products.sum(-1),
+        ],
+        dim=-1,
+    )
+
+
+def sharded_projection_scales(
+    sums: Tensor, products: Tensor, param_norm: Tensor, rows: int, row_length: int, delta: float, eps: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`radial_projection_scales` for a process's rows, from :func:`shard_sums` summed over all rows.
+
+    ``sums`` is ``(k, 5)``, already summed over every process; ``products`` and ``param_norm``
+    are this process's ``(k, r)``; ``rows`` is the whole weight's number of rows. Returns this
+    process's per-row scales and the boolean ``(k,)`` ``channel`` and ``layer``, the same on
+    every process.
+    """
+    failing, grad_dot_param, grad_square, param_square, param_dot_update = sums.unbind(-1)
+    channel = failing == 0
+    layer_param_norm = param_square.sqrt()
+    layer_cosine = grad_dot_param.abs() / (grad_square.sqrt().clamp_min(eps) * layer_param_norm.clamp_min(eps))
+    layer = ~channel & (layer_cosine < delta / math.sqrt(rows * row_length))
+    channel_scale = products / (param_norm + eps).square()
+    layer_scale = (param_dot_update / (layer_param_norm + eps).square()).unsqueeze(-1)
+    zero = channel_scale.new_zeros(())
+    scale = torch.where(channel.unsqueeze(-1), channel_scale, torch.where(layer.unsqueeze(-1), layer_scale, zero))
+    return scale, channel, layer
+
+
 def project_radial(
     param: Tensor,
     grad: Tensor,
@@ -159,17 +262,37 @@ def project_and_step(
     grad: Tensor,
     update: Tensor,
     *,
-    step_size: float,
+    step_size: float | Tensor,
     decay: float,
     delta: float,
     wd_ratio: float,
     eps: float,
+    method: str = ADAMP.name,
 ) -> None:
     """The end of Algorithms 1 and 2 for one tensor: project ``update`` (in place), decay, step.
 
     ``w <- w * (1 - decay * f) - step_size * project(u)``, ``f = wd_ratio`` where a view fired.
+    A DTensor shard (FSDP2) is stepped on its local rows with its decision's sums all-reduced
+    (one collective per weight); ``method`` names the optimizer in the error for a placement
+    that splits rows.
     """
-    if param.dim() > 1:
+    if param.dim() > 1 and not is_plain(param):
+        groups = shard_groups(method, param)
+        whole_rows, row_length = row_shape(param)
+        param, grad, update = local_shard(param), local_shard(grad), local_shard(update)
+        shape = (1, param.shape[0], row_length)
+        local_param = param.reshape(shape)
+        statistics = decision_statistics(grad.reshape(shape), local_param)
+        products = param_dot_update(local_param, update.reshape(shape))
+        sums = shard_sums(statistics, products, row_length, delta, eps)
+        all_reduce_over_shards(sums, groups)
+        scale, channel, layer = sharded_projection_scales(
+            sums, products, statistics[2], whole_rows, row_length, delta, eps
+        )
+        update.sub_(param * scale.view(param.shape[0], *([1] * (param.dim() - 1))))
+        if decay:
+            param.mul_(1 - decay * weight_decay_factor(channel, layer, wd_ratio, scale.dtype))
+    elif param.dim() > 1:
         rows = (1, param.shape[0], -1)
         scale, channel, layer = radial_projection_scales(
             grad.reshape(rows), param.reshape(rows), update.reshape(rows), delta, eps
@@ -179,7 +302,12 @@ def project_and_step(
             param.mul_(1 - decay * weight_decay_factor(channel, layer, wd_ratio, scale.dtype))
     elif decay:
         param.mul_(1 - decay)
-    param.add_(update, alpha=-step_size)
+    if isinstance(step_size, Tensor) or torch.compiler.is_compiling():
+        # A tensor step size (tensor step counts) takes no alpha=; and torch 2.13's Inductor miscompiles
+        # mul_ by an expression of a dynamic lr followed by add_(alpha=that lr): keep clear of it.
+        param.sub_(update * step_size)
+    else:
+        param.add_(update, alpha=-step_size)
 
 
 def warn_if_zero_gradients(method: str, params: list[Tensor], grads: list[Tensor]) -> None:
@@ -190,10 +318,22 @@ def warn_if_zero_gradients(method: str, params: list[Tensor], grads: list[Tensor
     whose gradients were zeroed rather than set to None). Called when state is created,
     so it costs one read-back per new set of parameters, never one per step.
     """
-    matrices = [grad for param, grad in zip(params, grads) if param.dim() > 1]
-    if not matrices:
+    pairs = [(param, grad) for param, grad in zip(params, grads) if param.dim() > 1]
+    if not pairs:
         return
-    zero = int((torch.stack(torch._foreach_norm(matrices, float("inf"))) == 0).sum())
+    if all(is_plain(grad) for _, grad in pairs):
+        zero = int((torch.stack(torch._foreach_norm([grad for _, grad in pairs], float("inf"))) == 0).sum())
+    else:  # DTensor shards (FSDP2): a gradient is zero when every process's rows are (a process may hold none)
+        nonzero = torch.stack([local_shard(grad).count_nonzero() for _, grad in pairs])
+        by_groups: dict[tuple[Any, ...], list[int]] = {}
+        for index, (param, _) in enumerate(pairs):
+            by_groups.setdefault(shard_groups(method, param), []).append(index)
+        for groups, indices in by_groups.items():
+            if groups:
+                counts = nonzero[indices]
+                all_reduce_over_shards(counts, groups)
+                nonzero[indices] = counts
+        zero = int((nonzero == 0).sum())
     if zero:
         warnings.warn(
             f"{method}: {zero} weight(s) have an all-zero gradient at their first step; as in the official code "

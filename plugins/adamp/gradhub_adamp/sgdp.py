@@ -19,7 +19,8 @@ Matches the official code (signature with a required ``lr``, defaults, state key
 Additions, both off by default: ``foreach`` (the multi-tensor path; ``None`` picks it on
 CPU and CUDA) and ``maximize``. On CUDA a step never synchronises with the device; the
 CPU multi-tensor path reads one small tensor of decisions back per step, which costs
-nothing there.
+nothing there. Under FSDP2 (DTensor shards of dim 0) each process steps its rows and the
+decision's sums are all-reduced, as for AdamP.
 """
 
 from __future__ import annotations
@@ -29,12 +30,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradhub.kernels import group_tensors
+from gradhub.kernels import group_tensors, host_formulation, is_plain
 from gradhub_adamp import SGDP as SGDP_SPEC
 from gradhub_adamp import SGDPHyperparameters
 from gradhub_adamp.fused import fused_sgdp
-from gradhub_adamp.multitensor import ProjectedStep, blocked_projected_step, foreach_projected_step
-from gradhub_adamp.projection import ScaleInvariantOptimizer, project_and_step
+from gradhub_adamp.multitensor import (
+    ProjectedStep,
+    blocked_projected_step,
+    foreach_projected_step,
+    sharded_projected_step,
+)
+from gradhub_adamp.projection import ScaleInvariantOptimizer, local_shard, project_and_step
 
 __all__ = ["SGDP"]
 
@@ -55,7 +61,17 @@ def _single_tensor_sgdp(
         buffer.mul_(momentum).add_(grad, alpha=1 - dampening)
         # Without Nesterov the update is the buffer itself, projected in place below.
         update = grad + momentum * buffer if nesterov else buffer
-        project_and_step(param, grad, update, step_size=lr, decay=decay, delta=delta, wd_ratio=wd_ratio, eps=eps)
+        project_and_step(
+            param,
+            grad,
+            update,
+            step_size=lr,
+            decay=decay,
+            delta=delta,
+            wd_ratio=wd_ratio,
+            eps=eps,
+            method=SGDP_SPEC.name,
+        )
 
 
 def _momentum_rule(momentum: float, dampening: float, nesterov: bool) -> tuple[Any, Any]:
@@ -85,13 +101,18 @@ def _multi_tensor_sgdp(
         wd_ratio=options.wd_ratio,
         eps=options.eps,
         project_in_place=not nesterov,
+        method=SGDP_SPEC.name,
     )
     for (device, _), (group_params, group_grads, group_buffers) in group_tensors([params, grads, buffers]).items():
+        sharded = not all(is_plain(param) for param in group_params)  # FSDP2: DTensor shards
+        if sharded:
+            group_grads = [local_shard(grad) for grad in group_grads]
         if options.maximize:
             group_grads = torch._foreach_neg(group_grads)
-        if device.type == "cpu":
+        if sharded or host_formulation(device):
             update_state, direction = _momentum_rule(momentum, dampening, nesterov)
-            blocked_projected_step(group_params, group_grads, [group_buffers], update_state, direction, projected)
+            strategy = sharded_projected_step if sharded else blocked_projected_step
+            strategy(group_params, group_grads, [group_buffers], update_state, direction, projected)
             continue
         torch._foreach_mul_(group_buffers, momentum)
         torch._foreach_add_(group_buffers, group_grads, alpha=1 - dampening)

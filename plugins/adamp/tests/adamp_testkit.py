@@ -27,6 +27,8 @@ import torch
 from gradhub_adamp.projection import project_radial
 from torch import Tensor, nn
 
+from gradhub.kernels import accelerator_formulation
+
 Params = Iterable[Tensor] | Iterable[dict[str, Any]]
 OptimizerFactory = Callable[[Params], torch.optim.Optimizer]
 Loss = Callable[[], Tensor]
@@ -195,12 +197,6 @@ def differences(first: nn.Module, second: nn.Module) -> dict[str, float]:
     }
 
 
-class _OffCPU:
-    """Stands in for a device in ``group_tensors``' keys: its ``type`` is not ``"cpu"``."""
-
-    type = "not-cpu"
-
-
 @dataclass
 class StrategyLog:
     """What ran during a test: calls per multi-tensor strategy and the row-blocked finishing modes."""
@@ -220,9 +216,9 @@ class StrategyLog:
 def strategy(monkeypatch: pytest.MonkeyPatch, name: str) -> Iterator[tuple[dict[str, Any], StrategyLog]]:
     """Select a CPU code path; yields the optimizer keyword (``foreach``) and a log of what ran.
 
-    ``foreach`` replaces the device in ``group_tensors``' keys (the modules' only device
-    check) by a stand-in that is not the CPU, so the branch-free accelerator strategy runs
-    on CPU tensors. ``row-blocked`` shrinks ``BLOCK_BYTES`` (read at every call).
+    ``foreach`` runs inside the core's :func:`gradhub.kernels.accelerator_formulation`, so the
+    branch-free strategy a GPU runs takes the CPU tensors. ``row-blocked`` shrinks
+    ``BLOCK_BYTES`` (read at every call).
     """
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}")
@@ -272,19 +268,11 @@ def strategy(monkeypatch: pytest.MonkeyPatch, name: str) -> Iterator[tuple[dict[
             patch.setattr(ours_fused, "FUSED_GRAIN", FUSED_ROW_GRAIN)
         if name == "row-blocked":
             patch.setattr(multitensor, "BLOCK_BYTES", ROW_BLOCK_BYTES)
-        if name == "foreach":
-            for module in (ours_adamp, ours_sgdp):
-                original_group = module.group_tensors
-
-                def group_tensors(*args: Any, _original: Any = original_group, **kwargs: Any) -> Any:
-                    grouped = _original(*args, **kwargs)
-                    return {(_OffCPU(), *key[1:]): lists for key, lists in grouped.items()}
-
-                patch.setattr(module, "group_tensors", group_tensors)
-        if name.startswith("fused"):
-            yield {"fused": True}, log
-        else:
-            yield {"foreach": name != "per-tensor"}, log
+        with accelerator_formulation() if name == "foreach" else contextlib.nullcontext():
+            if name.startswith("fused"):
+                yield {"fused": True}, log
+            else:
+                yield {"foreach": name != "per-tensor"}, log
 
 
 def check_strategy_ran(name: str, log: StrategyLog, fallback: bool = False) -> None:

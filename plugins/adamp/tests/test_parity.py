@@ -123,8 +123,8 @@ def test_channels_last_weights(monkeypatch: pytest.MonkeyPatch, config: str, pat
     assert all(not param.is_contiguous() for param in convolutions), "the test must use channels-last weights"
     for param in convolutions:
         assert param.is_contiguous(memory_format=torch.channels_last)
-        for value in optimizer.state[param].values():
-            if isinstance(value, Tensor):
+        for key, value in optimizer.state[param].items():
+            if isinstance(value, Tensor) and key != "step":  # the count: a 0-d tensor, as in torch.optim
                 assert value.is_contiguous(memory_format=torch.channels_last)
     reference = _official(config)
     assert max_difference(model, reference[0]) <= ATOL, _report(model, reference[0])
@@ -295,7 +295,10 @@ def test_conv_bias_before_batchnorm_only_gets_rounding_noise() -> None:
 
 @pytest.mark.parametrize("method", ["adamp", "sgdp"])
 def test_official_resumes_from_our_checkpoint(method: str) -> None:
-    """Same state keys as the official code: the official optimizer continues exactly from our state_dict."""
+    """Same state keys as the official code: the official optimizer continues exactly from our state_dict.
+
+    Our step count is a 0-d float32 tensor (torch.optim's convention, for torch.compile); the official code
+    computes ``beta ** step`` with it, in float32 for a tensor, so its checkpoint gets ``int(step)``."""
     config = "adamp-nesterov-decay" if method == "adamp" else "sgdp"
     _, hparams = CONFIGS[config]
     model = parity_net()
@@ -303,7 +306,11 @@ def test_official_resumes_from_our_checkpoint(method: str) -> None:
     ours = OURS[method](model.parameters(), **hparams)
     train(model, loss, ours, 10)
     theirs = OFFICIAL[method](model.parameters(), **hparams)
-    theirs.load_state_dict(ours.state_dict())
+    checkpoint = ours.state_dict()
+    for state in checkpoint["state"].values():
+        if "step" in state:
+            state["step"] = int(state["step"])
+    theirs.load_state_dict(checkpoint)
     train(model, loss, theirs, STEPS - 10)
     assert max_difference(model, _official(config)[0]) <= ATOL
 

@@ -145,8 +145,8 @@ def test_bfloat16_close_to_float32(monkeypatch: pytest.MonkeyPatch, method: str,
     check_strategy_ran(path, log)
     for param in params:
         assert param.dtype == torch.bfloat16 and bool(torch.isfinite(param).all())
-        for value in optimizer.state[param].values():
-            if isinstance(value, Tensor):
+        for key, value in optimizer.state[param].items():
+            if isinstance(value, Tensor) and key != "step":  # the count: float32, as in torch.optim
                 assert value.dtype == torch.bfloat16 and bool(torch.isfinite(value).all())
     for low, high, begin in zip(half, full, start):
         moved = (high - begin).norm().item()

@@ -25,7 +25,7 @@ def small_window_on_standard_problem(
 def dense_residual(grads: torch.Tensor, x: torch.Tensor, damp: float):
     """The relative residual of ``u`` in ``(damp*I + G^T G / m) u = x``, computed densely in float64."""
     grads64, x64 = grads.double().cpu(), x.double().cpu()
-    fisher = damp * torch.eye(grads.shape[1], dtype=torch.float64) + grads64.T @ grads64 / grads.shape[0]
+    fisher = damp * torch.eye(grads.shape[1], dtype=torch.float64, device="cpu") + grads64.T @ grads64 / grads.shape[0]
 
     def residual(solution: torch.Tensor) -> float:
         return float((fisher @ solution.double().cpu() - x64).norm() / x64.norm())
@@ -35,8 +35,9 @@ def dense_residual(grads: torch.Tensor, x: torch.Tensor, damp: float):
 
 def _problem(device: torch.device | str, dtype: torch.dtype, seed: int, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
-    grads = torch.randn(rows, 40, generator=generator, dtype=torch.float64)
-    x = torch.randn(40, generator=generator, dtype=torch.float64)
+    # drawn on the host and moved: the same problem on every device
+    grads = torch.randn(rows, 40, generator=generator, dtype=torch.float64, device="cpu")
+    x = torch.randn(40, generator=generator, dtype=torch.float64, device="cpu")
     return grads.to(device, dtype), x.to(device, dtype)
 
 

@@ -44,6 +44,11 @@ What differs from the official code:
   (state key ``mask``); the update is then zero off the mask, as in the official code, but
   the window keeps all coordinates (the official code compresses them: less memory).
 * ``step(closure)`` evaluates the closure first (the official code raises).
+* Under FSDP2 (DTensor shards) each process keeps the window rows of its shard (the window is a
+  DTensor ``ngrads x param.shape`` sharded like the parameter); its part of ``G g`` is all-reduced
+  before the solve (one collective per step), so ``G G^T`` and the coefficients are the same on
+  every process, and each process updates its shard. The non-finite check is summed over
+  processes, so every process skips the same steps.
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ from torch import Tensor
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validate_hyperparameters
-from gradhub.kernels import group_tensors
+from gradhub.kernels import group_tensors, is_plain
 from gradhub.kinds.optimizer import Optimizer
 from gradhub_mfac import MFAC as MFAC_SPEC
 from gradhub_mfac import MFACHyperparameters
@@ -70,6 +75,76 @@ def _solve(gram: Tensor, products: Tensor, slot: int, ngrads: int, damp: float) 
     gram[slot, :] = products
     gram[:, slot] = products
     return woodbury_solve(gram, products, ngrads, damp)
+
+
+def _local(tensor: Tensor) -> Tensor:
+    """The part of ``tensor`` this process holds: a DTensor's local tensor (it shares the storage), else itself."""
+    return tensor if is_plain(tensor) else tensor.to_local()
+
+
+def _shard_groups(tensor: Tensor) -> tuple[Any, ...]:
+    """The process groups over which a sum over a DTensor's entries is all-reduced (none for a plain tensor).
+
+    Those of the mesh dimensions that shard it (FSDP2: ``Shard(0)``, one group); a replicated dimension
+    needs none. Other placements raise :class:`~gradhub.errors.UnsupportedInputError`.
+    """
+    if is_plain(tensor):
+        return ()
+    from torch.distributed.tensor import Replicate, Shard
+
+    groups = []
+    for mesh_dim, placement in enumerate(tensor.placements):
+        if type(placement) is Shard:
+            groups.append(tensor.device_mesh.get_group(mesh_dim))
+        elif not isinstance(placement, Replicate):
+            raise UnsupportedInputError(
+                MFAC_SPEC.name,
+                "DTensor placement",
+                f"{tuple(tensor.placements)} for a parameter of shape {tuple(tensor.shape)}",
+                "Shard(d) or Replicate on every mesh dimension (FSDP2's default is Shard(0))",
+            )
+    return tuple(groups)
+
+
+def _new_window(param: Tensor, ngrads: int) -> Tensor:
+    """A zero window for ``param``: ``ngrads x numel``, or for a DTensor shard ``ngrads x param.shape`` sharded like it.
+
+    The DTensor's placements are the parameter's, shifted by the window's leading dimension, so each
+    process holds the window rows of its own entries and ``torch.distributed.checkpoint`` sees a sharded
+    tensor (a plain one would be taken as replicated).
+    """
+    if is_plain(param):
+        return torch.zeros(ngrads, param.numel(), dtype=param.dtype, device=param.device)
+    from torch.distributed.tensor import DTensor, Shard
+
+    _shard_groups(param)  # refuses placements other than Shard and Replicate
+    placements = [
+        Shard(placement.dim % param.dim() + 1) if isinstance(placement, Shard) else placement
+        for placement in param.placements
+    ]
+    local = param.to_local()
+    shape = (ngrads, *param.shape)
+    strides = [1] * len(shape)
+    for dim in range(len(shape) - 2, -1, -1):
+        strides[dim] = strides[dim + 1] * shape[dim + 1]
+    zeros = torch.zeros(ngrads, *local.shape, dtype=param.dtype, device=local.device)
+    return DTensor.from_local(
+        zeros, param.device_mesh, placements, run_check=False, shape=torch.Size(shape), stride=tuple(strides)
+    )
+
+
+def _window_rows(window: Tensor, param: Tensor) -> Tensor:
+    """This process's part of ``param``'s window as ``ngrads x`` (its entries of ``param``): a view, written through."""
+    local = _local(window)
+    return local.view(local.shape[0], _local(param).numel())
+
+
+def _sum_products(products: Tensor, sharded: dict[tuple[Any, ...], Tensor]) -> None:
+    """Add to ``products`` the window products of DTensor shards, each set all-reduced over its process groups."""
+    for groups, partial in sharded.items():
+        for group in groups:
+            torch.distributed.all_reduce(partial, group=group)
+        products += partial
 
 
 def mfac_single_tensor(
@@ -87,19 +162,31 @@ def mfac_single_tensor(
     ``momentum_buffers`` holds one tensor per parameter when ``options.momentum > 0`` (read only then).
     """
     lr, momentum, weight_decay, damp = options.lr, options.momentum, options.weight_decay, options.damp
-    directions = []
+    directions, local_params, local_windows = [], [], []
     products = torch.zeros(options.ngrads, dtype=torch.float64, device=gram.device)
+    sharded: dict[tuple[Any, ...], Tensor] = {}
     for param, grad, window, mask in zip(params, grads, windows, masks):
+        groups = _shard_groups(param)
+        window = _window_rows(window, param)
+        param, grad = _local(param), _local(grad)
         direction = grad + weight_decay * param if weight_decay != 0 else grad.clone()
         if mask is not None:
-            direction = direction * mask
+            direction = direction * _local(mask)
         window[slot] = direction.reshape(-1)
-        products += (window @ direction.reshape(-1)).to(gram.device, torch.float64)
+        product = (window @ direction.reshape(-1)).to(gram.device, torch.float64)
+        if groups:
+            sharded[groups] = sharded[groups] + product if groups in sharded else product
+        else:
+            products += product
         directions.append(direction)
+        local_params.append(param)
+        local_windows.append(window)
+    _sum_products(products, sharded)
     coefficients = _solve(gram, products, slot, options.ngrads, damp)
-    for param, direction, window, buffer in zip(params, directions, windows, momentum_buffers):
+    for param, direction, window, buffer in zip(local_params, directions, local_windows, momentum_buffers):
         update = (direction - (coefficients.to(window) @ window).view_as(param)) / damp
         if momentum > 0:
+            buffer = _local(buffer)
             buffer.mul_(momentum).add_(update, alpha=1 - momentum)
             update = buffer
         param.add_(update, alpha=-lr)
@@ -122,10 +209,16 @@ def mfac_multi_tensor(
     ``momentum_buffers`` holds one tensor per parameter when ``options.momentum > 0`` (read only then).
     """
     momentum, weight_decay, damp = options.momentum, options.weight_decay, options.damp
-    grouped = group_tensors([params, grads, windows, momentum_buffers, masks])
+    shard_groups = [_shard_groups(param) for param in params]
+    windows = [_window_rows(window, param) for window, param in zip(windows, params)]
+    params, grads = [_local(param) for param in params], [_local(grad) for grad in grads]
+    momentum_buffers = [None if buffer is None else _local(buffer) for buffer in momentum_buffers]
+    masks = [None if mask is None else _local(mask) for mask in masks]
+    grouped = group_tensors([params, grads, windows, momentum_buffers, masks], extra_keys=shard_groups)
     products = torch.zeros(options.ngrads, dtype=torch.float64, device=gram.device)
+    sharded: dict[tuple[Any, ...], Tensor] = {}
     per_group = []
-    for group_params, group_grads, group_windows, group_buffers, group_masks in grouped.values():
+    for (*_, groups), (group_params, group_grads, group_windows, group_buffers, group_masks) in grouped.items():
         if weight_decay != 0:
             directions = torch._foreach_add(group_grads, group_params, alpha=weight_decay)
         else:
@@ -135,8 +228,13 @@ def mfac_multi_tensor(
             torch._foreach_mul_([directions[i] for i in masked], [group_masks[i] for i in masked])
         for window, direction in zip(group_windows, directions):
             window[slot] = direction.reshape(-1)
-            products += (window @ direction.reshape(-1)).to(gram.device, torch.float64)
+            product = (window @ direction.reshape(-1)).to(gram.device, torch.float64)
+            if groups:
+                sharded[groups] = sharded[groups] + product if groups in sharded else product
+            else:
+                products += product
         per_group.append((group_params, group_windows, group_buffers, directions))
+    _sum_products(products, sharded)
     coefficients = _solve(gram, products, slot, options.ngrads, damp)
     for group_params, group_windows, group_buffers, directions in per_group:
         corrections = [
@@ -218,15 +316,13 @@ class MFAC(Optimizer):
             slot = group_state["step"] % ngrads
             for param in group["params"]:
                 if param.grad is None and "gradient_window" in self.state.get(param, {}):
-                    self.state[param]["gradient_window"][slot] = 0
+                    _local(self.state[param]["gradient_window"])[slot] = 0
             use_momentum = group_options.momentum > 0
             windows, buffers, masks = [], [], []
             for param in params:
                 state = self.state[param]
                 if "gradient_window" not in state:
-                    state["gradient_window"] = torch.zeros(
-                        ngrads, param.numel(), dtype=param.dtype, device=param.device
-                    )
+                    state["gradient_window"] = _new_window(param, ngrads)
                 if use_momentum and "momentum_buffer" not in state:  # momentum on from the start, or switched on
                     state["momentum_buffer"] = torch.zeros_like(param, memory_format=torch.preserve_format)
                 windows.append(state["gradient_window"])
@@ -260,19 +356,25 @@ class MFAC(Optimizer):
         if self.__dict__.get("_warned_nonfinite"):
             return
         self.__dict__["_warned_nonfinite"] = True
-        for index, group in enumerate(self.param_groups):  # the culprit (syncs only on this rare path)
-            for position, param in enumerate(group["params"]):
-                if param.grad is not None and not bool(torch.isfinite(param.grad).all()):
-                    group_state = self._group_state(index)
-                    warnings.warn(
-                        f"{self.method}: step {group_state['step'] + group_state['skipped_steps']} skipped: the "
-                        f"gradient of parameter {position} of param group {index} is not finite (NaN or inf); "
-                        "parameters, gradient windows and momentum are unchanged; skipped steps are counted in "
-                        f"optimizer.state['{GROUP_KEY} <i>']['skipped_steps'] (warned once per optimizer)",
-                        RuntimeWarning,
-                        stacklevel=3,
-                    )
-                    return
+        located = [
+            (index, position, param.grad)
+            for index, group in enumerate(self.param_groups)
+            for position, param in enumerate(group["params"])
+            if param.grad is not None
+        ]
+        flags = _finite_flags([grad for *_, grad in located]).tolist()  # the culprit (a sync on this rare path)
+        for (index, position, _), finite in zip(located, flags):
+            if not finite:
+                group_state = self._group_state(index)
+                warnings.warn(
+                    f"{self.method}: step {group_state['step'] + group_state['skipped_steps']} skipped: the "
+                    f"gradient of parameter {position} of param group {index} is not finite (NaN or inf); "
+                    "parameters, gradient windows and momentum are unchanged; skipped steps are counted in "
+                    f"optimizer.state['{GROUP_KEY} <i>']['skipped_steps'] (warned once per optimizer)",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                return
 
     def state_dict(self) -> dict[str, Any]:
         """torch's layout, every key a parameter index (what ``torch.distributed.checkpoint`` maps to names).
@@ -343,8 +445,29 @@ def _all_finite(tensors: list[Tensor]) -> bool:
     """Whether every tensor is finite, with one host synchronisation (a stack of per-tensor flags)."""
     if not tensors:
         return True
+    return bool(_finite_flags(tensors).all())
+
+
+def _finite_flags(tensors: list[Tensor]) -> Tensor:
+    """Per tensor, whether all its entries are finite, as one boolean tensor (no host synchronisation).
+
+    For DTensor shards the flags are those of the whole tensors (the shards' failures summed over
+    the processes), so every process takes, or skips, the same step: one process skipping alone
+    would leave the others waiting in the next collective.
+    """
     device = tensors[0].device
-    return bool(torch.stack([torch.isfinite(tensor).all().to(device) for tensor in tensors]).all())
+    finite = torch.stack([torch.isfinite(_local(tensor)).all().to(device) for tensor in tensors])
+    sharded: dict[tuple[Any, ...], list[int]] = {}
+    for index, tensor in enumerate(tensors):
+        groups = _shard_groups(tensor)
+        if groups:
+            sharded.setdefault(groups, []).append(index)
+    for groups, indices in sharded.items():
+        failures = (~finite[indices]).to(torch.int64)
+        for group in groups:
+            torch.distributed.all_reduce(failures, group=group)
+        finite[indices] = failures == 0
+    return finite
 
 
 def _check_param_state(method: str, key: Any, state: Any, param: Tensor, ngrads: int) -> None:
@@ -355,7 +478,8 @@ def _check_param_state(method: str, key: Any, state: Any, param: Tensor, ngrads:
         raise UnsupportedInputError(
             method, f"state of parameter {key}", f"keys {shown}", f"{method} keeps {sorted(PARAM_STATE)}"
         )
-    expected = {"gradient_window": (ngrads, param.numel()), "momentum_buffer": param.shape, "mask": param.shape}
+    window = (ngrads, param.numel()) if is_plain(param) else (ngrads, *param.shape)  # a DTensor: see _new_window
+    expected = {"gradient_window": window, "momentum_buffer": param.shape, "mask": param.shape}
     for name, value in state.items():
         if not isinstance(value, Tensor) or value.shape != expected[name]:
             shown = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
@@ -365,8 +489,9 @@ def _check_param_state(method: str, key: Any, state: Any, param: Tensor, ngrads:
 
 
 def _check_group_state(method: str, index: int, state: dict[str, Any], ngrads: int) -> None:
-    gram = state.get("gram", torch.zeros(ngrads, ngrads))  # absent when every step so far was skipped
-    if not set(state) <= GROUP_STATE or not isinstance(gram, Tensor) or gram.shape != (ngrads, ngrads):
+    gram = state.get("gram")  # absent when every step so far was skipped
+    shape_ok = gram is None or (isinstance(gram, Tensor) and gram.shape == (ngrads, ngrads))
+    if not set(state) <= GROUP_STATE or not shape_ok:
         shown = f"shape {tuple(gram.shape)}" if isinstance(gram, Tensor) else f"keys {sorted(state)}"
         raise UnsupportedInputError(
             method,
