@@ -233,6 +233,19 @@ def candidates(device: str = "cpu") -> list[tuple[str, str, str, Callable[[list[
             "torch.optim.AdamW (torch.compile of step)",
             lambda p: CompiledStep(torch.optim.AdamW(p, lr=lr, foreach=True)),
         ),
+        ("adam", "gradhub-compiled", "gradhub AdamP (torch.compile of step)", lambda p: CompiledStep(AdamP(p, lr=lr))),
+        (
+            "sgd",
+            "torch-sgd-compiled",
+            "torch.optim.SGD (torch.compile of step)",
+            lambda p: CompiledStep(torch.optim.SGD(p, lr=lr, momentum=momentum, foreach=True)),
+        ),
+        (
+            "sgd",
+            "gradhub-compiled",
+            "gradhub SGDP (torch.compile of step)",
+            lambda p: CompiledStep(SGDP(p, lr=lr, momentum=momentum)),
+        ),
         (
             "diffgrad",
             "gradhub-compiled",
