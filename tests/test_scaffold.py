@@ -41,7 +41,7 @@ def test_generated_plugins_install_and_pass(tmp_path: Path) -> None:
     for name, kind in zip(names, KINDS):
         assert any(line.split()[:3] == [name, kind, f"gradhub-{name}"] for line in listed.stdout.splitlines()), name
     command = [sys.executable, "-m", "gradhub", "check", *names]
-    checked = subprocess.run(command, env=env, capture_output=True, text=True)
+    checked = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-2000:]
     total, passed = re.fullmatch(r"(\d+) checks: (\d+) passed", checked.stdout.splitlines()[-1]).groups()
     assert total == passed and int(total) > 60
@@ -52,6 +52,7 @@ def test_generated_plugins_install_and_pass(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         cwd=tmp_path,
+        timeout=900,
     )
     assert tests.returncode == 0, tests.stdout[-3000:]
 

@@ -45,6 +45,64 @@ TOLERANCE = 1e-10
 MODES = ("ddp", "fsdp2")
 
 
+def in_processes(body: Any, world_size: int = WORLD_SIZE) -> list[Any]:
+    """``body(rank, world_size)`` in ``world_size`` spawned CPU processes joined in one gloo process group.
+
+    Returns what each rank's ``body`` returned (passed through ``torch.save``/``torch.load``), in rank
+    order; a rank that raises fails the call with its traceback. ``body`` must be a module-level function
+    of a module the spawned processes import by name (a test folder on ``sys.path``, say). For a plugin's
+    own multi-process tests, so each one does not rebuild the rendezvous and the result files.
+    """
+    with tempfile.TemporaryDirectory(prefix="gradhub-processes-") as directory:
+        spawn(_run_rank, (body, directory, world_size), world_size)
+        errors = [path.read_text() for path in sorted(Path(directory).glob("*.error"))]
+        if errors:
+            raise RuntimeError(f"a process failed:\n{errors[0]}")
+        return [torch.load(Path(directory) / f"rank{rank}.pt", weights_only=False) for rank in range(world_size)]
+
+
+SPAWN_SECONDS = 300
+"""How long spawned ranks may take before they are killed and the run fails (a hung collective)."""
+
+
+def spawn(function: Any, args: tuple[Any, ...], processes: int, seconds: float = SPAWN_SECONDS) -> None:
+    """``torch.multiprocessing.start_processes`` (spawn) with a deadline: a rank stuck in a collective whose
+    peer died is killed after ``seconds`` and the call raises, instead of waiting for ever."""
+    import time
+
+    import torch.multiprocessing as mp
+
+    context = mp.start_processes(function, args=args, nprocs=processes, start_method="spawn", join=False)
+    deadline = time.monotonic() + seconds
+    while not context.join(timeout=2):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                if process.is_alive():
+                    process.kill()
+            raise TimeoutError(f"the {processes} spawned processes did not finish within {seconds:.0f} s")
+
+
+def _run_rank(rank: int, body: Any, directory: str, world_size: int) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    out = Path(directory)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{out / 'rendezvous'}",
+        rank=rank,
+        world_size=world_size,
+        timeout=datetime.timedelta(seconds=120),
+    )
+    try:
+        torch.save(body(rank, world_size), out / f"rank{rank}.pt")
+    except Exception:
+        (out / f"rank{rank}.error").write_text(traceback.format_exc())
+    finally:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _tested(mode: str) -> Any:
     def applies(spec: MethodSpec) -> bool:
         support = getattr(spec.capabilities, mode, None)
@@ -178,15 +236,13 @@ def _worker(rank: int, payload: dict[str, Any]) -> None:
 @functools.lru_cache(maxsize=64)
 def _distributed_run(payload_bytes: bytes) -> dict[str, Any]:
     """Spawn the ranks once for a method and all its tested modes; per mode, the ranks' parameters or errors."""
-    import torch.multiprocessing as mp
-
     payload = pickle.loads(payload_bytes)
     with tempfile.TemporaryDirectory(prefix="gradhub-distributed-") as directory:
         payload["out"] = directory
         payload["init_file"] = os.path.join(directory, "rendezvous")
         try:
-            mp.start_processes(_worker, args=(payload,), nprocs=WORLD_SIZE, start_method="spawn")
-        except Exception as error:  # a rank crashed outside a mode (import, rendezvous, teardown)
+            spawn(_worker, (payload,), WORLD_SIZE)
+        except Exception as error:  # a rank crashed outside a mode (import, rendezvous, teardown) or hung
             if _complete(Path(directory), payload["modes"]):
                 # Every rank saved every result before dying: a crash in gloo's teardown at
                 # process exit ("terminate called without an active exception"), not the method's.

@@ -18,14 +18,9 @@ This module is imported by name in the spawned processes (the folder is on ``sys
 
 from __future__ import annotations
 
-import datetime
 import functools
-import os
-import tempfile
-import traceback
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -37,7 +32,7 @@ from gradhub_adamp.sgdp import SGDP
 from torch import Tensor, nn
 
 from gradhub.kinds.optimizer import OptimizerExample, standard_problem
-from gradhub.testing.distributed import GLOBAL_BATCH, STEPS, problem
+from gradhub.testing.distributed import GLOBAL_BATCH, STEPS, in_processes, problem
 
 WORLD = 2
 TOLERANCE = 1e-10
@@ -184,47 +179,25 @@ def _sharded(model: nn.Module, shard_dim: int) -> None:
     fully_shard(model, mesh=mesh, shard_placement_fn=placement)
 
 
-def _worker(rank: int, directory: str) -> None:
-    import torch.distributed as dist
-
-    torch.set_num_threads(1)
-    out = Path(directory)
-    dist.init_process_group(
-        "gloo",
-        init_method=f"file://{out / 'rendezvous'}",
-        rank=rank,
-        world_size=WORLD,
-        timeout=datetime.timedelta(seconds=120),
-    )
-    local = slice(rank * GLOBAL_BATCH // WORLD, (rank + 1) * GLOBAL_BATCH // WORLD)
+def _body(rank: int, world: int) -> dict[str, Any]:
+    """What one process runs (gradhub.testing.distributed.in_processes spawns it)."""
+    local = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
     results: dict[str, Any] = {}
-    try:
-        for name, scenario in SCENARIOS.items():
-            model, loss, inputs, labels = _model(scenario[1])
-            _sharded(model, scenario[2].get("shard_dim", 0))
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                try:
-                    params, _ = train(scenario, model, loss, inputs[local], labels[local])
-                    results[name] = {"params": params}
-                except Exception as error:
-                    results[name] = {"error": f"{type(error).__name__}: {error}"}
-            results[name]["warnings"] = [f"{w.category.__name__}: {w.message}" for w in caught]
-        torch.save(results, out / f"rank{rank}.pt")
-    except Exception:
-        (out / f"rank{rank}.error").write_text(traceback.format_exc())
-    finally:
-        dist.barrier()
-        dist.destroy_process_group()
+    for name, scenario in SCENARIOS.items():
+        model, loss, inputs, labels = _model(scenario[1])
+        _sharded(model, scenario[2].get("shard_dim", 0))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                params, _ = train(scenario, model, loss, inputs[local], labels[local])
+                results[name] = {"params": params}
+            except Exception as error:
+                results[name] = {"error": f"{type(error).__name__}: {error}"}
+        results[name]["warnings"] = [f"{w.category.__name__}: {w.message}" for w in caught]
+    return results
 
 
 @functools.cache
 def distributed_runs() -> list[dict[str, Any]]:
     """Every scenario under FSDP2 in 2 processes (spawned once): per rank, per scenario, params or error."""
-    import torch.multiprocessing as mp
-
-    with tempfile.TemporaryDirectory(prefix="gradhub-adamp-fsdp2-") as directory:
-        mp.start_processes(_worker, args=(directory,), nprocs=WORLD, start_method="spawn")
-        errors = [path.read_text() for path in Path(directory).glob("*.error")]
-        assert not errors, errors[0]
-        return [torch.load(os.path.join(directory, f"rank{rank}.pt")) for rank in range(WORLD)]
+    return in_processes(_body, WORLD)

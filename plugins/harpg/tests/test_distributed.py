@@ -10,21 +10,15 @@ scenario and saves what it saw; the tests read it.
 
 from __future__ import annotations
 
-import datetime
 import functools
-import os
-import tempfile
-import traceback
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-import torch.distributed as dist
 from gradhub_harpg.harpg import HARPG, NHARPG
 from gradhub_harpg.npg_igt import NPGIGT
 
-from gradhub.testing.distributed import GLOBAL_BATCH, problem
+from gradhub.testing.distributed import GLOBAL_BATCH, in_processes, problem
 
 WORLD = 2
 STEPS = 4
@@ -56,56 +50,37 @@ def _parameters(model: torch.nn.Module) -> list[torch.Tensor]:
     return [(p.full_tensor() if hasattr(p, "full_tensor") else p).detach().clone() for p in model.parameters()]
 
 
-def _worker(rank: int, directory: str) -> None:
-    torch.set_num_threads(1)
-    out = Path(directory)
-    dist.init_process_group(
-        "gloo",
-        init_method=f"file://{out / 'rendezvous'}",
-        rank=rank,
-        world_size=WORLD,
-        timeout=datetime.timedelta(seconds=120),
-    )
-    local = slice(rank * GLOBAL_BATCH // WORLD, (rank + 1) * GLOBAL_BATCH // WORLD)
+def _body(rank: int, world: int) -> dict[str, Any]:
+    """What one process runs (gradhub.testing.distributed.in_processes spawns it)."""
+    local = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
     results: dict[str, Any] = {}
-    try:
-        for name in OPTIMIZERS:
-            for mode, with_logp in (("average", False), ("average", True), ("local", False), ("error", False)):
-                model, inputs, labels = problem()
-                wrapped = torch.nn.parallel.DistributedDataParallel(model)
-                key = f"{name}-{mode}-{'logp' if with_logp else 'loss'}"
-                try:
-                    _train(name, wrapped, inputs[local], labels[local], distributed=mode, with_logp=with_logp)
-                    results[key] = _parameters(model)
-                except Exception as error:
-                    results[key] = f"{type(error).__name__}: {error}"
-            from torch.distributed.device_mesh import init_device_mesh
-            from torch.distributed.fsdp import fully_shard
-
+    for name in OPTIMIZERS:
+        for mode, with_logp in (("average", False), ("average", True), ("local", False), ("error", False)):
             model, inputs, labels = problem()
-            sharded = fully_shard(model, mesh=init_device_mesh("cpu", (WORLD,)))
+            wrapped = torch.nn.parallel.DistributedDataParallel(model)
+            key = f"{name}-{mode}-{'logp' if with_logp else 'loss'}"
             try:
-                _train(name, sharded, inputs[local], labels[local], distributed="average")
-                results[f"{name}-fsdp2"] = _parameters(model)
+                _train(name, wrapped, inputs[local], labels[local], distributed=mode, with_logp=with_logp)
+                results[key] = _parameters(model)
             except Exception as error:
-                results[f"{name}-fsdp2"] = f"{type(error).__name__}: {error}"
-        torch.save(results, out / f"rank{rank}.pt")
-    except Exception:
-        (out / f"rank{rank}.error").write_text(traceback.format_exc())
-    finally:
-        dist.barrier()
-        dist.destroy_process_group()
+                results[key] = f"{type(error).__name__}: {error}"
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        model, inputs, labels = problem()
+        sharded = fully_shard(model, mesh=init_device_mesh("cpu", (WORLD,)))
+        try:
+            _train(name, sharded, inputs[local], labels[local], distributed="average")
+            results[f"{name}-fsdp2"] = _parameters(model)
+        except Exception as error:
+            results[f"{name}-fsdp2"] = f"{type(error).__name__}: {error}"
+    return results
 
 
 @functools.cache
 def _runs() -> list[dict[str, Any]]:
-    import torch.multiprocessing as mp
-
-    with tempfile.TemporaryDirectory(prefix="gradhub-harpg-distributed-") as directory:
-        mp.start_processes(_worker, args=(directory,), nprocs=WORLD, start_method="spawn")
-        errors = [path.read_text() for path in Path(directory).glob("*.error")]
-        assert not errors, errors[0]
-        return [torch.load(os.path.join(directory, f"rank{rank}.pt")) for rank in range(WORLD)]
+    """DDP and FSDP2 runs of every optimizer in 2 processes (spawned once), per rank."""
+    return in_processes(_body, WORLD)
 
 
 def _single(name: str, rows: slice | None = None, **options: Any) -> list[torch.Tensor]:

@@ -16,13 +16,8 @@ This module is imported by name in the spawned processes (the folder is on ``sys
 
 from __future__ import annotations
 
-import datetime
 import functools
-import os
-import tempfile
-import traceback
 import warnings
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -31,7 +26,7 @@ import torch
 from gradhub_mfac.optimizer import MFAC
 from torch import Tensor, nn
 
-from gradhub.testing.distributed import GLOBAL_BATCH, STEPS, problem
+from gradhub.testing.distributed import GLOBAL_BATCH, STEPS, in_processes, problem
 
 WORLD = 2
 TOLERANCE = 1e-10
@@ -171,46 +166,24 @@ def _sharded(model: nn.Module, shard_dim: int) -> None:
     fully_shard(model, mesh=mesh, shard_placement_fn=placement)
 
 
-def _worker(rank: int, directory: str) -> None:
-    import torch.distributed as dist
-
-    torch.set_num_threads(1)
-    out = Path(directory)
-    dist.init_process_group(
-        "gloo",
-        init_method=f"file://{out / 'rendezvous'}",
-        rank=rank,
-        world_size=WORLD,
-        timeout=datetime.timedelta(seconds=120),
-    )
-    local = slice(rank * GLOBAL_BATCH // WORLD, (rank + 1) * GLOBAL_BATCH // WORLD)
+def _body(rank: int, world: int) -> dict[str, Any]:
+    """What one process runs (gradhub.testing.distributed.in_processes spawns it)."""
+    local = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
     results: dict[str, Any] = {}
-    try:
-        for name, options in SCENARIOS.items():
-            model, loss, inputs, labels = _model(options)
-            _sharded(model, options.get("shard_dim", 0))
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                try:
-                    results[name] = train(options, model, loss, inputs[local], labels[local], rank)
-                except Exception as error:
-                    results[name] = {"error": f"{type(error).__name__}: {error}"}
-            results[name]["warnings"] = [f"{w.category.__name__}: {w.message}" for w in caught]
-        torch.save(results, out / f"rank{rank}.pt")
-    except Exception:
-        (out / f"rank{rank}.error").write_text(traceback.format_exc())
-    finally:
-        dist.barrier()
-        dist.destroy_process_group()
+    for name, options in SCENARIOS.items():
+        model, loss, inputs, labels = _model(options)
+        _sharded(model, options.get("shard_dim", 0))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                results[name] = train(options, model, loss, inputs[local], labels[local], rank)
+            except Exception as error:
+                results[name] = {"error": f"{type(error).__name__}: {error}"}
+        results[name]["warnings"] = [f"{w.category.__name__}: {w.message}" for w in caught]
+    return results
 
 
 @functools.cache
 def distributed_runs() -> list[dict[str, Any]]:
     """Every scenario under FSDP2 in 2 processes (spawned once): per rank, per scenario, results or error."""
-    import torch.multiprocessing as mp
-
-    with tempfile.TemporaryDirectory(prefix="gradhub-mfac-fsdp2-") as directory:
-        mp.start_processes(_worker, args=(directory,), nprocs=WORLD, start_method="spawn")
-        errors = [path.read_text() for path in Path(directory).glob("*.error")]
-        assert not errors, errors[0]
-        return [torch.load(os.path.join(directory, f"rank{rank}.pt")) for rank in range(WORLD)]
+    return in_processes(_body, WORLD)
