@@ -82,18 +82,25 @@ def spawn(function: Any, args: tuple[Any, ...], processes: int, seconds: float =
             raise TimeoutError(f"the {processes} spawned processes did not finish within {seconds:.0f} s")
 
 
-def _run_rank(rank: int, body: Any, directory: str, world_size: int) -> None:
+def _join_group(rank: int, rendezvous: Path | str, world_size: int) -> None:
+    """This spawned process joins the gloo group (one thread, a file rendezvous, a 120 s timeout)."""
     import torch.distributed as dist
 
     torch.set_num_threads(1)
-    out = Path(directory)
     dist.init_process_group(
         "gloo",
-        init_method=f"file://{out / 'rendezvous'}",
+        init_method=f"file://{rendezvous}",
         rank=rank,
         world_size=world_size,
         timeout=datetime.timedelta(seconds=120),
     )
+
+
+def _run_rank(rank: int, body: Any, directory: str, world_size: int) -> None:
+    import torch.distributed as dist
+
+    out = Path(directory)
+    _join_group(rank, out / "rendezvous", world_size)
     try:
         torch.save(body(rank, world_size), out / f"rank{rank}.pt")
     except Exception:
@@ -186,15 +193,8 @@ def _worker(rank: int, payload: dict[str, Any]) -> None:
     """One rank: train under each requested mode, save the gathered parameters (or the error)."""
     import torch.distributed as dist
 
-    torch.set_num_threads(1)
     out = Path(payload["out"])
-    dist.init_process_group(
-        "gloo",
-        init_method=f"file://{payload['init_file']}",
-        rank=rank,
-        world_size=WORLD_SIZE,
-        timeout=datetime.timedelta(seconds=120),
-    )
+    _join_group(rank, payload["init_file"], WORLD_SIZE)
     try:
         optimizer_class = _import_target(payload["target"], payload["module_files"])
         for mode in payload["modes"]:
