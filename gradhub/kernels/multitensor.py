@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Hashable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -18,6 +19,7 @@ from torch.nn import Parameter
 __all__ = [
     "CACHE_BLOCK_BYTES",
     "accelerator_formulation",
+    "all_reduce_over",
     "as_rows",
     "cache_blocks",
     "foreach_add_scalar_",
@@ -26,9 +28,11 @@ __all__ = [
     "group_tensors",
     "host_formulation",
     "is_plain",
+    "local_shard",
     "row_blocks",
     "row_shape",
     "same_shape_batches",
+    "shard_groups",
     "write_back",
 ]
 
@@ -226,3 +230,45 @@ def row_blocks(rows: int, row_length: int, max_block_numel: int) -> list[slice]:
     """
     per_block = max(1, max_block_numel // max(row_length, 1))
     return [slice(start, min(start + per_block, rows)) for start in range(0, rows, per_block)]
+
+
+def local_shard(tensor: Tensor) -> Tensor:
+    """The part of ``tensor`` this process holds: a DTensor's local tensor (sharing its storage, so
+    in-place updates reach the DTensor), a plain tensor itself."""
+    return tensor if is_plain(tensor) else tensor.to_local()
+
+
+def shard_groups(
+    method: str, tensor: Tensor, dims: tuple[int, ...] | None = None, allowed: str = ""
+) -> tuple[Any, ...]:
+    """The process groups over which a sum over ``tensor``'s entries (or rows) is all-reduced.
+
+    Those of the mesh dimensions that shard it (FSDP2's ``Shard(0)``: one group); a replicated mesh
+    dimension needs none, a plain tensor none at all. ``dims`` limits which tensor dimensions may be
+    sharded (``(0,)`` for a method that needs whole rows on each process); any other placement raises
+    :class:`~gradhub.errors.UnsupportedInputError` naming ``method`` and saying ``allowed``.
+    """
+    if is_plain(tensor):
+        return ()
+    from torch.distributed.tensor import Replicate, Shard
+
+    from gradhub.errors import UnsupportedInputError
+
+    groups = []
+    for mesh_dim, placement in enumerate(tensor.placements):
+        if isinstance(placement, Shard) and (dims is None or placement.dim in dims):
+            groups.append(tensor.device_mesh.get_group(mesh_dim))
+        elif not isinstance(placement, Replicate):
+            raise UnsupportedInputError(
+                method,
+                "DTensor placement",
+                f"{tuple(tensor.placements)} for a parameter of shape {tuple(tensor.shape)}",
+                allowed or "Shard or Replicate on every mesh dimension",
+            )
+    return tuple(groups)
+
+
+def all_reduce_over(tensor: Tensor, groups: tuple[Any, ...]) -> None:
+    """Sum ``tensor`` in place over the processes of each group (those of :func:`shard_groups`)."""
+    for group in groups:
+        torch.distributed.all_reduce(tensor, group=group)

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradhub.kernels import adam_moments_, adam_step_scalars, group_tensors, host_formulation, is_plain
+from gradhub.kernels import adam_moments_, adam_step_scalars, group_tensors, host_formulation, is_plain, local_shard
 from gradhub_adamp import ADAMP, AdamPHyperparameters
 from gradhub_adamp.fused import fused_adamp
 from gradhub_adamp.multitensor import (
@@ -45,7 +45,7 @@ from gradhub_adamp.multitensor import (
     foreach_projected_step,
     sharded_projected_step,
 )
-from gradhub_adamp.projection import ScaleInvariantOptimizer, local_shard, project_and_step
+from gradhub_adamp.projection import ScaleInvariantOptimizer, project_and_step
 
 __all__ = ["AdamP"]
 

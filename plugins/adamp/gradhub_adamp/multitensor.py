@@ -33,12 +33,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from gradhub.kernels import as_rows, row_blocks, row_shape, same_shape_batches, write_back
+from gradhub.kernels import all_reduce_over, as_rows, local_shard, row_blocks, row_shape, same_shape_batches, write_back
 from gradhub_adamp import ADAMP
 from gradhub_adamp.projection import (
-    all_reduce_over_shards,
     decision_statistics,
-    local_shard,
     param_dot_update,
     projection_scales,
     radial_projection_scales,
@@ -465,7 +463,7 @@ def sharded_projected_step(
     for groups, works in pending.items():
         if groups:
             summed = torch.cat([work.sums for work in works])
-            all_reduce_over_shards(summed, groups)
+            all_reduce_over(summed, groups)
             for work, sums in zip(works, summed.split([work.sums.shape[0] for work in works])):
                 work.sums = sums
         for work in works:

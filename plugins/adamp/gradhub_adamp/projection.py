@@ -39,16 +39,14 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from gradhub.errors import UnsupportedInputError
-from gradhub.kernels import is_plain, row_shape
+from gradhub.kernels import all_reduce_over, is_plain, local_shard, row_shape
+from gradhub.kernels import shard_groups as sharded_over
 from gradhub.kinds.optimizer import ElementwiseOptimizer
 from gradhub_adamp import ADAMP
 
 __all__ = [
     "ScaleInvariantOptimizer",
-    "all_reduce_over_shards",
     "decision_statistics",
-    "local_shard",
     "param_dot_update",
     "project_and_step",
     "project_radial",
@@ -134,44 +132,15 @@ def radial_projection_scales(
     return projection_scales(param_dot_update(params, updates), statistics[2], channel, layer, eps), channel, layer
 
 
-def local_shard(tensor: Tensor) -> Tensor:
-    """The part of ``tensor`` this process holds: a DTensor's local tensor, a plain tensor itself.
-
-    The local tensor shares the DTensor's storage, so in-place updates of it update the DTensor.
-    """
-    return tensor if is_plain(tensor) else tensor.to_local()
+ROWS_WHOLE = (
+    "Shard(0) (FSDP2's default) or Replicate on every mesh dimension: the projection's per-row cosines need "
+    "whole rows on each process"
+)
 
 
 def shard_groups(method: str, tensor: Tensor) -> tuple[Any, ...]:
-    """The process groups over which sums over ``tensor``'s rows are all-reduced.
-
-    Those of the mesh dimensions that shard dim 0: one for FSDP2's default ``Shard(0)``, none
-    for a plain or replicated tensor. The channel view needs whole rows on each process, so
-    any other placement raises :class:`~gradhub.errors.UnsupportedInputError`.
-    """
-    if is_plain(tensor):
-        return ()
-    from torch.distributed.tensor import Replicate, Shard
-
-    groups = []
-    for mesh_dim, placement in enumerate(tensor.placements):
-        if isinstance(placement, Shard) and placement.dim == 0:
-            groups.append(tensor.device_mesh.get_group(mesh_dim))
-        elif not isinstance(placement, Replicate):
-            raise UnsupportedInputError(
-                method,
-                "DTensor placement",
-                f"{tuple(tensor.placements)} for a parameter of shape {tuple(tensor.shape)}",
-                "Shard(0) (FSDP2's default) or Replicate on every mesh dimension: the projection's per-row "
-                "cosines need whole rows on each process",
-            )
-    return tuple(groups)
-
-
-def all_reduce_over_shards(tensor: Tensor, groups: tuple[Any, ...]) -> None:
-    """Sum ``tensor`` in place over the processes of each group (those of :func:`shard_groups`)."""
-    for group in groups:
-        torch.distributed.all_reduce(tensor, group=group)
+    """The process groups over which sums over ``tensor``'s rows are all-reduced (rows must be whole)."""
+    return sharded_over(method, tensor, dims=(0,), allowed=ROWS_WHOLE)
 
 
 def shard_sums(
@@ -285,7 +254,7 @@ def project_and_step(
         statistics = decision_statistics(grad.reshape(shape), local_param)
         products = param_dot_update(local_param, update.reshape(shape))
         sums = shard_sums(statistics, products, row_length, delta, eps)
-        all_reduce_over_shards(sums, groups)
+        all_reduce_over(sums, groups)
         scale, channel, layer = sharded_projection_scales(
             sums, products, statistics[2], whole_rows, row_length, delta, eps
         )
@@ -331,7 +300,7 @@ def warn_if_zero_gradients(method: str, params: list[Tensor], grads: list[Tensor
         for groups, indices in by_groups.items():
             if groups:
                 counts = nonzero[indices]
-                all_reduce_over_shards(counts, groups)
+                all_reduce_over(counts, groups)
                 nonzero[indices] = counts
         zero = int((nonzero == 0).sum())
     if zero:

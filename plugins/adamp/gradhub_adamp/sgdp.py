@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradhub.kernels import group_tensors, host_formulation, is_plain
+from gradhub.kernels import group_tensors, host_formulation, is_plain, local_shard
 from gradhub_adamp import SGDP as SGDP_SPEC
 from gradhub_adamp import SGDPHyperparameters
 from gradhub_adamp.fused import fused_sgdp
@@ -40,7 +40,7 @@ from gradhub_adamp.multitensor import (
     foreach_projected_step,
     sharded_projected_step,
 )
-from gradhub_adamp.projection import ScaleInvariantOptimizer, local_shard, project_and_step
+from gradhub_adamp.projection import ScaleInvariantOptimizer, project_and_step
 
 __all__ = ["SGDP"]
 

@@ -27,10 +27,11 @@ from unittest import mock
 import gradhub_adamp.multitensor as multitensor
 import torch
 from gradhub_adamp.adamp import AdamP
-from gradhub_adamp.projection import all_reduce_over_shards, project_radial
+from gradhub_adamp.projection import project_radial
 from gradhub_adamp.sgdp import SGDP
 from torch import Tensor, nn
 
+from gradhub.kernels import all_reduce_over
 from gradhub.kinds.optimizer import OptimizerExample, standard_problem
 from gradhub.testing.distributed import GLOBAL_BATCH, STEPS, in_processes, problem
 
@@ -52,12 +53,12 @@ def projection_example(
 def _local_layer_sums(sums: Tensor, groups: tuple[Any, ...]) -> None:
     """The bug: the channel test's failures are summed over processes, the layer view's sums are not."""
     failures = sums[:, :1].clone()
-    all_reduce_over_shards(failures, groups)
+    all_reduce_over(failures, groups)
     sums[:, :1] = failures
 
 
 def _local_layer_view_adamp(*args: Any) -> None:
-    with mock.patch.object(multitensor, "all_reduce_over_shards", _local_layer_sums):
+    with mock.patch.object(multitensor, "all_reduce_over", _local_layer_sums):
         AdamP.multi_tensor(*args)
 
 

@@ -62,7 +62,7 @@ from torch import Tensor
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validate_hyperparameters
-from gradhub.kernels import group_tensors, is_plain
+from gradhub.kernels import all_reduce_over, group_tensors, is_plain, local_shard, shard_groups
 from gradhub.kinds.optimizer import Optimizer
 from gradhub_mfac import MFAC as MFAC_SPEC
 from gradhub_mfac import MFACHyperparameters
@@ -77,33 +77,12 @@ def _solve(gram: Tensor, products: Tensor, slot: int, ngrads: int, damp: float) 
     return woodbury_solve(gram, products, ngrads, damp)
 
 
-def _local(tensor: Tensor) -> Tensor:
-    """The part of ``tensor`` this process holds: a DTensor's local tensor (it shares the storage), else itself."""
-    return tensor if is_plain(tensor) else tensor.to_local()
+SHARDABLE = "Shard(d) or Replicate on every mesh dimension (FSDP2's default is Shard(0))"
 
 
 def _shard_groups(tensor: Tensor) -> tuple[Any, ...]:
-    """The process groups over which a sum over a DTensor's entries is all-reduced (none for a plain tensor).
-
-    Those of the mesh dimensions that shard it (FSDP2: ``Shard(0)``, one group); a replicated dimension
-    needs none. Other placements raise :class:`~gradhub.errors.UnsupportedInputError`.
-    """
-    if is_plain(tensor):
-        return ()
-    from torch.distributed.tensor import Replicate, Shard
-
-    groups = []
-    for mesh_dim, placement in enumerate(tensor.placements):
-        if type(placement) is Shard:
-            groups.append(tensor.device_mesh.get_group(mesh_dim))
-        elif not isinstance(placement, Replicate):
-            raise UnsupportedInputError(
-                MFAC_SPEC.name,
-                "DTensor placement",
-                f"{tuple(tensor.placements)} for a parameter of shape {tuple(tensor.shape)}",
-                "Shard(d) or Replicate on every mesh dimension (FSDP2's default is Shard(0))",
-            )
-    return tuple(groups)
+    """The process groups over which a sum over a DTensor's entries is all-reduced (none for a plain tensor)."""
+    return shard_groups(MFAC_SPEC.name, tensor, allowed=SHARDABLE)
 
 
 def _new_window(param: Tensor, ngrads: int) -> Tensor:
@@ -135,15 +114,14 @@ def _new_window(param: Tensor, ngrads: int) -> Tensor:
 
 def _window_rows(window: Tensor, param: Tensor) -> Tensor:
     """This process's part of ``param``'s window as ``ngrads x`` (its entries of ``param``): a view, written through."""
-    local = _local(window)
-    return local.view(local.shape[0], _local(param).numel())
+    local = local_shard(window)
+    return local.view(local.shape[0], local_shard(param).numel())
 
 
 def _sum_products(products: Tensor, sharded: dict[tuple[Any, ...], Tensor]) -> None:
     """Add to ``products`` the window products of DTensor shards, each set all-reduced over its process groups."""
     for groups, partial in sharded.items():
-        for group in groups:
-            torch.distributed.all_reduce(partial, group=group)
+        all_reduce_over(partial, groups)
         products += partial
 
 
@@ -168,10 +146,10 @@ def mfac_single_tensor(
     for param, grad, window, mask in zip(params, grads, windows, masks):
         groups = _shard_groups(param)
         window = _window_rows(window, param)
-        param, grad = _local(param), _local(grad)
+        param, grad = local_shard(param), local_shard(grad)
         direction = grad + weight_decay * param if weight_decay != 0 else grad.clone()
         if mask is not None:
-            direction = direction * _local(mask)
+            direction = direction * local_shard(mask)
         window[slot] = direction.reshape(-1)
         product = (window @ direction.reshape(-1)).to(gram.device, torch.float64)
         if groups:
@@ -186,7 +164,7 @@ def mfac_single_tensor(
     for param, direction, window, buffer in zip(local_params, directions, local_windows, momentum_buffers):
         update = (direction - (coefficients.to(window) @ window).view_as(param)) / damp
         if momentum > 0:
-            buffer = _local(buffer)
+            buffer = local_shard(buffer)
             buffer.mul_(momentum).add_(update, alpha=1 - momentum)
             update = buffer
         param.add_(update, alpha=-lr)
@@ -211,9 +189,9 @@ def mfac_multi_tensor(
     momentum, weight_decay, damp = options.momentum, options.weight_decay, options.damp
     shard_groups = [_shard_groups(param) for param in params]
     windows = [_window_rows(window, param) for window, param in zip(windows, params)]
-    params, grads = [_local(param) for param in params], [_local(grad) for grad in grads]
-    momentum_buffers = [None if buffer is None else _local(buffer) for buffer in momentum_buffers]
-    masks = [None if mask is None else _local(mask) for mask in masks]
+    params, grads = [local_shard(param) for param in params], [local_shard(grad) for grad in grads]
+    momentum_buffers = [None if buffer is None else local_shard(buffer) for buffer in momentum_buffers]
+    masks = [None if mask is None else local_shard(mask) for mask in masks]
     grouped = group_tensors([params, grads, windows, momentum_buffers, masks], extra_keys=shard_groups)
     products = torch.zeros(options.ngrads, dtype=torch.float64, device=gram.device)
     sharded: dict[tuple[Any, ...], Tensor] = {}
@@ -316,7 +294,7 @@ class MFAC(Optimizer):
             slot = group_state["step"] % ngrads
             for param in group["params"]:
                 if param.grad is None and "gradient_window" in self.state.get(param, {}):
-                    _local(self.state[param]["gradient_window"])[slot] = 0
+                    local_shard(self.state[param]["gradient_window"])[slot] = 0
             use_momentum = group_options.momentum > 0
             windows, buffers, masks = [], [], []
             for param in params:
@@ -456,7 +434,7 @@ def _finite_flags(tensors: list[Tensor]) -> Tensor:
     would leave the others waiting in the next collective.
     """
     device = tensors[0].device
-    finite = torch.stack([torch.isfinite(_local(tensor)).all().to(device) for tensor in tensors])
+    finite = torch.stack([torch.isfinite(local_shard(tensor)).all().to(device) for tensor in tensors])
     sharded: dict[tuple[Any, ...], list[int]] = {}
     for index, tensor in enumerate(tensors):
         groups = _shard_groups(tensor)
@@ -464,8 +442,7 @@ def _finite_flags(tensors: list[Tensor]) -> Tensor:
             sharded.setdefault(groups, []).append(index)
     for groups, indices in sharded.items():
         failures = (~finite[indices]).to(torch.int64)
-        for group in groups:
-            torch.distributed.all_reduce(failures, group=group)
+        all_reduce_over(failures, groups)
         finite[indices] = failures == 0
     return finite
 
