@@ -22,10 +22,14 @@ from torch import Tensor
 from gradhub.kernels import adam_step_scalars, group_tensors, native
 from gradhub_adamp import ADAMP, SGDP, AdamPHyperparameters, SGDPHyperparameters
 
-__all__ = ["FUSED_GRAIN", "fused_adamp", "fused_sgdp"]
+__all__ = ["FUSED_BATCH_BYTES", "FUSED_GRAIN", "fused_adamp", "fused_sgdp"]
 
 FUSED_GRAIN = 1 << 15
 """Elements per parallel task; weights up to this size are done whole by one thread (in cache)."""
+
+FUSED_BATCH_BYTES = 8 << 20
+"""Weights and gradients of large matrices per batch (statistics pass, then update pass): what a
+last-level cache keeps between the two passes."""
 
 SOURCE = Path(__file__).with_name("csrc") / "projected.cpp"
 
@@ -66,6 +70,7 @@ def fused_adamp(
             options.nesterov,
             options.maximize,
             FUSED_GRAIN,
+            FUSED_BATCH_BYTES,
         )
     return True
 
@@ -96,5 +101,6 @@ def fused_sgdp(
             options.nesterov,
             options.maximize,
             FUSED_GRAIN,
+            FUSED_BATCH_BYTES,
         )
     return True

@@ -41,7 +41,8 @@ STRATEGIES = (*UNFUSED_STRATEGIES, "fused", "fused-rows")
 """Every CPU code path: the above, the fused kernel (``fused=True``; the test network's
 weights are small, so each is done whole by one thread), and the fused kernel with its
 grain shrunk to ``FUSED_ROW_GRAIN`` elements, so weights are split into row chunks
-(statistics, decision, then rows; the layer view's extra pass) across threads."""
+(statistics, decision, then rows; the layer view's extra pass) across threads, all in one
+cache batch (``FUSED_BATCH_BYTES``; test_paths.py's real-size test puts each weight in its own)."""
 
 FUSED_ROW_GRAIN = 64
 """conv weights (8 x 27 and 8 x 72) and both linear weights (80 x 32, 10 x 80) exceed it:

@@ -91,9 +91,10 @@ def test_kernel_guard_names_the_method() -> None:
             False,
             False,
             64,
+            1 << 20,
         )
     with pytest.raises(RuntimeError, match="sgdp: grain must be positive"):
-        kernels.sgdp_([weight], [weight], [weight], 0.9, 0.0, 0.1, 0.0, 0.1, 0.1, 1e-8, False, False, 0)
+        kernels.sgdp_([weight], [weight], [weight], 0.9, 0.0, 0.1, 0.0, 0.1, 0.1, 1e-8, False, False, 0, 1 << 20)
 
 
 def test_fused_state_dict_resumes_on_the_other_paths() -> None:

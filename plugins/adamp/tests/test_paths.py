@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import adamp as official
+import gradhub_adamp.fused as ours_fused
 import gradhub_adamp.multitensor as multitensor
 import pytest
 import torch
@@ -212,9 +213,11 @@ def test_bfloat16_sgdp_in_place_projection_keeps_the_norm(monkeypatch: pytest.Mo
 @pytest.mark.parametrize("method", ["adamp", "sgdp"])
 def test_large_weights_with_real_block_sizes(monkeypatch: pytest.MonkeyPatch, method: str, path: str) -> None:
     """A 4.2 MB float64 weight (above BLOCK_BYTES = 4 MiB: walked in two row blocks on CPU; alone in its
-    foreach batch; in row chunks of the real FUSED_GRAIN in the fused kernel) with gradients orthogonal to
-    its rows, and a 4.8 MB one with generic gradients: 3 steps equal the official ones (atol 1e-12)."""
+    foreach batch; in row chunks of the real FUSED_GRAIN in the fused kernel, each weight its own cache
+    batch) with gradients orthogonal to its rows, and a 4.8 MB one with generic gradients: 3 steps equal the
+    official ones (atol 1e-12)."""
     assert multitensor.BLOCK_BYTES < 520 * 1024 * 8
+    assert ours_fused.FUSED_BATCH_BYTES < 2 * 520 * 1024 * 8  # weight and gradient exceed one batch
     generator = torch.Generator().manual_seed(2)
     starts = [torch.randn(shape, generator=generator, dtype=torch.float64) for shape in ((520, 1024), (600, 1000))]
     grads = [[torch.randn(start.shape, generator=generator, dtype=torch.float64) for start in starts] for _ in range(3)]

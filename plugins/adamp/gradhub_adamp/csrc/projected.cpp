@@ -14,7 +14,10 @@
 // row is updated (the channel view takes a max over rows), so a matrix costs two passes:
 // statistics (read g, w), then a row at a time: update the state, and, where the channel
 // view fired, the row's <w, u> while the row is still in cache, then the weight. That is
-// 8 + 28 bytes per float32 parameter for AdamP (the Adam floor is 28). Matrices of at most
+// 8 + 28 bytes per float32 parameter for AdamP (the Adam floor is 28), unless the second pass
+// finds w and g still in the last-level cache: large matrices go in batches of about
+// `batch_bytes` of w and g (statistics of the batch, then its updates, the update's row chunks
+// in reverse so each thread starts where the statistics ended). Matrices of at most
 // `grain` elements are done whole by one thread, so both passes hit cache; larger ones and
 // vectors are split into chunks of about `grain` elements (whole rows) across threads. The layer view
 // (one scale from every row) needs a third pass over that weight. Vectors (dim <= 1) are
@@ -192,7 +195,7 @@ struct Kernel {
 
 template <typename T, bool Adam, bool Nesterov>
 void run(at::TensorList params, at::TensorList grads, at::TensorList state1, at::TensorList state2,
-         const Scalars<T>& c, int64_t grain) {
+         const Scalars<T>& c, int64_t grain, int64_t batch_bytes) {
   const Kernel<T, Adam, Nesterov> k{c};
   const int64_t count = static_cast<int64_t>(params.size());
   std::vector<Views<T>> views(count);
@@ -210,7 +213,7 @@ void run(at::TensorList params, at::TensorList grads, at::TensorList state1, at:
     }
   }
   std::vector<double> stats(3 * stat_rows);
-  // Phase A: vectors in element chunks, small matrices whole, large matrices' statistics in row chunks.
+  // Phase A: vectors in element chunks, small matrices whole (one thread each, in cache).
   std::vector<gradhub::Span> tasks;
   std::vector<int64_t> large;
   for (int64_t t = 0; t < count; ++t) {
@@ -221,64 +224,78 @@ void run(at::TensorList params, at::TensorList grads, at::TensorList state1, at:
       tasks.push_back({t, 0, rows[t]});
     } else {
       large.push_back(t);
-      const int64_t step = std::max<int64_t>(1, grain / row_length[t]);
-      for (int64_t r = 0; r < rows[t]; r += step) tasks.push_back({t, r, std::min(rows[t], r + step)});
     }
   }
   gradhub::for_each_span(tasks, [&](const gradhub::Span& s) {
     const int64_t t = s.tensor;
-    double* stat = stats.data() + 3 * std::max<int64_t>(stat_offset[t], 0);
     if (stat_offset[t] < 0) {
       k.update_step(views[t].offset(s.begin), s.end - s.begin, k.decay_factor(false));
-    } else if (params[t].numel() <= grain) {
-      k.matrix_step(views[t], rows[t], row_length[t], stat);
     } else {
-      k.statistics(views[t], row_length[t], s.begin, s.end, stat);
+      k.matrix_step(views[t], rows[t], row_length[t], stats.data() + 3 * stat_offset[t]);
     }
   });
-  if (large.empty()) return;
-  // Phase B: decide each large matrix, then its rows (channel view or none) in row chunks.
+  // Large matrices in batches of about `batch_bytes` of weights and gradients, so that the
+  // update pass finds in cache what the statistics pass just read. Its row chunks run in
+  // reverse order: each thread starts where the statistics pass ended.
   std::vector<int> modes(count, 0);
-  std::vector<gradhub::Span> row_tasks, layer_tasks;
-  for (const int64_t t : large) {
-    modes[t] = k.decide(stats.data() + 3 * stat_offset[t], rows[t], row_length[t]);
-    const int64_t step = std::max<int64_t>(1, grain / row_length[t]);
-    for (int64_t r = 0; r < rows[t]; r += step) {
-      (modes[t] == 2 ? layer_tasks : row_tasks).push_back({t, r, std::min(rows[t], r + step)});
-    }
-  }
-  gradhub::for_each_span(row_tasks, [&](const gradhub::Span& s) {
-    const int64_t t = s.tensor;
-    k.rows_step(views[t], row_length[t], s.begin, s.end, modes[t], stats.data() + 3 * stat_offset[t]);
-  });
-  if (layer_tasks.empty()) return;
-  // Phase C (layer view): state update and <w, u> per row, one scale per weight, then the step.
-  gradhub::for_each_span(layer_tasks, [&](const gradhub::Span& s) {
-    const int64_t t = s.tensor;
-    double* stat = stats.data() + 3 * stat_offset[t];
-    for (int64_t r = s.begin; r < s.end; ++r) stat[3 * r] = k.update_dot(views[t].offset(r * row_length[t]), row_length[t]);
-  });
   std::vector<T> scales(count, T(0));
-  for (const int64_t t : large) {
-    if (modes[t] != 2) continue;
-    const double* stat = stats.data() + 3 * stat_offset[t];
-    double dot = 0, square_norm = 0;
-    for (int64_t r = 0; r < rows[t]; ++r) {
-      dot += stat[3 * r];
-      square_norm += stat[3 * r + 2];
+  for (size_t first = 0; first < large.size();) {
+    size_t last = first + 1;
+    int64_t bytes = 2 * params[large[first]].numel() * int64_t(sizeof(T));
+    while (last < large.size() && bytes + 2 * params[large[last]].numel() * int64_t(sizeof(T)) <= batch_bytes) {
+      bytes += 2 * params[large[last]].numel() * int64_t(sizeof(T));
+      ++last;
     }
-    scales[t] = k.channel_scale(dot, square_norm);
+    std::vector<gradhub::Span> stat_tasks;
+    for (size_t i = first; i < last; ++i) {
+      const int64_t t = large[i];
+      const int64_t step = std::max<int64_t>(1, grain / row_length[t]);
+      for (int64_t r = 0; r < rows[t]; r += step) stat_tasks.push_back({t, r, std::min(rows[t], r + step)});
+    }
+    gradhub::for_each_span(stat_tasks, [&](const gradhub::Span& s) {
+      k.statistics(views[s.tensor], row_length[s.tensor], s.begin, s.end, stats.data() + 3 * stat_offset[s.tensor]);
+    });
+    std::vector<gradhub::Span> row_tasks, layer_tasks;
+    for (auto it = stat_tasks.rbegin(); it != stat_tasks.rend(); ++it) {
+      const int64_t t = it->tensor;
+      if (it->end == rows[t]) modes[t] = k.decide(stats.data() + 3 * stat_offset[t], rows[t], row_length[t]);
+      (modes[t] == 2 ? layer_tasks : row_tasks).push_back(*it);
+    }
+    first = last;
+    gradhub::for_each_span(row_tasks, [&](const gradhub::Span& s) {
+      const int64_t t = s.tensor;
+      k.rows_step(views[t], row_length[t], s.begin, s.end, modes[t], stats.data() + 3 * stat_offset[t]);
+    });
+    if (layer_tasks.empty()) continue;
+    // Layer view: state update and <w, u> per row, one scale per weight, then the step.
+    gradhub::for_each_span(layer_tasks, [&](const gradhub::Span& s) {
+      const int64_t t = s.tensor;
+      double* stat = stats.data() + 3 * stat_offset[t];
+      for (int64_t r = s.begin; r < s.end; ++r) stat[3 * r] = k.update_dot(views[t].offset(r * row_length[t]), row_length[t]);
+    });
+    for (const gradhub::Span& s : layer_tasks) {
+      const int64_t t = s.tensor;
+      if (s.end != rows[t]) continue;
+      const double* stat = stats.data() + 3 * stat_offset[t];
+      double dot = 0, square_norm = 0;
+      for (int64_t r = 0; r < rows[t]; ++r) {
+        dot += stat[3 * r];
+        square_norm += stat[3 * r + 2];
+      }
+      scales[t] = k.channel_scale(dot, square_norm);
+    }
+    gradhub::for_each_span(layer_tasks, [&](const gradhub::Span& s) {
+      const int64_t t = s.tensor;
+      k.project_step(views[t].offset(s.begin * row_length[t]), (s.end - s.begin) * row_length[t], scales[t],
+                     k.decay_factor(true));
+    });
   }
-  gradhub::for_each_span(layer_tasks, [&](const gradhub::Span& s) {
-    const int64_t t = s.tensor;
-    k.project_step(views[t].offset(s.begin * row_length[t]), (s.end - s.begin) * row_length[t], scales[t],
-                   k.decay_factor(true));
-  });
 }
 
 template <bool Adam>
 void dispatch(const char* method, at::TensorList params, at::TensorList grads, at::TensorList state1,
-              at::TensorList state2, bool nesterov, bool maximize, const Scalars<double>& c, int64_t grain) {
+              at::TensorList state2, bool nesterov, bool maximize, const Scalars<double>& c, int64_t grain,
+              int64_t batch_bytes) {
   TORCH_CHECK(grain > 0, method, ": grain must be positive, got ", grain);
   gradhub::check_list(method, "params", params, params);
   gradhub::check_list(method, "grads", grads, params);
@@ -291,25 +308,25 @@ void dispatch(const char* method, at::TensorList params, at::TensorList grads, a
                            T(c.momentum),        T(c.dampening), T(c.step_size), T(c.decay),
                            T(c.delta),           T(c.wd_ratio),  T(c.eps)};
     if (nesterov) {
-      run<T, Adam, true>(params, grads, state1, state2, typed, grain);
+      run<T, Adam, true>(params, grads, state1, state2, typed, grain, batch_bytes);
     } else {
-      run<T, Adam, false>(params, grads, state1, state2, typed, grain);
+      run<T, Adam, false>(params, grads, state1, state2, typed, grain, batch_bytes);
     }
   });
 }
 
 void adamp_(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs, at::TensorList exp_avg_sqs,
             double beta1, double beta2, double scaled_eps, double step_size, double decay, double delta,
-            double wd_ratio, double eps, bool nesterov, bool maximize, int64_t grain) {
+            double wd_ratio, double eps, bool nesterov, bool maximize, int64_t grain, int64_t batch_bytes) {
   const Scalars<double> c{1, beta1, beta2, scaled_eps, 0, 0, step_size, decay, delta, wd_ratio, eps};
-  dispatch<true>("adamp", params, grads, exp_avgs, exp_avg_sqs, nesterov, maximize, c, grain);
+  dispatch<true>("adamp", params, grads, exp_avgs, exp_avg_sqs, nesterov, maximize, c, grain, batch_bytes);
 }
 
 void sgdp_(at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers, double momentum,
            double dampening, double step_size, double decay, double delta, double wd_ratio, double eps, bool nesterov,
-           bool maximize, int64_t grain) {
+           bool maximize, int64_t grain, int64_t batch_bytes) {
   const Scalars<double> c{1, 0, 0, 0, momentum, dampening, step_size, decay, delta, wd_ratio, eps};
-  dispatch<false>("sgdp", params, grads, momentum_buffers, {}, nesterov, maximize, c, grain);
+  dispatch<false>("sgdp", params, grads, momentum_buffers, {}, nesterov, maximize, c, grain, batch_bytes);
 }
 
 }  // namespace
@@ -318,11 +335,11 @@ TORCH_LIBRARY(GRADHUB_LIBRARY, m) {
   m.def(
       "adamp_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] exp_avgs, Tensor(c!)[] exp_avg_sqs, float beta1, "
       "float beta2, float scaled_eps, float step_size, float decay, float delta, float wd_ratio, float eps, "
-      "bool nesterov, bool maximize, int grain) -> ()",
+      "bool nesterov, bool maximize, int grain, int batch_bytes) -> ()",
       &adamp_);
   m.def(
       "sgdp_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] momentum_buffers, float momentum, float dampening, "
       "float step_size, float decay, float delta, float wd_ratio, float eps, bool nesterov, bool maximize, "
-      "int grain) -> ()",
+      "int grain, int batch_bytes) -> ()",
       &sgdp_);
 }
