@@ -192,7 +192,12 @@ def _radial_fraction(before: torch.Tensor, after: torch.Tensor) -> float:
 
 
 def train_cnn(make_optimizer: OptimizerFactory, seed: int = 0, epochs: int = 3, batch: int = 64) -> dict[str, Any]:
-    """Train :func:`small_cnn` on :func:`synthetic_images`; record weight norms and update geometry."""
+    """Train :func:`small_cnn` on :func:`synthetic_images`; record weight norms and update geometry.
+
+    ``conv_tangential_percent`` is the percentage of conv-weight updates (two weights per step) that
+    were tangential row by row (every row's |cos(w, dw)| < 1e-3), ``linear_tangential_percent`` the
+    same for the linear layer's weight: shares of the updates, not counts.
+    """
     images, labels = synthetic_images(seed, 2000)
     test_images, test_labels = synthetic_images(seed + 10_000, 1000)
     model = small_cnn(seed)
@@ -224,8 +229,8 @@ def train_cnn(make_optimizer: OptimizerFactory, seed: int = 0, epochs: int = 3, 
     return {
         "accuracy": accuracy,
         "conv_norm_growth": sum(growth) / len(growth),
-        "conv_tangential_steps": tangential["conv"] / (2 * steps),
-        "linear_tangential_steps": tangential["linear"] / steps,
+        "conv_tangential_percent": 100 * tangential["conv"] / (2 * steps),
+        "linear_tangential_percent": 100 * tangential["linear"] / steps,
         "conv_norm_curve": norm_curve,
     }
 
@@ -239,29 +244,30 @@ def cnn_norm_growth(
     Criterion: mean conv-weight norm growth ||W_T||/||W_0|| at least 10% smaller with SGDP
     than with SGD (momentum 0.9, Nesterov, lr 0.1, 3 epochs); SGDP's test accuracy at
     least SGD's minus 2 points; SGDP's update of each conv weight tangential row by row
-    (channel view fired) on >= 90% of steps, and the linear layer's on <= 10%.
+    (channel view fired) on >= 90% of steps, and the linear layer's on <= 10% (reported as
+    percentages of the updates; measured 100%, 0%, SGD 1.04%).
     """
     baseline = train_cnn(sgd)
     ours = train_cnn(sgdp)
     passed = (
         ours["conv_norm_growth"] <= 0.9 * baseline["conv_norm_growth"]
         and ours["accuracy"] >= baseline["accuracy"] - 0.02
-        and ours["conv_tangential_steps"] >= 0.9
-        and ours["linear_tangential_steps"] <= 0.1
+        and ours["conv_tangential_percent"] >= 90
+        and ours["linear_tangential_percent"] <= 10
     )
     return ClaimResult(
         claim="On a network with BatchNorm, SGDP keeps scale-invariant conv weights from growing while "
         "training as well as SGD, projecting only the scale-invariant weights.",
-        criterion="conv norm growth SGDP <= 0.9 x SGD; accuracy SGDP >= SGD - 2 pts; channel projection "
-        "on >= 90% of conv steps, <= 10% of linear-layer steps",
+        criterion="conv norm growth SGDP <= 0.9 x SGD; accuracy SGDP >= SGD - 2 pts; SGDP's updates tangential "
+        "row by row (channel projection) for >= 90% of conv-weight updates, <= 10% of linear-layer updates",
         measured={
             "SGD conv ||W_T||/||W_0||": baseline["conv_norm_growth"],
             "SGDP conv ||W_T||/||W_0||": ours["conv_norm_growth"],
             "SGD test accuracy": baseline["accuracy"],
             "SGDP test accuracy": ours["accuracy"],
-            "SGDP conv steps with tangential update": ours["conv_tangential_steps"],
-            "SGDP linear steps with tangential update": ours["linear_tangential_steps"],
-            "SGD conv steps with tangential update": baseline["conv_tangential_steps"],
+            "SGDP conv-weight updates tangential (%)": ours["conv_tangential_percent"],
+            "SGDP linear-layer updates tangential (%)": ours["linear_tangential_percent"],
+            "SGD conv-weight updates tangential (%)": baseline["conv_tangential_percent"],
         },
         passed=bool(passed),
         figures=[
