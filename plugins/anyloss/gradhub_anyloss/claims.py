@@ -175,17 +175,22 @@ def imbalanced_f1_and_balanced_accuracy(
     steps = torch.arange(len(runs["AnyLoss(f1)"][1]))
     every_tenth = torch.arange(0, len(steps), 10)
     amplification_input = torch.linspace(0, 1, 201, dtype=torch.float64)
+    up_to_half = [thresholds[0].item(), 0.5]  # a level's segment: from the lowest threshold swept to 0.5
     figures = [
         LinePlot(
             title="Test F1 against the decision threshold (converged BCE model) and AnyLoss(f1) at 0.5",
+            # The two F1s at 0.5 as levels ending at the threshold 0.5 (drawn after the curve, so on top):
+            # as one-point "points" series they were drawn under the curve, and BCE's sat on it, hidden.
             series=[
                 Series("BCE model, threshold swept", thresholds, bce_f1_curve),
-                Series("AnyLoss(f1) model at 0.5", [0.5], [f1["AnyLoss(f1)"]], style="points"),
-                Series("BCE model at 0.5", [0.5], [f1["BCE (converged)"]], style="points"),
+                *(
+                    Series(f"{label} at 0.5: F1 {f1[model]:.3f}", up_to_half, [f1[model]] * 2, "dashed")
+                    for label, model in (("AnyLoss(f1) model", "AnyLoss(f1)"), ("BCE model", "BCE (converged)"))
+                ),
             ],
             xlabel="decision threshold",
             ylabel="test F1",
-            vlines=[(best_threshold, f"BCE best threshold {best_threshold:.2f}")],
+            vlines=[(0.5, "threshold 0.5"), (best_threshold, f"BCE best threshold {best_threshold:.2f}")],
         ),
         LinePlot(
             title="Training F1 at threshold 0.5 (full-batch Adam, lr 1e-2)",

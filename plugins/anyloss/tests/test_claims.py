@@ -60,6 +60,12 @@ def test_claim_passes() -> None:
     # The first-proposed BCE baseline (Adam, 1000 steps) is not converged: converged BCE is better.
     assert measured["test F1 BCE (converged)"] > measured["test F1 BCE (Adam, 1000 steps)"]
     assert len(result.figures) == 4
+    # The F1s at 0.5 are drawn as levels after the swept curve (a one-point "points" series was drawn
+    # under it, hiding BCE's), each ending at the threshold 0.5 at the measured value.
+    swept, *levels = result.figures[0].series
+    assert len(swept.x) == 99
+    for level, name in zip(levels, ("test F1 AnyLoss(f1)", "test F1 BCE (converged)"), strict=True):
+        assert level.style != "points" and level.x[-1] == 0.5 and level.y == [measured[name]] * 2, level
 
 
 def test_control_callables_pass() -> None:

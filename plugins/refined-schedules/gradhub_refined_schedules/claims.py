@@ -143,6 +143,7 @@ def refinement_warms_up(refine: Refinement = refine_schedule, start_distance: fl
     }
     steps = list(range(STEPS))
     norms = first.grad_norms[:, 0, best].numpy()
+    width = filter_width(STEPS, 0.1)
     axis = _loss_axis(first.excess_loss.shape[0])
     figures = [
         LinePlot(
@@ -151,11 +152,13 @@ def refinement_warms_up(refine: Refinement = refine_schedule, start_distance: fl
             xlabel="step",
             ylabel="lr multiplier",
         ),
+        # Both as lines: the report draws a "points" series from matplotlib's patch colour cycle and a
+        # line from its line cycle, so a line after a scatter got the scatter's colour and vanished in it.
         LinePlot(
             title="Run 1 gradient norms and their median filter (tau = 0.1)",
             series=[
-                Series("recorded ||g_t||", steps, norms, "points"),
-                Series("median filtered", steps, median_filter(norms, filter_width(STEPS, 0.1))),
+                Series("recorded ||g_t|| (seed 0, every step)", steps, norms),
+                Series(f"median filtered (window {width} steps)", steps, median_filter(norms, width)),
             ],
             xlabel="step",
             ylabel="gradient norm",

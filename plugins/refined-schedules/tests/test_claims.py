@@ -25,6 +25,10 @@ def test_refinement_claim_passes() -> None:
     result = refinement_warms_up()
     assert result.passed, result.report()
     assert result.measured["min peak step / T"] > 0.02
+    # The norms figure: the filter of the recorded norms, both lines (a scatter took the line's colour).
+    recorded, filtered = result.figures[1].series
+    assert recorded.style == filtered.style == "line"
+    np.testing.assert_array_equal(filtered.y, median_filter(recorded.y, filter_width(len(recorded.y), 0.1)))
 
 
 def _tail_reversed(norms: np.ndarray) -> np.ndarray:
