@@ -9,7 +9,10 @@ PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test setup lint specs benchmark figures clean
+.PHONY: demo test setup browser dist lint specs benchmark figures clean
+
+# The method catalog's browser test drives the system's Chromium through chromedriver.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) requirements-test.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,12 +27,27 @@ demo: $(STAMP)
 	$(BIN)/gradhub list
 	$(BIN)/gradhub demo --report demo-report
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
+# Chromium and chromedriver from the system's packages (Debian/Ubuntu), where missing.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		echo "installing chromium and chromium-driver (apt) for the catalog's browser test"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+		echo "could not install chromium; tests/test_site_browser.py will fail: install chromium and chromedriver"; \
+	fi
+
+# Wheels and sdists of the core and every plugin, twine-checked, with their dependencies'
+# wheels (torch excepted) and a PEP 503 index in dist/simple (see tools/dist.py).
+dist: $(STAMP)
+	$(BIN)/python tools/dist.py --out dist
+
 lint: $(STAMP)
-	$(BIN)/ruff check gradhub plugins benchmarks tests
-	$(BIN)/ruff format --check gradhub plugins benchmarks tests
+	$(BIN)/ruff check gradhub plugins benchmarks tests tools
+	$(BIN)/ruff format --check gradhub plugins benchmarks tests tools
 
 specs: $(STAMP)
 	$(BIN)/python -m gradhub.generate specs
@@ -46,4 +64,4 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/optimizers.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info
+	rm -rf $(VENV) build dist *.egg-info plugins/*/*.egg-info

@@ -387,7 +387,9 @@ class Registry:
             slug = FIRST_PARTY_METHODS[name]
             return MethodNotFoundError(
                 name,
-                f"method {name!r} is a gradhub method whose plugin is not installed: pip install gradhub-{slug}",
+                f"method {name!r} is a gradhub method whose plugin is not installed: pip install gradhub-{slug} "
+                "(until it is on PyPI: `make dist` in a gradhub checkout, then pip install --index-url "
+                f"file://<checkout>/dist/simple gradhub-{slug})",
             )
         known = set(self._entries or ()) | set(self._local) | set(self._aliases) | set(FIRST_PARTY_METHODS)
         close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
