@@ -170,3 +170,18 @@ def test_compare_with_names_the_first_step_that_differs() -> None:
     with pytest.raises(AssertionError, match=r"^step 1, parameter 0: ours differs from the reference by up to"):
         compare_with(torch.optim.SGD, off_by_a_little, model=model, loss=loss, hparams={"lr": 0.1}, steps=3)
     assert all(torch.equal(a, b) for a, b in zip(untouched, model.parameters())), "the caller's model was trained"
+
+
+@pytest.mark.parametrize("name", [*ELEMENTWISE, "mfac"])
+def test_a_state_loads_again_after_a_load_a_deepcopy_or_a_pickle(name: str) -> None:
+    """torch's __setstate__ (every load, deepcopy and unpickling) adds keys such as `differentiable` to
+    `defaults`; the next load must not read them as unknown hyperparameters (accelerate loads twice)."""
+    import pickle
+
+    model, optimizer = _trained(name)
+    state = copy.deepcopy(optimizer.state_dict())
+    optimizer.load_state_dict(state)
+    optimizer.load_state_dict(state)
+    copy.deepcopy(optimizer).load_state_dict(state)
+    pickle.loads(pickle.dumps(optimizer)).load_state_dict(state)
+    assert "differentiable" in optimizer.defaults  # what torch added, and what the loads above survived

@@ -274,7 +274,6 @@ class Optimizer(torch.optim.Optimizer):
                 f"{len(groups)} param groups",
                 f"{len(self.param_groups)}, as this optimizer has",
             )
-        model = self.hyperparameters
         parameters: dict[Any, torch.Tensor] = {}
         for index, (saved, group) in enumerate(zip(groups, self.param_groups)):
             if len(saved.get("params", ())) != len(group["params"]):
@@ -284,8 +283,7 @@ class Optimizer(torch.optim.Optimizer):
                     f"{len(saved.get('params', ()))} parameters",
                     f"{len(group['params'])}, as this optimizer's group {index} has",
                 )
-            values = {name: saved[name] for name in model.model_fields if name in saved}
-            checked = validate_hyperparameters(self.method, model, {**self.defaults, **values})
+            checked = self.saved_hyperparameters(saved)
             self._check_path_flags(checked)
             parameters.update(zip(saved["params"], group["params"]))
         wanted = self.state_keys()
@@ -314,6 +312,18 @@ class Optimizer(torch.optim.Optimizer):
                         f"shape {tuple(value.shape)}",
                         f"the parameter's shape {tuple(param.shape)}",
                     )
+
+    def saved_hyperparameters(self, saved_group: dict[str, Any]) -> dict[str, Any]:
+        """A saved param group's hyperparameters, validated: its values over this optimizer's defaults.
+
+        Only the model's fields are read: torch's ``__setstate__`` (every load, deepcopy or
+        unpickling) adds its own keys such as ``differentiable`` to ``defaults``, and a saved group
+        may carry keys of another implementation. Raises :class:`HyperparameterError` naming the value.
+        """
+        model = self.hyperparameters
+        values = {name: value for name, value in self.defaults.items() if name in model.model_fields}
+        values.update({name: saved_group[name] for name in model.model_fields if name in saved_group})
+        return validate_hyperparameters(self.method, model, values)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Fill hyperparameters missing from loaded param groups with this optimizer's defaults.

@@ -316,5 +316,7 @@ class ScaleInvariantOptimizer(ElementwiseOptimizer):
     """What AdamP and SGDP share beyond the step: the warning for weights starting at a zero gradient."""
 
     def on_new_state(self, group: dict[str, Any], params: list[Tensor]) -> None:
-        if group["weight_decay"] > 0:
+        # A step at lr 0 changes nothing (torch.distributed.checkpoint creates a fresh optimizer's
+        # state that way, with zero gradients): no frozen weight to warn about.
+        if group["weight_decay"] > 0 and float(group["lr"]) > 0:
             warn_if_zero_gradients(self.method, params, [param.grad for param in params])

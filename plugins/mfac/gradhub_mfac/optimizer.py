@@ -61,7 +61,6 @@ import torch
 from torch import Tensor
 
 from gradhub.errors import UnsupportedInputError
-from gradhub.hyperparameters import validate_hyperparameters
 from gradhub.kernels import all_reduce_over, group_tensors, is_plain, local_shard, shard_groups
 from gradhub.kinds.optimizer import Optimizer
 from gradhub_mfac import MFAC as MFAC_SPEC
@@ -386,8 +385,7 @@ class MFAC(Optimizer):
         group_states: dict[int, dict[str, Any]] = {}
         for index, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
             ids = list(saved.get("params", ()))
-            values = {name: saved[name] for name in self.hyperparameters.model_fields if name in saved}
-            ngrads = validate_hyperparameters(self.method, self.hyperparameters, {**self.defaults, **values})["ngrads"]
+            ngrads = self.saved_hyperparameters(saved)["ngrads"]
             legacy = state.pop(f"{GROUP_KEY} {index}", None)  # gradhub-mfac 0.2.0
             if legacy is not None:
                 group_states[index] = dict(legacy)
