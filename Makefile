@@ -57,7 +57,7 @@ figures: $(STAMP)
 	for dir in $(PLUGINS); do \
 		slug=$$(basename $$dir); \
 		names=$$($(BIN)/python -c "from gradhub.testing import distribution_methods as d; print(*d('gradhub-$$slug'))"); \
-		$(BIN)/gradhub demo $$names --quiet --report $${dir}demo > /dev/null && rm $${dir}demo/results.json || exit 1; \
+		$(BIN)/gradhub demo $$names --quiet --no-site --report $${dir}demo > /dev/null && rm $${dir}demo/results.json || exit 1; \
 	done
 
 benchmark: $(STAMP)

@@ -1,4 +1,4 @@
-"""The ``gradhub`` command: ``list``, ``info``, ``check``, ``new`` and ``demo``.
+"""The ``gradhub`` command: ``list``, ``info``, ``check``, ``new``, ``demo`` and ``site``.
 
 ``list`` and ``info`` read metadata and the plugins' torch-free entry modules only, so
 they answer quickly; ``check`` and ``demo`` import torch and the implementations.
@@ -18,6 +18,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradhub
@@ -265,6 +266,15 @@ def command_demo(args: argparse.Namespace) -> int:
     from gradhub.progress import show_bars
     from gradhub.report import ReportFolder, matplotlib_available
 
+    if (args.check or args.no_site) and not args.report:
+        raise CommandError(
+            "--check and --no-site go with --report DIR (they are about the catalog written there)", EXIT_USAGE
+        )
+    check = None
+    if args.check and not args.no_site:
+        from gradhub.site.catalog import load_check
+
+        check = load_check(args.check)  # read before any claim runs: a bad file costs no work
     with contextlib.ExitStack() as stack:
         # Checked and staged before any claim runs: an unwritable DIR costs no work.
         folder = stack.enter_context(ReportFolder(args.report)) if args.report else None
@@ -279,12 +289,37 @@ def command_demo(args: argparse.Namespace) -> int:
         if folder is None:
             return 1 if failed else 0
         try:
-            index = folder.commit(results)
+            index = folder.commit(results, site=not args.no_site, check=check)
         except OSError as error:
             raise CommandError(f"cannot write the report to {args.report!r}: {error.strerror or error}") from None
         figures = "with figures" if matplotlib_available() else "figures as data (pip install gradhub[plot] to draw)"
         print(f"report: {index} ({figures})")
+        if not args.no_site:
+            print(f"catalog: {index.with_name('index.html')}")
     return 1 if failed else 0
+
+
+def command_site(args: argparse.Namespace) -> int:
+    from gradhub.site import write_site
+
+    try:
+        written = write_site(args.dir, report=args.report, check=args.check)
+    except OSError as error:
+        raise CommandError(f"cannot write the site to {args.dir!r}: {error.strerror or error}") from None
+    print(f"site: {written.index}")
+    broken = f"; {written.broken} broken, listed on the index" if written.broken else ""
+    print(f"  {written.methods} method pages in {written.index.parent / 'methods'}{broken}")
+    if written.claims is None:
+        print("  claims: none given (--report DIR: a `gradhub demo --report DIR` folder)")
+    else:
+        shown = "linked" if Path(args.report).resolve() == written.index.parent else "copied"
+        print(f"  claims: {written.claims} from {args.report} ({written.figures} figure files {shown})")
+    if written.checks is None:
+        print("  conformance: not run here (--check FILE: the output of `gradhub check --json > FILE`)")
+    else:
+        print(f"  conformance: {written.checks} checks from {args.check}")
+    print(f"open {written.index.as_uri()}")
+    return 0
 
 
 def version_lines() -> list[str]:
@@ -347,7 +382,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("names", nargs="*")
     demo.add_argument("--report", metavar="DIR", help="also write DIR/index.md with tables and figures")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--check", metavar="FILE", help="conformance results for the catalog: `gradhub check --json`")
+    demo.add_argument("--no-site", action="store_true", help="the report only, without the catalog (index.html)")
     demo.set_defaults(handler=command_demo)
+
+    site = commands.add_parser("site", help="write a static HTML catalog of the installed methods into DIR")
+    site.add_argument("dir", metavar="DIR", help="a new folder, an empty one, an earlier site's or the --report folder")
+    site.add_argument("--report", metavar="REPORT_DIR", help="a `gradhub demo --report` folder: claims and figures")
+    site.add_argument("--check", metavar="FILE", help="conformance results: the output of `gradhub check --json`")
+    site.set_defaults(handler=command_site)
     return parser
 
 

@@ -29,18 +29,27 @@ def as_floats(values: Any) -> Any:
     return float(values)
 
 
-Style = Literal["line", "dashed", "points", "step"]
+Style = Literal["line", "dashed", "points", "step", "markers"]
+"""How a :class:`Series` is drawn: a solid or dashed line, a faint cloud of small points
+(many samples), a step function, or ``"markers"``: a few large points drawn above every
+line and cloud (modes, optima, a model's operating point)."""
 Scale = Literal["linear", "log", "symlog"]
 
 
 @dataclass
 class Series:
-    """One curve (or point cloud, with ``style="points"``) of a :class:`LinePlot`."""
+    """One curve (or point cloud, with ``style="points"``) of a :class:`LinePlot`.
+
+    Each series has its own colour, the ``index``-th of matplotlib's cycle (``"C0"``,
+    ``"C1"``, ...) by its position in the plot, whatever its style; ``color`` overrides it
+    (any matplotlib colour, e.g. ``"C3"`` or ``"black"``) to pair series that belong together.
+    """
 
     label: str
     x: Any
     y: Any
     style: Style = "line"
+    color: str | None = None
 
     def __post_init__(self) -> None:
         self.x, self.y = as_floats(self.x), as_floats(self.y)

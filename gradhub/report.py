@@ -4,7 +4,8 @@ One section per claim check: the paper's claim, the criterion, the measured figu
 verdict, and its figures (:mod:`gradhub.figures`). With matplotlib installed
 (``pip install gradhub[plot]``) each figure is drawn to ``DIR/figures/*.png``; without it,
 each figure's data is written to ``DIR/figures/*.csv`` and summarised in a table, so the
-report never needs more than the core. ``DIR/results.json`` holds everything, for tools.
+report never needs more than the core. ``DIR/results.json`` holds everything, for tools, and
+``DIR/index.html`` is the method catalog (:mod:`gradhub.site`) with this run's claims on each method's page.
 
 The report is written into a hidden folder beside ``DIR`` and moved into place only when
 complete (:class:`ReportFolder`), so a failed or interrupted run never leaves an old
@@ -32,8 +33,9 @@ from gradhub.figures import Figure, Histogram, ImageGrid, LinePlot
 
 __all__ = ["ReportFolder", "ReportFolderError", "matplotlib_available", "write_report"]
 
-REPORT_ENTRIES = frozenset({"index.md", "results.json", "figures"})
-"""What a report folder holds; a folder holding anything else is never replaced."""
+REPORT_ENTRIES = frozenset({"index.md", "results.json", "figures", "index.html", "methods", "assets"})
+"""What a report folder holds (the report, and the catalog site beside it: ``gradhub.site.SITE_ENTRIES``);
+a folder holding anything else is never replaced."""
 
 
 def matplotlib_available() -> bool:
@@ -46,6 +48,11 @@ def matplotlib_available() -> bool:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "figure"
+
+
+def figure_stem(path: str, methods: Sequence[str], number: int, title: str) -> str:
+    """The file name, less its suffix, of a claim's ``number``-th figure (1-based) under ``figures/``."""
+    return f"{_slug(path or ', '.join(methods))}-{number}-{_slug(title)}"
 
 
 def _cell(text: str) -> str:
@@ -96,14 +103,26 @@ class ReportFolder:
         foreign = sorted(entry.name for entry in target.iterdir() if entry.name not in REPORT_ENTRIES)
         if foreign:
             raise ReportFolderError(self.given, f"it holds {foreign[0]!r}, which is not part of a gradhub report")
+        from gradhub.site import foreign_content
+
+        stray = foreign_content(target)  # an index.html or methods/ of someone else's is not the catalog's
+        if stray is not None:
+            raise ReportFolderError(self.given, f"it holds {stray!r}, which is not part of a gradhub report")
         if not os.access(target, os.W_OK | os.X_OK):
             raise ReportFolderError(self.given, "it is not writable")
 
-    def commit(self, results: Sequence[ClaimResult], *, draw: bool | None = None) -> Path:
-        """Write the report, move it into place and return the path of its index.md."""
+    def commit(
+        self, results: Sequence[ClaimResult], *, draw: bool | None = None, site: bool = True, check: Any = None
+    ) -> Path:
+        """Write the report and (``site``) the catalog beside it, move them into place and return the path of
+        index.md. ``check``: conformance results for the catalog (``gradhub.site.load_check``'s)."""
         if self.staging is None:
             raise RuntimeError("this report folder was already committed or discarded")
         _write_into(results, self.staging, draw)
+        if site:
+            from gradhub.site import write_report_site
+
+            write_report_site(self.staging, check=check)
         self.staging.chmod(_folder_mode(self.destination))
         _replace(self.staging, self.destination)
         self.staging = None
@@ -232,7 +251,7 @@ def _section(result: ClaimResult, figures_dir: Path, draw: bool) -> list[str]:
     if result.details:
         lines += ["```", result.details.rstrip(), "```", ""]
     for number, figure in enumerate(result.figures, 1):
-        stem = f"{anchor}-{number}-{_slug(figure.title)}"
+        stem = figure_stem(result.path, result.methods, number, figure.title)
         if draw:
             path = figures_dir / f"{stem}.png"
             _draw(figure, path)
@@ -311,18 +330,26 @@ def _wrap(title: str, width: int = 60) -> str:
 
 
 def _draw_lines(figure: LinePlot, axes: Any) -> None:
-    for series in figure.series:
+    # One colour per series by its position (scatter and plot keep separate colour cycles in
+    # matplotlib, so a cloud and a line would otherwise both be C0); markers above everything.
+    for index, series in enumerate(figure.series):
+        color = series.color or f"C{index % 10}"
         if series.style == "points":
-            axes.scatter(series.x, series.y, s=6, alpha=0.6, label=series.label)
+            axes.scatter(series.x, series.y, s=6, alpha=0.6, color=color, label=series.label, zorder=1)
+        elif series.style == "markers":
+            axes.scatter(
+                series.x, series.y, s=60, color=color, edgecolors="black", linewidths=0.8, label=series.label, zorder=4
+            )
         elif series.style == "step":
-            axes.step(series.x, series.y, where="post", label=series.label)
+            axes.step(series.x, series.y, where="post", color=color, label=series.label, zorder=2)
         else:
-            axes.plot(series.x, series.y, "--" if series.style == "dashed" else "-", label=series.label)
+            style = "--" if series.style == "dashed" else "-"
+            axes.plot(series.x, series.y, style, color=color, label=series.label, zorder=2)
     axes.set_xscale(figure.xscale)
     axes.set_yscale(figure.yscale)
     axes.set_xlabel(figure.xlabel)
     axes.set_ylabel(figure.ylabel)
-    _vlines(axes, figure.vlines)
+    _vlines(axes, figure.vlines, first_color=len(figure.series))
     if any(series.label for series in figure.series):
         axes.legend(fontsize="small")
     axes.grid(alpha=0.3)
@@ -339,9 +366,10 @@ def _draw_histogram(figure: Histogram, axes: Any) -> None:
         axes.legend(fontsize="small")
 
 
-def _vlines(axes: Any, vlines: list[tuple[float, str]]) -> None:
+def _vlines(axes: Any, vlines: list[tuple[float, str]], first_color: int = 3) -> None:
+    """Dotted vertical markers, coloured after the series already drawn."""
     for number, (x, label) in enumerate(vlines):
-        axes.axvline(x, color=f"C{(number + 3) % 10}", linestyle=":", linewidth=1.2, label=label or None)
+        axes.axvline(x, color=f"C{(first_color + number) % 10}", linestyle=":", linewidth=1.2, label=label or None)
 
 
 def _draw_images(figure: ImageGrid, canvas_type: Any) -> Any:

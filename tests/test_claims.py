@@ -149,3 +149,34 @@ def test_single_thread_restores_the_setting() -> None:
     with pytest.raises(RuntimeError), single_thread():
         raise RuntimeError("restored even on error")
     assert torch.get_num_threads() == before
+
+
+def test_every_series_gets_its_own_colour_and_markers_are_drawn_on_top() -> None:
+    """A point cloud and a line are told apart (matplotlib's scatter and plot keep separate colour
+    cycles, so both were C0), an explicit colour wins, and markers sit above lines and clouds."""
+    from matplotlib.colors import to_hex
+    from matplotlib.figure import Figure as Canvas
+
+    from gradhub.figures import LinePlot, Series
+    from gradhub.report import _draw_lines
+
+    plot = LinePlot(
+        "colours",
+        [
+            Series("samples", [0, 1, 2], [0, 1, 0], style="points"),
+            Series("filtered", [0, 1, 2], [0, 0.5, 0]),
+            Series("modes", [1], [0.5], style="markers"),
+            Series("paired", [0, 2], [1, 1], style="dashed", color="C1"),
+        ],
+        vlines=[(1.5, "threshold")],
+    )
+    axes = Canvas().subplots()
+    _draw_lines(plot, axes)
+    cloud, markers = axes.collections
+    filtered, paired, threshold = axes.lines
+    assert to_hex(cloud.get_facecolor()[0]) == to_hex("C0")
+    assert to_hex(filtered.get_color()) == to_hex("C1") != to_hex(cloud.get_facecolor()[0])
+    assert to_hex(markers.get_facecolor()[0]) == to_hex("C2")
+    assert to_hex(paired.get_color()) == to_hex("C1")
+    assert to_hex(threshold.get_color()) == to_hex("C4")  # after the four series
+    assert markers.get_zorder() > max(line.get_zorder() for line in axes.lines) > cloud.get_zorder()
