@@ -13,13 +13,14 @@ wrong samplers (Heun without its correction, Euler with the wrong sign) and see 
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from gradhub.claims import ClaimResult, single_thread
-from gradhub.figures import LinePlot, Series
+from gradhub.figures import LinePlot, Series, Style
 from gradhub_diffusion.gmm import square_mixture
 from gradhub_diffusion.samplers import dpmpp_2m, edm_sigmas, euler_ode, fm_euler, heun_edm
 
@@ -103,6 +104,12 @@ def solver_orders(euler: Sampler = euler_ode, heun: Sampler = heun_edm, dpmpp: S
     )
 
 
+MARKERS = "markers" if "markers" in typing.get_args(Style) else "points"
+"""The style of the mode markers: the core's ``"markers"`` (a few large points drawn above every line and
+cloud), or, with a core that predates it, ``"points"`` listed after the samples (drawn later: on top, but as
+small and faint as the samples, so they read as under the cloud)."""
+
+
 def heun_sample_quality(heun: Sampler = heun_edm) -> ClaimResult:
     """Claim (b): EDM's Heun with N = 18 (35 evaluations) samples the mixture well.
 
@@ -122,7 +129,7 @@ def heun_sample_quality(heun: Sampler = heun_edm) -> ClaimResult:
         title="Heun (N = 18) samples and the mixture's modes",
         series=[
             Series("samples", samples[:, 0], samples[:, 1], style="points"),
-            Series("modes", mixture.means[:, 0], mixture.means[:, 1], style="points"),
+            Series("modes", mixture.means[:, 0], mixture.means[:, 1], style=MARKERS),
         ],
         xlabel="x1",
         ylabel="x2",

@@ -17,12 +17,13 @@ over elements and divides by the batch size (a constant factor: the number of da
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from gradhub.errors import UnsupportedInputError
+from gradhub.errors import HyperparameterError, UnsupportedInputError
 from gradhub.kinds.inputs import require_generator, require_matching_shapes, require_tensor
 from gradhub.kinds.loss import loss, reduce
 from gradhub_diffusion import DDPM_EPS_LOSS, DSM_LOSS, EDM_LOSS, FLOW_MATCHING_LOSS
@@ -107,22 +108,51 @@ def edm_loss(
     return reduce(_per_sample(_broadcast(weight, x0) * (denoised - x0).square()), reduction, EDM_LOSS.name)
 
 
-def edm_precondition(network: Any, sigma_data: float = 0.5) -> Any:
+class EDMPrecondition(nn.Module):
     """EDM's preconditioning (Karras et al. 2022, Table 1; NVlabs/edm ``EDMPrecond``) around a raw network F.
 
     ``D(x; sigma) = c_skip x + c_out F(c_in x, c_noise)`` with ``c_skip = sigma_d^2/(sigma^2 + sigma_d^2)``,
     ``c_out = sigma sigma_d / sqrt(sigma^2 + sigma_d^2)``, ``c_in = 1/sqrt(sigma^2 + sigma_d^2)``,
-    ``c_noise = ln(sigma)/4``; ``network(x, c_noise)`` gets c_noise as a ``(batch,)`` tensor.
+    ``c_noise = ln(sigma)/4``; ``network(x, c_noise)`` gets c_noise as a tensor shaped like sigma (``(batch,)``)
+    in x's dtype; the coefficients are computed in float64 and cast to x's dtype at the multiply.
+
+    An ``nn.Module`` whose submodule ``network`` is the raw network (when that is a module), so ``.to()``,
+    ``.parameters()``, ``state_dict()`` (under ``network.``) and ``train()``/``eval()`` reach it, as with
+    ``EDMPrecond``'s ``model``. A plain function is kept as it is (nothing to move or save).
     """
 
-    def denoiser(x: Tensor, sigma: Tensor) -> Tensor:
-        sigma64 = sigma.to(torch.float64)
+    def __init__(self, network: Any, sigma_data: float = 0.5) -> None:
+        super().__init__()
+        if not callable(network):
+            raise UnsupportedInputError(
+                "edm_precondition", "network", type(network).__name__, "pass a callable network(x, c_noise)"
+            )
+        real = isinstance(sigma_data, (int, float)) and not isinstance(sigma_data, bool)
+        if not real or not math.isfinite(sigma_data) or sigma_data <= 0:
+            raise HyperparameterError("edm_precondition", "sigma_data", sigma_data, "a finite number > 0")
+        self.network = network
+        self.sigma_data = sigma_data
+
+    def extra_repr(self) -> str:
+        return f"sigma_data={self.sigma_data}"
+
+    def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
+        """``D(x; sigma)``; ``sigma`` a tensor of shape () or (batch,) (or a number)."""
+        sigma64 = torch.as_tensor(sigma, dtype=torch.float64, device=x.device)
+        sigma_data = self.sigma_data
         norm = (sigma64**2 + sigma_data**2).sqrt()
         c_skip, c_out, c_in = sigma_data**2 / norm**2, sigma64 * sigma_data / norm, 1 / norm
-        output = network(_broadcast(c_in, x) * x, (sigma64.log() / 4).to(x.dtype))
+        output = self.network(_broadcast(c_in, x) * x, (sigma64.log() / 4).to(x.dtype))
         return _broadcast(c_skip, x) * x + _broadcast(c_out, x) * output
 
-    return denoiser
+
+def edm_precondition(network: Any, sigma_data: float = 0.5) -> EDMPrecondition:
+    """EDM's preconditioned denoiser around a raw network: :class:`EDMPrecondition` (an ``nn.Module``).
+
+    ``edm_precondition(F, sigma_data)(x, sigma)`` is ``c_skip x + c_out F(c_in x, ln(sigma)/4)`` (Karras et al.
+    2022, Table 1), as before 0.5.0 when it returned a plain function; now the result is a module that owns F.
+    """
+    return EDMPrecondition(network, sigma_data)
 
 
 @loss(FLOW_MATCHING_LOSS)
@@ -144,6 +174,7 @@ def flow_matching_loss(
 __all__ = [
     exported.__name__
     for exported in (
+        EDMPrecondition,
         ddpm_eps_loss,
         dsm_loss,
         edm_loss,

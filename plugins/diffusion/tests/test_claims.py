@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import typing
 
+import gradhub_diffusion
 import torch
 from gradhub_diffusion.claims import heun_sample_quality, solver_orders
 from gradhub_diffusion.samplers import dpmpp_2m, euler_ode
 
+from gradhub.claims import claim_paths
+from gradhub.figures import Style
 from gradhub.kinds.sampler import SampleResult
+from gradhub.specs import MethodSpec
 
 
 def heun_without_correction(model, x_T, sigmas, **_):
@@ -53,3 +58,23 @@ def test_euler_with_wrong_sign_fails() -> None:
     assert not 1.6 <= ratio <= 2.6 or result.measured["e_Euler(64)"] > 1.0, result.report()
     quality = heun_sample_quality(heun=euler_wrong_sign)
     assert not quality.passed and quality.measured["fraction within 1.0 of a mode"] < 0.5, quality.report()
+
+
+def test_each_method_lists_the_claims_about_it() -> None:
+    """A report section is headed by the methods sharing its claim check: Heun's quality is Heun's alone."""
+    names = sorted(value.name for value in vars(gradhub_diffusion).values() if isinstance(value, MethodSpec))
+    assert len(names) == 12
+    assert claim_paths(names) == {
+        "gradhub_diffusion.claims:solver_orders": ["dpmpp_2m", "euler_ode", "heun_edm"],
+        "gradhub_diffusion.claims:flow_matching_training": ["flow_matching_loss", "fm_euler"],
+        "gradhub_diffusion.claims:heun_sample_quality": ["heun_edm"],
+    }
+
+
+def test_mode_markers_drawn_over_the_samples() -> None:
+    """The modes are the core's markers (large, drawn above every cloud), listed after the samples; with a core
+    that has no "markers" style they are points listed last (drawn later, so still above the samples)."""
+    figure = heun_sample_quality().figures[0]
+    markers = "markers" if "markers" in typing.get_args(Style) else "points"
+    assert [(series.label, series.style) for series in figure.series] == [("samples", "points"), ("modes", markers)]
+    assert len(figure.series[0].x) == 2000 and len(figure.series[1].x) == 4

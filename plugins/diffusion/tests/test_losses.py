@@ -6,8 +6,18 @@ import math
 
 import pytest
 import torch
-from gradhub_diffusion.losses import ddpm_eps_loss, dsm_loss, edm_loss, edm_precondition, flow_matching_loss
+from gradhub_diffusion.losses import (
+    EDMPrecondition,
+    ddpm_eps_loss,
+    dsm_loss,
+    edm_loss,
+    edm_precondition,
+    flow_matching_loss,
+)
 from gradhub_diffusion.paths import GaussianPath
+from torch import nn
+
+from gradhub.errors import HyperparameterError, UnsupportedInputError
 
 MU = torch.tensor([0.7, -1.3], dtype=torch.float64)
 COUNT = 200_000
@@ -147,3 +157,86 @@ def test_edm_precondition_formula() -> None:
     torch.testing.assert_close(seen["x"], x / norm)
     torch.testing.assert_close(seen["c_noise"], sigma.log() / 4)
     torch.testing.assert_close(out, 0.25 / norm**2 * x + sigma[:, None] * 0.5 / norm)
+
+
+class _TimeMLP(nn.Module):
+    """A raw network F(x, c_noise) for 2-D data."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = nn.Sequential(nn.Linear(3, 8), nn.SiLU(), nn.Dropout(0.0), nn.Linear(8, 2))
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([x, c_noise.reshape(-1, 1).expand(x.shape[0], 1)], dim=1))
+
+
+def _closure_precondition(network, sigma_data: float = 0.5):
+    """edm_precondition as it was up to 0.4.0 (a closure), the reference for "numbers unchanged"."""
+
+    def denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        sigma64 = sigma.to(torch.float64)
+        norm = (sigma64**2 + sigma_data**2).sqrt()
+        c_skip, c_out, c_in = sigma_data**2 / norm**2, sigma64 * sigma_data / norm, 1 / norm
+        output = network(c_in.to(x.dtype)[:, None] * x, (sigma64.log() / 4).to(x.dtype))
+        return c_skip.to(x.dtype)[:, None] * x + c_out.to(x.dtype)[:, None] * output
+
+    return denoiser
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("sigma_data", [0.5, 1.3])
+def test_edm_precondition_numbers_unchanged(dtype: torch.dtype, sigma_data: float) -> None:
+    """The module gives the closure's numbers bit for bit, and edm_loss over it the same loss and gradients."""
+    network = _TimeMLP().to(dtype)
+    x = torch.randn(6, 2, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    sigma = torch.tensor([0.002, 0.05, 0.5, 1.0, 10.0, 80.0], dtype=dtype)
+    module, closure = edm_precondition(network, sigma_data), _closure_precondition(network, sigma_data)
+    with torch.no_grad():
+        assert torch.equal(module(x, sigma), closure(x, sigma))
+    x0 = _data(0.5, 16).to(dtype)
+    losses = [
+        edm_loss(model, x0, torch.Generator().manual_seed(2), sigma_data=sigma_data) for model in (module, closure)
+    ]
+    assert torch.equal(losses[0], losses[1])
+    gradients = [torch.autograd.grad(value, list(network.parameters())) for value in losses]
+    for ours, reference in zip(*gradients):
+        assert torch.equal(ours, reference)
+
+
+def test_edm_precondition_is_a_module() -> None:
+    """The raw network is a submodule: parameters, state_dict (network.*), .to(), train/eval all reach it."""
+    network = _TimeMLP()
+    denoiser = edm_precondition(network, sigma_data=0.5)
+    assert isinstance(denoiser, nn.Module) and isinstance(denoiser, EDMPrecondition)
+    assert denoiser.network is network and "sigma_data=0.5" in repr(denoiser)
+    assert [id(p) for p in denoiser.parameters()] == [id(p) for p in network.parameters()]
+    assert list(denoiser.state_dict()) == [f"network.{key}" for key in network.state_dict()]
+    other = edm_precondition(_TimeMLP(seed=1))
+    x, sigma = torch.randn(4, 2, generator=torch.Generator().manual_seed(1)), torch.tensor([0.1, 1.0, 5.0, 40.0])
+    with torch.no_grad():
+        assert not torch.equal(other(x, sigma), denoiser(x, sigma))
+        other.load_state_dict(denoiser.state_dict())
+        assert torch.equal(other(x, sigma), denoiser(x, sigma))
+        denoiser.to(torch.float64)
+        assert all(p.dtype == torch.float64 for p in network.parameters())
+        assert denoiser(x.double(), sigma.double()).dtype == torch.float64
+        assert denoiser(x.double(), 2.0).shape == (4, 2)  # a number sigma, for the whole batch
+    denoiser.eval()
+    assert not network.training
+    denoiser.train()
+    assert network.training
+
+
+def test_edm_precondition_errors_and_plain_functions() -> None:
+    with pytest.raises(HyperparameterError, match=r"edm_precondition: invalid sigma_data=0; sigma_data must be a fin"):
+        edm_precondition(_TimeMLP(), 0)
+    with pytest.raises(HyperparameterError, match="sigma_data=inf"):
+        edm_precondition(_TimeMLP(), math.inf)
+    with pytest.raises(UnsupportedInputError, match="edm_precondition: unsupported network: int"):
+        edm_precondition(3)
+    wrapped = edm_precondition(lambda x, c_noise: torch.zeros_like(x))  # a plain function: kept, nothing to move
+    assert list(wrapped.parameters()) == [] and list(wrapped.state_dict()) == []
+    x = torch.ones(2, 2, dtype=torch.float64)
+    torch.testing.assert_close(wrapped(x, torch.tensor([0.5, 1.0])), x * torch.tensor([[0.5], [0.2]], dtype=x.dtype))
