@@ -485,6 +485,127 @@ def validated(
     return decorate
 
 
+class _CallPlan:
+    """What :func:`bind_and_validate` needs to bind a call without ``Signature.bind`` (a few µs each),
+    and the validated hyperparameters of recent calls, by their values."""
+
+    __slots__ = (
+        "by_name",
+        "cache",
+        "default_arguments",
+        "defaults",
+        "fields",
+        "keyword",
+        "leading_required",
+        "order",
+        "positional",
+        "required",
+    )
+
+    def __init__(self, signature: inspect.Signature, model: type[Hyperparameters]) -> None:
+        parameters = signature.parameters.values()
+        self.order = tuple(signature.parameters)
+        self.positional = tuple(p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+        self.keyword = frozenset(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        self.defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
+        self.required = tuple(p.name for p in parameters if p.default is p.empty)
+        self.fields = tuple(name for name in model.model_fields if name in signature.parameters)
+        self.cache: dict[Any, dict[str, Any]] = {}
+        leading = len(self.required)
+        self.leading_required = self.required == self.positional[:leading] == self.order[:leading]
+        """The parameters without defaults are the first positional ones (``(inputs, target, *, ...)``)."""
+        self.default_arguments: dict[str, Any] = {}
+        """The other parameters at their defaults, hyperparameters validated (once the defaults are cached)."""
+        self.by_name = not any(p.kind is p.POSITIONAL_ONLY for p in parameters)
+        """Every parameter can be passed by keyword: :func:`call_bound` calls ``function(**arguments)``."""
+
+
+_PLANS: dict[int, tuple[inspect.Signature, type[Hyperparameters], _CallPlan | None]] = {}
+_CACHED_CALLS = 256
+"""Validated hyperparameter sets kept per signature (the calls of a training loop repeat one or two)."""
+_IMMUTABLE = (bool, int, float, str, type(None))
+
+
+def _plan(signature: inspect.Signature, model: type[Hyperparameters]) -> _CallPlan | None:
+    entry = _PLANS.get(id(signature))
+    if entry is not None and entry[0] is signature and entry[1] is model:
+        return entry[2]
+    variadic = any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature.parameters.values())
+    plan = None if variadic else _CallPlan(signature, model)
+    _PLANS[id(signature)] = (signature, model, plan)  # the signature is kept alive: its id is not reused
+    return plan
+
+
+def _value_key(value: Any) -> Any:
+    """A hashable key that tells ``1``, ``1.0`` and ``True`` apart; None for values not cached."""
+    if isinstance(value, _IMMUTABLE):
+        return (type(value), value)
+    if type(value) is tuple and all(isinstance(item, _IMMUTABLE) for item in value):
+        return (tuple, tuple((type(item), item) for item in value))
+    return None
+
+
+def _immutable(value: Any) -> bool:
+    return isinstance(value, _IMMUTABLE) or (type(value) is tuple and all(isinstance(v, _IMMUTABLE) for v in value))
+
+
+def _bind_fast(
+    method: str,
+    signature: inspect.Signature,
+    model: type[Hyperparameters],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[inspect.BoundArguments, dict[str, Any]] | None:
+    """:func:`bind_and_validate` for the usual call (known names, nothing missing), or None.
+
+    The same result as the general path: arguments in the signature's order, defaults applied,
+    hyperparameters replaced by their validated values. Validation is skipped when the same
+    hyperparameter values (same types) were validated before; a wrong call goes the general
+    way, which raises the gradhub error.
+    """
+    plan = _plan(signature, model)
+    if plan is None or len(args) > len(plan.positional):
+        return None
+    if not kwargs and len(args) == len(plan.required) and plan.leading_required:
+        # The commonest call, ``method(inputs...)``: every hyperparameter at its default.
+        checked = plan.cache.get(())
+        if checked is not None:
+            arguments = dict(zip(plan.required, args))
+            arguments.update(plan.default_arguments)
+            return inspect.BoundArguments(signature, arguments), dict(checked)  # type: ignore[arg-type]
+    given = dict(zip(plan.positional, args))
+    for name, value in kwargs.items():
+        if name not in plan.keyword or name in given:
+            return None
+        given[name] = value
+    for name in plan.required:
+        if name not in given:
+            return None
+    arguments = {name: given[name] if name in given else plan.defaults[name] for name in plan.order}
+    values = tuple(arguments[name] for name in plan.fields)
+    if any(name in given for name in plan.fields):
+        keys = tuple(_value_key(value) for value in values)
+        key = None if None in keys else keys
+    else:
+        key = ()  # every hyperparameter at its default
+    checked = plan.cache.get(key) if key is not None else None
+    if checked is None:
+        checked = validate_hyperparameters(method, model, dict(zip(plan.fields, values)))
+        if key is not None and all(_immutable(value) for value in checked.values()):
+            if len(plan.cache) >= _CACHED_CALLS:
+                plan.cache.clear()
+            plan.cache[key] = checked
+            if key == ():
+                plan.default_arguments = {
+                    name: checked[name] if name in checked else plan.defaults[name]
+                    for name in plan.order
+                    if name not in plan.required
+                }
+    for name in plan.fields:
+        arguments[name] = checked[name]
+    return inspect.BoundArguments(signature, arguments), dict(checked)  # type: ignore[arg-type]
+
+
 def bind_and_validate(
     method: str,
     signature: inspect.Signature,
@@ -495,8 +616,13 @@ def bind_and_validate(
     """Bind a call to ``signature`` (gradhub errors) and validate the arguments that are model fields.
 
     Returns the bound arguments, defaults applied and hyperparameters replaced by their validated
-    values, and the validated hyperparameters. What every kind's call frame does first.
+    values, and the validated hyperparameters. What every kind's call frame does first. A call that
+    repeats hyperparameter values (of the same types) reuses their validation: about 2 µs instead of
+    ~20 (binding by name, no ``Signature.bind``, no pydantic).
     """
+    fast = _bind_fast(method, signature, model, args, kwargs)
+    if fast is not None:
+        return fast
     accepted = [name for name in signature.parameters if name in model.model_fields] or list(model.model_fields)
     bound = bind_arguments(method, signature, args, kwargs, accepted, model)
     bound.apply_defaults()
@@ -506,13 +632,22 @@ def bind_and_validate(
     return bound, checked
 
 
+def call_bound(function: Callable[..., Any], bound: inspect.BoundArguments) -> Any:
+    """``function(*bound.args, **bound.kwargs)``, by name when the signature allows (``args`` and
+    ``kwargs`` walk the signature on every call)."""
+    entry = _PLANS.get(id(bound.signature))
+    if entry is not None and entry[0] is bound.signature and entry[2] is not None and entry[2].by_name:
+        return function(**bound.arguments)
+    return function(*bound.args, **bound.kwargs)
+
+
 def _checked(function: Callable[..., Any], model: type[Hyperparameters], method: str) -> Callable[..., Any]:
     signature = public_signature(function, model, method)
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         bound, _ = bind_and_validate(method, signature, model, args, kwargs)
-        return function(*bound.args, **bound.kwargs)
+        return call_bound(function, bound)
 
     wrapper.__signature__ = signature  # type: ignore[attr-defined]
     return wrapper

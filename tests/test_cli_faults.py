@@ -261,7 +261,8 @@ def test_report_replaces_an_earlier_one_whole(capsys: Capture, fake_claims: list
     (out / "index.md").write_text("old")
     (out / "figures" / "old.png").write_bytes(b"old")
     assert main(["demo", "adamp", "--report", str(out), "--quiet"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1].startswith(f"report: {out / 'index.md'} (")
+    report, catalog = capsys.readouterr().out.splitlines()[-2:]
+    assert report.startswith(f"report: {out / 'index.md'} (") and catalog == f"catalog: {out / 'index.html'}"
     assert "1 of 1 claims reproduced" in (out / "index.md").read_text()
     assert json.loads((out / "results.json").read_text())[0]["claim"] == "claim"
     assert list((out / "figures").iterdir()) == []

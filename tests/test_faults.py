@@ -45,14 +45,14 @@ def _data() -> list[tuple[torch.Tensor, torch.Tensor]]:
 CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     # losses
     (
-        "any_fbeta: NaN prediction",
-        lambda: _get("any_fbeta")(torch.tensor([0.2, NAN]), torch.tensor([0.0, 1.0])),
+        "any_fbeta: NaN prediction, check_values=True (the opt-in value check names it)",
+        lambda: _get("any_fbeta")(torch.tensor([0.2, NAN]), torch.tensor([0.0, 1.0]), check_values=True),
         UnsupportedInputError,
         r"^any_fbeta: unsupported prediction values: nan",
     ),
     (
-        "any_fbeta: NaN prediction, check_values=False (the loss frame catches the NaN loss)",
-        lambda: _get("any_fbeta")(torch.tensor([0.2, NAN]), torch.tensor([0.0, 1.0]), check_values=False),
+        "any_fbeta: NaN prediction, by default (the loss frame catches the NaN loss)",
+        lambda: _get("any_fbeta")(torch.tensor([0.2, NAN]), torch.tensor([0.0, 1.0])),
         UnsupportedInputError,
         r"^any_fbeta: unsupported loss value: 1 of 1 entries non-finite",
     ),
@@ -81,8 +81,8 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
         r"^anyloss: invalid metric='f7'",
     ),
     (
-        "wbce_any: label 2",
-        lambda: _get("wbce_any")(torch.rand(3), torch.tensor([0.0, 1.0, 2.0])),
+        "wbce_any: label 2, check_values=True (value checks are opt-in: per call they cost passes over the batch)",
+        lambda: _get("wbce_any")(torch.rand(3), torch.tensor([0.0, 1.0, 2.0]), check_values=True),
         UnsupportedInputError,
         r"^wbce_any: unsupported target values: 2.0",
     ),

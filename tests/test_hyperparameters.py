@@ -207,3 +207,62 @@ def test_signature_from_a_model_keeps_field_order_and_keyword_only_marks() -> No
         "radius": "KEYWORD_ONLY",
     }
     assert signature.parameters["radius"].default is inspect.Parameter.empty
+
+
+class _Scaled(Hyperparameters):
+    alpha: float = Field(1.0, gt=0)
+    steps: int = Field(3, ge=1)
+    flag: bool = False
+    pair: tuple[float, float] = (0.5, 0.5)
+
+
+def _scaled(x: object, y: object = None, *, alpha: float, steps: int, flag: bool, pair: tuple[float, float]) -> tuple:
+    return x, y, alpha, steps, flag, pair
+
+
+def test_repeated_calls_reuse_the_validation_and_bind_as_signature_bind_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast binding gives what Signature.bind + apply_defaults + validation give, validates a set of
+    hyperparameter values once (told apart by type: 2 and 2.0 and True are different calls), and leaves
+    every wrong call to the general path and its gradhub errors."""
+    import gradhub.hyperparameters as hyperparameters
+    from gradhub.hyperparameters import bind_and_validate
+
+    signature = hyperparameters.public_signature(_scaled, _Scaled, "scaled")
+    validations = []
+    original = hyperparameters.validate_hyperparameters
+    monkeypatch.setattr(
+        hyperparameters,
+        "validate_hyperparameters",
+        lambda *a, **k: (validations.append(a[2]), original(*a, **k))[1],
+    )
+
+    def slow(*args: object, **kwargs: object) -> dict:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        checked = original("scaled", _Scaled, {n: bound.arguments[n] for n in _Scaled.model_fields})
+        return {**bound.arguments, **checked}
+
+    calls = [
+        ((1,), {}),
+        ((1, 2), {"alpha": 2}),
+        ((1,), {"alpha": 2.0}),
+        ((1,), {"steps": True}),
+        ((1,), {"pair": (1, 2)}),
+    ]
+    for args, kwargs in calls * 2:
+        bound, checked = bind_and_validate("scaled", signature, _Scaled, args, kwargs)
+        assert bound.arguments == slow(*args, **kwargs) and list(bound.arguments) == list(signature.parameters)
+        assert checked == {n: bound.arguments[n] for n in _Scaled.model_fields}
+        assert type(bound.arguments["alpha"]) is float and type(bound.arguments["steps"]) is int
+    assert len(validations) == len(calls)  # each distinct set once; the repeats are served from the cache
+    assert _scaled(*bound.args, **bound.kwargs) == (1, None, 1.0, 3, False, (1.0, 2.0))
+    with pytest.raises(HyperparameterError, match=r"^scaled: invalid alpha=-1"):
+        bind_and_validate("scaled", signature, _Scaled, (1,), {"alpha": -1})
+    with pytest.raises(HyperparameterError, match=r"^scaled: invalid alpha=-1"):  # not cached as valid
+        bind_and_validate("scaled", signature, _Scaled, (1,), {"alpha": -1})
+    with pytest.raises(UnknownHyperparameterError, match="beta"):
+        bind_and_validate("scaled", signature, _Scaled, (1,), {"beta": 1})
+    with pytest.raises(TypeError, match="scaled: "):
+        bind_and_validate("scaled", signature, _Scaled, (1, 2, 3), {})
+    with pytest.raises(TypeError, match="scaled: "):
+        bind_and_validate("scaled", signature, _Scaled, (), {})

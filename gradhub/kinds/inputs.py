@@ -12,9 +12,8 @@ joins the frame's single read at the end of the call.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -59,23 +58,29 @@ def require_tensor(
     ("of probabilities") used in the message.
     """
     test, noun = _KINDS_OF_DTYPE[dtype]
-    suffix = f" {what}" if what else ""
     if not isinstance(value, torch.Tensor):
-        raise UnsupportedInputError(method, name, type(value).__name__, f"{name} must be {noun}{suffix}")
+        raise UnsupportedInputError(method, name, type(value).__name__, f"{name} must be {noun}{_suffix(what)}")
     if not test(value):
-        raise UnsupportedInputError(method, f"{name} dtype", value.dtype, f"{name} must be {noun}{suffix}")
+        raise UnsupportedInputError(method, f"{name} dtype", value.dtype, f"{name} must be {noun}{_suffix(what)}")
     if dtypes is not None and value.dtype not in dtypes:
         allowed = " or ".join(str(d).removeprefix("torch.") for d in dtypes)
-        raise UnsupportedInputError(method, f"{name} dtype", value.dtype, f"{name} must be {allowed}{suffix}")
-    allowed = (dim,) if isinstance(dim, int) else tuple(dim) if dim is not None else None
-    if (allowed is not None and value.dim() not in allowed) or (min_dim is not None and value.dim() < min_dim):
-        wanted = " or ".join(f"{d}-D" for d in allowed) if allowed is not None else f"at least {min_dim}-D"
-        raise UnsupportedInputError(method, f"{name} shape", tuple(value.shape), f"{name} must be {wanted}{suffix}")
+        raise UnsupportedInputError(method, f"{name} dtype", value.dtype, f"{name} must be {allowed}{_suffix(what)}")
+    if dim is not None or min_dim is not None:
+        allowed = (dim,) if isinstance(dim, int) else tuple(dim) if dim is not None else None
+        if (allowed is not None and value.dim() not in allowed) or (min_dim is not None and value.dim() < min_dim):
+            wanted = " or ".join(f"{d}-D" for d in allowed) if allowed is not None else f"at least {min_dim}-D"
+            raise UnsupportedInputError(
+                method, f"{name} shape", tuple(value.shape), f"{name} must be {wanted}{_suffix(what)}"
+            )
     if nonempty and value.numel() == 0:
         raise UnsupportedInputError(
             method, f"{name} shape", tuple(value.shape), f"{name} must hold at least one element"
         )
     return value
+
+
+def _suffix(what: str) -> str:
+    return f" {what}" if what else ""
 
 
 def require_same_device(method: str, **tensors: torch.Tensor) -> None:
@@ -88,7 +93,8 @@ def require_same_device(method: str, **tensors: torch.Tensor) -> None:
 
 def require_matching_shapes(method: str, squeeze: bool = False, **tensors: torch.Tensor) -> None:
     """Every tensor of one shape (``squeeze``: up to dimensions of size 1), or an error listing them."""
-    shapes = {tuple(t.squeeze().shape) if squeeze else tuple(t.shape) for t in tensors.values()}
+    # squeeze() without making views: the shape less its dimensions of size 1
+    shapes = {tuple(size for size in t.shape if size != 1) if squeeze else tuple(t.shape) for t in tensors.values()}
     if len(shapes) > 1:
         given = ", ".join(f"{name} {tuple(tensor.shape)}" for name, tensor in tensors.items())
         extra = ", up to dimensions of size 1 (e.g. (N, 1) and (N,))" if squeeze else ""
@@ -126,19 +132,23 @@ _DEFERRED: contextvars.ContextVar[list[DeferredCheck] | None] = contextvars.Cont
 )
 
 
-@contextlib.contextmanager
-def deferred_checks() -> Iterator[list[DeferredCheck]]:
+class deferred_checks:
     """Within the block :func:`require_values` only records its check; the caller reads them all at once.
 
     A kind frame wraps the method's call in it and reads every recorded count together with its own
-    (the loss frame: with the loss value's non-finite count), so value checks add no host sync.
+    (the loss frame: with the loss value's non-finite count), so value checks add no host sync. (A
+    class, not a generator: it runs on every call of a loss, where a generator's frame costs µs.)
     """
-    collected: list[DeferredCheck] = []
-    token = _DEFERRED.set(collected)
-    try:
-        yield collected
-    finally:
-        _DEFERRED.reset(token)
+
+    __slots__ = ("collected", "token")
+
+    def __enter__(self) -> list[DeferredCheck]:
+        self.collected: list[DeferredCheck] = []
+        self.token = _DEFERRED.set(self.collected)
+        return self.collected
+
+    def __exit__(self, *exception: object) -> None:
+        _DEFERRED.reset(self.token)
 
 
 def require_values(method: str, name: str, bad: torch.Tensor, value: torch.Tensor, allowed: str) -> None:

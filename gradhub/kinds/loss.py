@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 import torch
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
-from gradhub.hyperparameters import bind_and_validate, bind_to_spec, public_signature, validated
+from gradhub.hyperparameters import bind_and_validate, bind_to_spec, call_bound, public_signature, validated
 from gradhub.kinds.inputs import DeferredCheck, deferred_checks
 
 __all__ = ["LossExample", "is_loss_target", "loss", "reduce", "require_finite_loss"]
@@ -59,6 +60,10 @@ def require_finite_loss(method: str, value: Any, deferred: Sequence[DeferredChec
     naming ``method`` and the count of non-finite loss entries.
     """
     checks = isinstance(value, torch.Tensor) and value.is_floating_point()
+    if checks and not deferred and value.numel() == 1:  # the usual scalar loss: one read, no reduction ops
+        if not math.isfinite(value.item()):
+            raise UnsupportedInputError(method, "loss value", "1 of 1 entries non-finite", _FINITE_LOSS)
+        return
     counts = [check.count for check in deferred]
     if checks:
         counts.append((~torch.isfinite(value.detach())).sum())
@@ -73,8 +78,13 @@ def require_finite_loss(method: str, value: Any, deferred: Sequence[DeferredChec
             method,
             "loss value",
             f"{int(read[-1])} of {value.numel()} entries non-finite",
-            "a finite loss: the data or the model's outputs hold NaN or infinity (check_finite=False skips this check)",
+            _FINITE_LOSS,
         )
+
+
+_FINITE_LOSS = (
+    "a finite loss: the data or the model's outputs hold NaN or infinity (check_finite=False skips this check)"
+)
 
 
 def loss(spec: Any) -> Callable[[Target], Target]:
@@ -120,7 +130,7 @@ def loss(spec: Any) -> Callable[[Target], Target]:
             if not isinstance(check, bool):
                 raise HyperparameterError(spec.name, "check_finite", check, "True or False")
             with deferred_checks() as deferred:
-                value = function(*bound.args, **bound.kwargs)
+                value = call_bound(function, bound)
             require_finite_loss(spec.name, value if check else None, deferred)
             return value
 

@@ -42,7 +42,6 @@ is returned in the input's dtype; ``from_logits=True`` takes logits ``z`` and us
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -73,33 +72,52 @@ def approximation(p: Tensor, L: float) -> Tensor:
     return torch.sigmoid(L * (p - 0.5))
 
 
-@dataclass(frozen=True)
 class SoftConfusionMatrix:
-    """The soft confusion matrix of one batch (Eq. 2), with the class counts it came from."""
+    """The soft confusion matrix of one batch (Eq. 2), with the class counts it came from.
 
-    tn: Tensor
-    fp: Tensor
-    fn: Tensor
-    tp: Tensor
-    positives: Tensor
-    """``y1 = sum y``."""
-    negatives: Tensor
-    """``y0 = N - y1``."""
-    count: int
-    """``N``, the number of predictions pooled."""
+    ``tp``, ``fp`` and ``positives`` are computed on construction; ``tn``, ``fn`` and ``negatives``
+    (one subtraction each) when first read, so a metric that does not use them (F-beta) does not
+    pay for them.
+    """
+
+    __slots__ = ("_fn", "_negatives", "_tn", "count", "fp", "positives", "tp")
+
+    def __init__(self, tp: Tensor, fp: Tensor, positives: Tensor, count: int) -> None:
+        # tp = sum y A, fp = sum (1 - y) A, positives = y1 = sum y, count = N
+        self.tp, self.fp, self.positives, self.count = tp, fp, positives, count
+        self._negatives: Tensor | None = None
+        self._tn: Tensor | None = None
+        self._fn: Tensor | None = None
+
+    @property
+    def negatives(self) -> Tensor:
+        """``y0 = N - y1``."""
+        if self._negatives is None:
+            self._negatives = self.count - self.positives
+        return self._negatives
+
+    @property
+    def tn(self) -> Tensor:
+        """``TN = y0 - FP``."""
+        if self._tn is None:
+            self._tn = self.negatives - self.fp
+        return self._tn
+
+    @property
+    def fn(self) -> Tensor:
+        """``FN = y1 - TP``."""
+        if self._fn is None:
+            self._fn = self.positives - self.tp
+        return self._fn
+
+    def __repr__(self) -> str:
+        return f"SoftConfusionMatrix(tn={self.tn}, fp={self.fp}, fn={self.fn}, tp={self.tp}, count={self.count})"
 
 
 def _confusion(scores: Tensor, y: Tensor) -> SoftConfusionMatrix:
     """Eq. 2 over flattened ``scores`` (``A(p)``, or raw ``p`` for ``wbce_any``) and labels ``y``:
     ``TP = sum y A``, ``FP = sum (1 - y) A``, ``FN = y1 - TP``, ``TN = y0 - FP``."""
-    count = y.numel()
-    positives = y.sum()
-    negatives = count - positives
-    tp = (y * scores).sum()
-    fp = ((1 - y) * scores).sum()
-    return SoftConfusionMatrix(
-        tn=negatives - fp, fp=fp, fn=positives - tp, tp=tp, positives=positives, negatives=negatives, count=count
-    )
+    return SoftConfusionMatrix(tp=(y * scores).sum(), fp=((1 - y) * scores).sum(), positives=y.sum(), count=y.numel())
 
 
 # --- the metrics of Table 1, with eps placed as in the official code -----------------------
@@ -159,18 +177,36 @@ def _batch(
     """``prediction`` and ``target`` checked and flattened, in float32 at least (``exp(-73 / 2)``
     underflows in float16); their values only with ``check_values`` (in a loss, deferred to the loss frame's
     one host read; in ``soft_confusion_matrix``, one read)."""
-    kind = "logits" if from_logits else "probabilities"
-    require_tensor(method, "prediction", prediction, nonempty=True, what=f"of {kind}")
-    require_tensor(method, "target", target, dtype="real", what="of 0/1 labels")
-    require_same_device(method, prediction=prediction, target=target)
-    require_matching_shapes(method, squeeze=True, prediction=prediction, target=target)
+    usual = (
+        isinstance(prediction, Tensor)
+        and isinstance(target, Tensor)
+        and prediction.shape == target.shape
+        and prediction.device == target.device
+        and prediction.is_floating_point()
+        and not target.is_complex()
+        and prediction.numel() > 0
+    )
+    if not usual:  # the checks one by one, for the error that says what is wrong (or (N, 1) with (N,))
+        kind = "logits" if from_logits else "probabilities"
+        require_tensor(method, "prediction", prediction, nonempty=True, what=f"of {kind}")
+        require_tensor(method, "target", target, dtype="real", what="of 0/1 labels")
+        require_same_device(method, prediction=prediction, target=target)
+        require_matching_shapes(method, squeeze=True, prediction=prediction, target=target)
     if check_values:
         not_binary = (target != 0) & (target != 1)
         require_values(method, "target", not_binary, target, "target must hold binary labels 0 and 1")
         outside = prediction.isnan() if from_logits else ~((prediction >= 0) & (prediction <= 1))
         require_values(method, "prediction", outside, prediction, _PREDICTION_VALUES[from_logits])
     dtype = torch.promote_types(prediction.dtype, torch.float32)
-    return prediction.reshape(-1).to(dtype), target.reshape(-1).to(dtype)
+    return _flat(prediction, dtype), _flat(target, dtype)
+
+
+def _flat(value: Tensor, dtype: torch.dtype) -> Tensor:
+    """``value.reshape(-1).to(dtype)`` without the calls that would change nothing (a small batch's
+    loss is dominated by per-op dispatch)."""
+    if value.dim() != 1:
+        value = value.reshape(-1)
+    return value if value.dtype == dtype else value.to(dtype)
 
 
 def _metric_loss(
@@ -187,7 +223,8 @@ def _metric_loss(
     """``1 - metric`` of the soft confusion matrix of ``A(p)`` (Eq. 1-3), in the prediction's dtype."""
     p, y = _batch(method, prediction, target, from_logits, check_values)
     cm = _confusion(approximation(torch.sigmoid(p) if from_logits else p, L), y)
-    return (1 - _metric_value(method, metric, cm, beta, eps)).to(prediction.dtype)
+    value = 1 - _metric_value(method, metric, cm, beta, eps)
+    return value if value.dtype == prediction.dtype else value.to(prediction.dtype)
 
 
 def soft_confusion_matrix(

@@ -102,11 +102,16 @@ def test_check_values_false_skips_the_value_checks(method: str) -> None:
 @pytest.mark.parametrize("method", list(FUNCTIONS))
 @pytest.mark.parametrize(
     ("flags", "expected"),
-    [({}, ["tolist"]), ({"check_finite": False}, ["tolist"]), ({"check_finite": False, "check_values": False}, [])],
+    [
+        ({}, ["item"]),
+        ({"check_values": True}, ["tolist"]),
+        ({"check_values": True, "check_finite": False}, ["tolist"]),
+        ({"check_finite": False}, []),
+    ],
 )
 def test_one_host_read_per_call(method: str, flags: dict, expected: list, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The value checks and the finite-loss check share one read per call (one sync on a GPU); with both off
-    a call reads nothing back."""
+    """By default only the scalar loss is read back (the finite-loss check); the opt-in value checks share
+    that one read (one sync on a GPU); with both off a call reads nothing back."""
     reads = []
     for name in ("item", "tolist", "__bool__", "__float__", "__int__", "cpu"):
         original = getattr(torch.Tensor, name)
@@ -176,8 +181,8 @@ def test_metric_callable_must_return_a_scalar_tensor(method: str) -> None:
     )
 
 
-def test_soft_confusion_matrix_validates_unless_told_not_to() -> None:
+def test_soft_confusion_matrix_validates_values_when_asked() -> None:
     bad = torch.tensor([0, 1, 3, 0])
-    raises("soft_confusion_matrix", lambda: soft_confusion_matrix(P, bad), "target values")
-    assert soft_confusion_matrix(P, bad, check_values=False).tp.dim() == 0
+    raises("soft_confusion_matrix", lambda: soft_confusion_matrix(P, bad, check_values=True), "target values")
+    assert soft_confusion_matrix(P, bad).tp.dim() == 0  # opt-in, as in the losses
     raises("soft_confusion_matrix", lambda: soft_confusion_matrix(P, Y[:3]), "shapes")
