@@ -487,20 +487,10 @@ def validated(
 
 class _CallPlan:
     """What :func:`bind_and_validate` needs to bind a call without ``Signature.bind`` (a few µs each),
-    and the validated hyperparameters of recent calls, by their values."""
+    and the outcome of recent calls: validated hyperparameters by their values, and whole bindings by
+    the shape of the call (how many positional arguments, which keywords with which plain values)."""
 
-    __slots__ = (
-        "by_name",
-        "cache",
-        "default_arguments",
-        "defaults",
-        "fields",
-        "keyword",
-        "leading_required",
-        "order",
-        "positional",
-        "required",
-    )
+    __slots__ = ("calls", "defaults", "fields", "first_field", "keyword", "order", "positional", "values")
 
     def __init__(self, signature: inspect.Signature, model: type[Hyperparameters]) -> None:
         parameters = signature.parameters.values()
@@ -508,22 +498,20 @@ class _CallPlan:
         self.positional = tuple(p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
         self.keyword = frozenset(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
         self.defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
-        self.required = tuple(p.name for p in parameters if p.default is p.empty)
         self.fields = tuple(name for name in model.model_fields if name in signature.parameters)
-        self.cache: dict[Any, dict[str, Any]] = {}
-        leading = len(self.required)
-        self.leading_required = self.required == self.positional[:leading] == self.order[:leading]
-        """The parameters without defaults are the first positional ones (``(inputs, target, *, ...)``)."""
-        self.default_arguments: dict[str, Any] = {}
-        """The other parameters at their defaults, hyperparameters validated (once the defaults are cached)."""
-        self.by_name = not any(p.kind is p.POSITIONAL_ONLY for p in parameters)
-        """Every parameter can be passed by keyword: :func:`call_bound` calls ``function(**arguments)``."""
+        self.first_field = min((self.order.index(name) for name in self.fields), default=len(self.order))
+        """Calls with more positional arguments than this pass a hyperparameter positionally."""
+        self.values: dict[Any, dict[str, Any]] = {}
+        """Validated hyperparameters by the values given (each with its type)."""
+        self.calls: dict[Any, tuple[dict[str, Any], dict[str, Any]]] = {}
+        """``(arguments after the positional ones, validated hyperparameters)`` by the call's shape."""
 
 
 _PLANS: dict[int, tuple[inspect.Signature, type[Hyperparameters], _CallPlan | None]] = {}
 _CACHED_CALLS = 256
-"""Validated hyperparameter sets kept per signature (the calls of a training loop repeat one or two)."""
+"""Entries kept per signature in each cache (the calls of a training loop repeat one or two)."""
 _IMMUTABLE = (bool, int, float, str, type(None))
+_PLAIN = frozenset(_IMMUTABLE)
 
 
 def _plan(signature: inspect.Signature, model: type[Hyperparameters]) -> _CallPlan | None:
@@ -549,6 +537,12 @@ def _immutable(value: Any) -> bool:
     return isinstance(value, _IMMUTABLE) or (type(value) is tuple and all(isinstance(v, _IMMUTABLE) for v in value))
 
 
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _CACHED_CALLS:
+        cache.clear()
+    cache[key] = value
+
+
 def _bind_fast(
     method: str,
     signature: inspect.Signature,
@@ -559,50 +553,53 @@ def _bind_fast(
     """:func:`bind_and_validate` for the usual call (known names, nothing missing), or None.
 
     The same result as the general path: arguments in the signature's order, defaults applied,
-    hyperparameters replaced by their validated values. Validation is skipped when the same
-    hyperparameter values (same types) were validated before; a wrong call goes the general
-    way, which raises the gradhub error.
+    hyperparameters replaced by their validated values. A call shaped like an earlier one (as
+    many positional arguments, no hyperparameter among them, the same keywords with equal plain
+    values of the same types) reuses that binding; other calls reuse the validation of equal
+    hyperparameter values. A wrong call goes the general way, which raises the gradhub error.
     """
     plan = _plan(signature, model)
     if plan is None or len(args) > len(plan.positional):
         return None
-    if not kwargs and len(args) == len(plan.required) and plan.leading_required:
-        # The commonest call, ``method(inputs...)``: every hyperparameter at its default.
-        checked = plan.cache.get(())
-        if checked is not None:
-            arguments = dict(zip(plan.required, args))
-            arguments.update(plan.default_arguments)
-            return inspect.BoundArguments(signature, arguments), dict(checked)  # type: ignore[arg-type]
+    shape: tuple[Any, ...] | None = None
+    if len(args) <= plan.first_field:
+        parts: list[Any] | None = [len(args)]
+        for name, value in kwargs.items():
+            kind = type(value)
+            key = (kind, value) if kind in _PLAIN else _value_key(value)
+            if key is None:
+                parts = None
+                break
+            parts.append((name, key))  # type: ignore[union-attr]
+        if parts is not None:
+            shape = tuple(parts)
+            hit = plan.calls.get(shape)
+            if hit is not None:
+                arguments = dict(zip(plan.order, args))
+                arguments.update(hit[0])
+                return inspect.BoundArguments(signature, arguments), dict(hit[1])  # type: ignore[arg-type]
     given = dict(zip(plan.positional, args))
     for name, value in kwargs.items():
         if name not in plan.keyword or name in given:
             return None
         given[name] = value
-    for name in plan.required:
-        if name not in given:
-            return None
-    arguments = {name: given[name] if name in given else plan.defaults[name] for name in plan.order}
+    missing = object()
+    arguments = {name: given[name] if name in given else plan.defaults.get(name, missing) for name in plan.order}
+    if missing in arguments.values():
+        return None
     values = tuple(arguments[name] for name in plan.fields)
-    if any(name in given for name in plan.fields):
-        keys = tuple(_value_key(value) for value in values)
-        key = None if None in keys else keys
-    else:
-        key = ()  # every hyperparameter at its default
-    checked = plan.cache.get(key) if key is not None else None
+    value_keys = tuple(_value_key(value) for value in values)
+    key = None if None in value_keys else value_keys
+    checked = plan.values.get(key) if key is not None else None
     if checked is None:
         checked = validate_hyperparameters(method, model, dict(zip(plan.fields, values)))
         if key is not None and all(_immutable(value) for value in checked.values()):
-            if len(plan.cache) >= _CACHED_CALLS:
-                plan.cache.clear()
-            plan.cache[key] = checked
-            if key == ():
-                plan.default_arguments = {
-                    name: checked[name] if name in checked else plan.defaults[name]
-                    for name in plan.order
-                    if name not in plan.required
-                }
+            _remember(plan.values, key, checked)
     for name in plan.fields:
         arguments[name] = checked[name]
+    if shape is not None and all(_immutable(value) for value in checked.values()):
+        rest = {name: arguments[name] for name in plan.order[len(args) :]}
+        _remember(plan.calls, shape, (rest, checked))
     return inspect.BoundArguments(signature, arguments), dict(checked)  # type: ignore[arg-type]
 
 
@@ -632,22 +629,22 @@ def bind_and_validate(
     return bound, checked
 
 
-def call_bound(function: Callable[..., Any], bound: inspect.BoundArguments) -> Any:
-    """``function(*bound.args, **bound.kwargs)``, by name when the signature allows (``args`` and
-    ``kwargs`` walk the signature on every call)."""
-    entry = _PLANS.get(id(bound.signature))
-    if entry is not None and entry[0] is bound.signature and entry[2] is not None and entry[2].by_name:
-        return function(**bound.arguments)
-    return function(*bound.args, **bound.kwargs)
+def by_name(signature: inspect.Signature) -> bool:
+    """Whether every argument bound to ``signature`` can be passed by keyword: then a frame calls
+    ``function(**bound.arguments)`` (``bound.args``/``bound.kwargs`` walk the signature every call)."""
+    return not any(
+        p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature.parameters.values()
+    )
 
 
 def _checked(function: Callable[..., Any], model: type[Hyperparameters], method: str) -> Callable[..., Any]:
     signature = public_signature(function, model, method)
+    keywords = by_name(signature)
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         bound, _ = bind_and_validate(method, signature, model, args, kwargs)
-        return call_bound(function, bound)
+        return function(**bound.arguments) if keywords else function(*bound.args, **bound.kwargs)
 
     wrapper.__signature__ = signature  # type: ignore[attr-defined]
     return wrapper

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import torch
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
-from gradhub.hyperparameters import bind_and_validate, bind_to_spec, call_bound, public_signature, validated
+from gradhub.hyperparameters import bind_and_validate, bind_to_spec, by_name, public_signature, validated
 from gradhub.kinds.inputs import DeferredCheck, deferred_checks
 
 __all__ = ["LossExample", "is_loss_target", "loss", "reduce", "require_finite_loss"]
@@ -122,6 +122,7 @@ def loss(spec: Any) -> Callable[[Target], Target]:
         own = public_signature(function, model, spec.name)
         flag = inspect.Parameter("check_finite", inspect.Parameter.KEYWORD_ONLY, default=True, annotation="bool")
         signature = own.replace(parameters=[*own.parameters.values(), flag])
+        keywords = by_name(own)
 
         @functools.wraps(function)
         def call(*args: Any, **kwargs: Any) -> torch.Tensor:
@@ -130,7 +131,7 @@ def loss(spec: Any) -> Callable[[Target], Target]:
             if not isinstance(check, bool):
                 raise HyperparameterError(spec.name, "check_finite", check, "True or False")
             with deferred_checks() as deferred:
-                value = call_bound(function, bound)
+                value = function(**bound.arguments) if keywords else function(*bound.args, **bound.kwargs)
             require_finite_loss(spec.name, value if check else None, deferred)
             return value
 

@@ -141,3 +141,23 @@ def test_module_matches_function() -> None:
     (a,) = torch.autograd.grad((w * GradientReversal(lambd=0.3)(x)).sum(), x)
     (b,) = torch.autograd.grad((w * grad_reverse(x, lambd=0.3)).sum(), x)
     assert torch.equal(a, b)
+
+
+def test_a_call_binds_no_signature(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside torch.func and torch.compile a call goes to autograd's C++ entry: torch's Function.apply binds
+    forward's signature on every call for Functions with setup_context (~10 µs); ours must not. Gradients
+    are unchanged."""
+    import inspect
+
+    from gradhub_dann import reversal
+
+    x = torch.randn(5, requires_grad=True)
+    reversal.grad_reverse(x, lambd=0.5)  # the first call fills the binding caches
+    bound = []
+    original = inspect.Signature.bind
+    monkeypatch.setattr(inspect.Signature, "bind", lambda *a, **k: (bound.append(1), original(*a, **k))[1])
+    monkeypatch.setattr(inspect, "signature", lambda *a, **k: (bound.append(1), pytest.fail("signature built")))
+    y = reversal.grad_reverse(x, lambd=0.5)
+    y.sum().backward()
+    assert bound == []
+    assert torch.equal(x.grad, torch.full((5,), -0.5))
