@@ -186,7 +186,8 @@ class DiffusersDenoiser(nn.Module):
         """``sigma`` as a tensor of shape () or (batch,) on x's device in the schedule's dtype (float64), and the
         relative slack of its range check: None where it was checked here, on the host (a number, a CPU tensor)."""
         if isinstance(sigma, (int, float)) and not isinstance(sigma, bool):
-            self._check_range(torch.tensor([float(sigma)], dtype=torch.float64, device="cpu"), _slack(torch.float64))
+            if not self._inside(float(sigma), float(sigma), _slack(torch.float64)):
+                self._check_range(torch.tensor([float(sigma)], dtype=torch.float64), _slack(torch.float64))
             return torch.full((), float(sigma), dtype=self.log_sigmas.dtype, device=x.device), None
         if not isinstance(sigma, Tensor) or sigma.is_complex() or sigma.dtype == torch.bool:
             shown = f"{sigma.dtype} tensor" if isinstance(sigma, Tensor) else type(sigma).__name__
@@ -202,9 +203,17 @@ class DiffusersDenoiser(nn.Module):
         sigma = sigma.reshape(()) if sigma.numel() == 1 else sigma
         return sigma.to(device=x.device, dtype=self.log_sigmas.dtype), slack
 
+    def _inside(self, low: float, high: float, slack: float) -> bool:
+        """``[low, high]`` within the schedule's range (False for NaN)."""
+        return low >= self.sigma_min * (1 - slack) and high <= self.sigma_max * (1 + slack)
+
     def _check_range(self, sigma: Tensor, slack: float) -> None:
         """Raise, naming the schedule's range, if a (host) sigma lies outside it or is NaN."""
-        values = sigma.detach().to("cpu", torch.float64).reshape(-1)
+        flat = sigma.detach().reshape(-1)
+        low, high = flat.aminmax() if flat.numel() > 1 else (flat[0], flat[0])
+        if self._inside(float(low), float(high), slack):  # two reads on the host, no copies
+            return
+        values = flat.to("cpu", torch.float64)
         outside = ~((values >= self.sigma_min * (1 - slack)) & (values <= self.sigma_max * (1 + slack)))
         if bool(outside.any()):
             shown = ", ".join(f"{value:.6g}" for value in values[outside][:4].tolist())
