@@ -36,13 +36,14 @@ __all__ = [
     "checks_in",
     "compare_with",
     "conformance_check",
+    "counting_read_backs",
     "distribution_methods",
     "fingerprint",
     "reload_checks",
     "suite",
 ]
 
-_HELPERS = ("assert_model_unchanged", "fingerprint")
+_HELPERS = ("assert_model_unchanged", "counting_read_backs", "fingerprint")
 _SUITE = ("CheckDefinition", "checks_in", "conformance_check", "reload_checks")
 _PARITY = ("compare_with",)
 

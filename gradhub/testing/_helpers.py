@@ -357,3 +357,31 @@ def expect_hyperparameter_error(spec: MethodSpec, call: Callable[[], Any], name:
             "gradhub.HyperparameterError (use gradhub.hyperparameters.validated or validate_hyperparameters)",
         )
     fail(spec, f"{name}={value!r} was accepted, but the spec's hyperparameter model rejects it")
+
+
+READ_BACKS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "cpu", "numpy")
+"""The ``torch.Tensor`` methods that copy a value to the host (a device sync on an accelerator)."""
+
+
+@contextlib.contextmanager
+def counting_read_backs() -> Iterator[list[str]]:
+    """Within the block, every host read-back of a tensor (:data:`READ_BACKS`) is recorded by name, in
+    order, in the yielded list; the methods are restored after. For tests that pin how many syncs a
+    call costs (``collections.Counter(reads)`` to compare counts)."""
+    reads: list[str] = []
+    originals = {name: getattr(torch.Tensor, name) for name in READ_BACKS}
+
+    def counted(name: str, original: Any) -> Any:
+        def method(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            reads.append(name)
+            return original(self, *args, **kwargs)
+
+        return method
+
+    try:
+        for name, original in originals.items():
+            setattr(torch.Tensor, name, counted(name, original))
+        yield reads
+    finally:
+        for name, original in originals.items():
+            setattr(torch.Tensor, name, original)

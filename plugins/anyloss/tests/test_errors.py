@@ -19,6 +19,7 @@ from gradhub_anyloss.anyloss import (
 )
 
 from gradhub import HyperparameterError, UnknownHyperparameterError, UnsupportedInputError
+from gradhub.testing import counting_read_backs
 
 
 def _anyloss(p: torch.Tensor, y: torch.Tensor, *, check_finite: bool = True, **hparams: Any) -> torch.Tensor:
@@ -109,17 +110,11 @@ def test_check_values_false_skips_the_value_checks(method: str) -> None:
         ({"check_finite": False}, []),
     ],
 )
-def test_one_host_read_per_call(method: str, flags: dict, expected: list, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_host_read_per_call(method: str, flags: dict, expected: list) -> None:
     """By default only the scalar loss is read back (the finite-loss check); the opt-in value checks share
     that one read (one sync on a GPU); with both off a call reads nothing back."""
-    reads = []
-    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "cpu"):
-        original = getattr(torch.Tensor, name)
-        monkeypatch.setattr(
-            torch.Tensor, name, lambda self, *a, _n=name, _o=original: (reads.append(_n), _o(self, *a))[1]
-        )
-    FUNCTIONS[method](P, Y, **flags)
-    monkeypatch.undo()
+    with counting_read_backs() as reads:
+        FUNCTIONS[method](P, Y, **flags)
     assert reads == expected
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ from torch import nn
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
 from gradhub.kernels import accelerator_formulation
+from gradhub.testing import counting_read_backs
 
 DATA_STD = 0.7
 
@@ -220,9 +220,6 @@ def test_unet_as_a_module(diffusers: Any) -> None:
 # --- no read-back per call --------------------------------------------------------------------------
 
 
-READ_BACKS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "cpu", "numpy")
-
-
 class MetaNetwork(nn.Module):
     """A network that runs on the meta device (a stand-in for an accelerator: nothing there can be read)."""
 
@@ -234,24 +231,15 @@ class MetaNetwork(nn.Module):
         return sample * self.scale + timestep[:, None, None, None]
 
 
-def test_no_read_back_on_an_accelerator(diffusers: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_read_back_on_an_accelerator(diffusers: Any) -> None:
     """On the meta device a call reads nothing back: 10 Euler steps with check_finite=False make no host read."""
     denoiser = DiffusersDenoiser(MetaNetwork(), diffusers.DDPMScheduler()).to("meta")
     x_T = torch.empty(4, 3, 8, 8, device="meta")
     grid = denoiser.sigmas(10).tolist()  # a list: the frame's one read of a grid tensor is not the adapter's
-    counts: Counter[str] = Counter()
-    with monkeypatch.context() as patch:
-        for name in READ_BACKS:
-            original = getattr(torch.Tensor, name)
-
-            def counted(self: torch.Tensor, *args: Any, _name: str = name, _original: Any = original, **kw: Any) -> Any:
-                counts[_name] += 1
-                return _original(self, *args, **kw)
-
-            patch.setattr(torch.Tensor, name, counted)
+    with counting_read_backs() as counts:
         result = euler_ode(denoiser, x_T, grid, check_finite=False)
     assert result.evaluations == 10 and result.samples.device.type == "meta"
-    assert not counts, f"host read-backs in 10 steps: {dict(counts)}"
+    assert not counts, f"host read-backs in 10 steps: {counts}"
 
 
 def test_out_of_range_on_an_accelerator_is_nan(diffusers: Any) -> None:

@@ -39,23 +39,16 @@ from gradhub_diffusion.samplers import (
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from gradhub.errors import UnsupportedInputError
-
-READ_BACKS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "cpu", "numpy")
+from gradhub.testing import counting_read_backs
 
 
 @contextmanager
-def counting_read_backs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
+def counted_read_backs() -> Iterator[Counter[str]]:
+    """:func:`gradhub.testing.counting_read_backs`, as counts by method name once the block ends."""
     counts: Counter[str] = Counter()
-    with monkeypatch.context() as patch:
-        for name in READ_BACKS:
-            original = getattr(torch.Tensor, name)
-
-            def counted(self: torch.Tensor, *args: Any, _name: str = name, _original: Any = original, **kw: Any) -> Any:
-                counts[_name] += 1
-                return _original(self, *args, **kw)
-
-            patch.setattr(torch.Tensor, name, counted)
+    with counting_read_backs() as reads:
         yield counts
+    counts.update(reads)
 
 
 COPIES = (torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default)
@@ -122,7 +115,7 @@ SAMPLERS: dict[str, Run] = {
 def _read_backs(monkeypatch: pytest.MonkeyPatch, run: Run, steps: int, prediction: str) -> Counter[str]:
     x_T = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
     generator = torch.Generator().manual_seed(1)
-    with counting_read_backs(monkeypatch) as counts:
+    with counted_read_backs() as counts:
         run(toy_model, x_T, steps, prediction, generator)
     return counts
 
@@ -152,9 +145,9 @@ def test_the_frames_finite_check_is_one_read_per_call(monkeypatch: pytest.Monkey
     """With the default check_finite=True the frame reads the model outputs' non-finite counts once per call."""
     x_T = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
     for steps in (4, 8):
-        with counting_read_backs(monkeypatch) as checked:
+        with counted_read_backs() as checked:
             result = heun_edm(toy_model, x_T, edm_sigmas(steps, sigma_max=10.0), prediction="eps")
-        with counting_read_backs(monkeypatch) as unchecked:
+        with counted_read_backs() as unchecked:
             heun_edm(toy_model, x_T, edm_sigmas(steps, sigma_max=10.0), prediction="eps", check_finite=False)
         assert result.evaluations > 1
         assert checked - unchecked == Counter(tolist=1)
