@@ -187,7 +187,9 @@ class DiffusersDenoiser(nn.Module):
         relative slack of its range check: None where it was checked here, on the host (a number, a CPU tensor)."""
         if isinstance(sigma, (int, float)) and not isinstance(sigma, bool):
             if not self._inside(float(sigma), float(sigma), _slack(torch.float64)):
-                self._check_range(torch.tensor([float(sigma)], dtype=torch.float64), _slack(torch.float64))
+                self._check_range(
+                    torch.tensor([float(sigma)], dtype=torch.float64, device="cpu"), _slack(torch.float64)
+                )
             return torch.full((), float(sigma), dtype=self.log_sigmas.dtype, device=x.device), None
         if not isinstance(sigma, Tensor) or sigma.is_complex() or sigma.dtype == torch.bool:
             shown = f"{sigma.dtype} tensor" if isinstance(sigma, Tensor) else type(sigma).__name__
