@@ -11,11 +11,17 @@ concatenated), evaluated with ``torch.func.functional_call`` so the model itself
 written to. With ``L(theta) = loss_fn(f(theta; X), Y)`` (a mean over the N samples):
 
 * Hessian-vector product (§2, Pearlmutter's R-operator, here reverse-over-reverse):
-  ``H v = grad_theta <grad_theta L, v>`` (double backward; see ``_reverse_hvp`` for why not jvp).
+  ``H v = grad_theta <grad_theta L, v>`` (a double backward).
 * Gauss-Newton split (§3, Eq. 3 and 4): ``H = G + R`` with
   ``G = J^T (d^2 L / df^2) J`` (J the Jacobian of all outputs with respect to theta; the
   1/N of the mean sits inside ``d^2 L / df^2``) and
   ``R = sum_{i,c} (dL/df_ic) d^2 f_ic / dtheta^2``; ``G v = J^T (d^2L/df^2 (J v))``.
+
+The products reuse one graph (``CurvatureGraph``): the forward pass and the first backward
+(``create_graph=True``) are run once per chunk of data, and each product is one more backward
+through them (``retain_graph=True``), as PyHessian does for a single batch. A probe builds the
+graph once per call; the ``hvp`` and ``ggn_vector_product`` closures build it when they are
+made and keep it while they live.
 
 Everything is vectorised over samples and parameter entries; only chunks of the data
 (``batch_size``) are looped over, each weighted by its share of N.
@@ -26,19 +32,30 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, grad, jacrev, jvp, vjp, vmap
+from torch.func import functional_call, grad, jacrev, vmap
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
 from gradhub.kinds import evaluation_mode
 from gradhub.kinds.inputs import require_same_device, require_tensor
 from gradhub.progress import Tracker
 
-__all__ = ["CurvatureProblem", "evaluation_mode", "ggn_vector_product", "hvp", "prepare"]
+__all__ = [
+    "CurvatureGraph",
+    "CurvatureOperator",
+    "CurvatureProblem",
+    "evaluation_mode",
+    "ggn_vector_product",
+    "hvp",
+    "prepare",
+]
 
 LossFunction = Callable[[Tensor, Tensor], Tensor]
+Curvature = Literal["hessian", "ggn", "residual"]
+"""Which matrix: the Hessian H, its Gauss-Newton part G, or the rest R = H - G."""
 
 
 @dataclass
@@ -73,24 +90,6 @@ class CurvatureProblem:
         total = torch.zeros((), dtype=theta.dtype, device=theta.device)
         for inputs, targets, share in self.batches:
             total = total + share * self.loss(theta, inputs, targets)
-        return total
-
-    def hessian_vector_product(self, vector: Tensor) -> Tensor:
-        """``H v`` for one vector (P,) (§2)."""
-        total = torch.zeros_like(self.theta)
-        for inputs, targets, share in self.batches:
-            product = _reverse_hvp(lambda theta: self.loss(theta, inputs, targets), self.theta, vector)  # noqa: B023 (called within the iteration)
-            total = total + share * product
-        return total
-
-    def ggn_vector_product(self, vector: Tensor) -> Tensor:
-        """``G v = J^T (d^2L/df^2) J v`` for one vector (P,) (Eq. 4's first term)."""
-        total = torch.zeros_like(self.theta)
-        for inputs, targets, share in self.batches:
-            outputs, jacobian_vector = jvp(lambda theta: self.outputs(theta, inputs), (self.theta,), (vector,))  # noqa: B023 (called within the iteration)
-            curvature = _reverse_hvp(lambda out: self.loss_fn(out, targets), outputs, jacobian_vector)  # noqa: B023 (called within the iteration)
-            _, pullback = vjp(lambda theta: self.outputs(theta, inputs), self.theta)  # noqa: B023 (called within the iteration)
-            total = total + share * pullback(curvature)[0]
         return total
 
     def dense_hessian(self, bar: Tracker | None = None) -> Tensor:
@@ -128,6 +127,132 @@ def _reverse_hvp(function: Callable[[Tensor], Tensor], point: Tensor, vector: Te
     inside ``mse_loss``'s backward with a constant target ("ZeroTensors are immutable").
     """
     return grad(lambda x: (grad(function)(x) * vector).sum())(point)
+
+
+def _pull_back(output: Tensor | None, point: Tensor, cotangent: Tensor) -> Tensor:
+    """``d<output, cotangent>/d point`` through a kept graph: zeros where ``output`` does not depend on ``point``."""
+    if output is None or not output.requires_grad:
+        return torch.zeros_like(point)
+    (result,) = torch.autograd.grad(output, point, cotangent, retain_graph=True, allow_unused=True)
+    return torch.zeros_like(point) if result is None else result
+
+
+class CurvatureGraph:
+    """One chunk's loss, differentiated once with ``create_graph=True``, for any number of products.
+
+    Built in one forward pass ``f = f(theta; X)`` and first backward passes from a fresh leaf
+    ``theta`` (a view of the problem's copy; the model's own parameters are not in the graph):
+
+    * ``hessian``: ``g = dL/dtheta`` with its graph; ``H v = d<g, v>/dtheta`` is one backward
+      (``retain_graph=True``), PyHessian's ``hessian_vector_product``.
+    * ``ggn``: ``J^T u`` with its graph, linear in a dummy cotangent ``u`` of the outputs'
+      shape, so ``J v = d<J^T u, v>/du`` (the double-vjp form of a forward-mode product,
+      without forward mode: torch 2.13's ``jvp`` fails inside ``mse_loss``'s backward with a
+      constant target, "ZeroTensors are immutable"); ``d^2L/df^2 w`` is one backward through
+      ``dL/df`` (the loss re-evaluated on the detached outputs, no model pass), and
+      ``J^T`` one more: ``G v`` is three backwards and no forward.
+
+    Memory: the graph keeps the chunk's activations and the first backward's intermediates
+    (about twice a training step's activations, three times with ``ggn``) until the object is
+    dropped. Under ``torch.func.vmap`` each backward handles a batch of vectors at once.
+    """
+
+    def __init__(
+        self,
+        problem: CurvatureProblem,
+        inputs: Tensor,
+        targets: Tensor,
+        *,
+        hessian: bool = True,
+        ggn: bool = False,
+    ) -> None:
+        self.point = problem.theta.detach().requires_grad_()
+        self.gradient: Tensor | None = None
+        self.outputs: Tensor | None = None
+        self.cotangent: Tensor | None = None
+        self.pullback: Tensor | None = None
+        self.output_point: Tensor | None = None
+        self.output_gradient: Tensor | None = None
+        with torch.enable_grad():
+            outputs = problem.outputs(self.point, inputs)
+            if hessian:
+                loss = problem.loss_fn(outputs, targets)
+                if loss.requires_grad:
+                    (self.gradient,) = torch.autograd.grad(loss, self.point, create_graph=True, allow_unused=True)
+            if ggn:
+                self.outputs = outputs
+                self.cotangent = torch.zeros_like(outputs, requires_grad=True)
+                self.pullback = (
+                    torch.autograd.grad(outputs, self.point, self.cotangent, create_graph=True, allow_unused=True)[0]
+                    if outputs.requires_grad
+                    else None
+                )
+                self.output_point = outputs.detach().requires_grad_()
+                output_loss = problem.loss_fn(self.output_point, targets)
+                if output_loss.requires_grad:
+                    (self.output_gradient,) = torch.autograd.grad(
+                        output_loss, self.output_point, create_graph=True, allow_unused=True
+                    )
+
+    def hessian_product(self, vector: Tensor) -> Tensor:
+        """``H v`` for one vector (P,) (§2): one backward through the kept gradient."""
+        return _pull_back(self.gradient, self.point, vector)
+
+    def ggn_product(self, vector: Tensor) -> Tensor:
+        """``G v = J^T (d^2L/df^2) J v`` for one vector (P,) (Eq. 4's first term): three backwards."""
+        jacobian_vector = _pull_back(self.pullback, self.cotangent, vector)
+        curvature = _pull_back(self.output_gradient, self.output_point, jacobian_vector)
+        return _pull_back(self.outputs, self.point, curvature)
+
+    def residual_product(self, vector: Tensor) -> Tensor:
+        """``R v = H v - G v`` for one vector (P,) (Eq. 4's second term)."""
+        return self.hessian_product(vector) - self.ggn_product(vector)
+
+    def product(self, which: Curvature) -> Callable[[Tensor], Tensor]:
+        """The one-vector product (P,) -> (P,) of ``which``."""
+        if which == "hessian":
+            return self.hessian_product
+        return self.ggn_product if which == "ggn" else self.residual_product
+
+    def products(self, which: Curvature, vectors: Tensor) -> Tensor:
+        """One product per row of ``vectors`` (b, P); several rows go through each backward together (vmap)."""
+        single = self.product(which)
+        if vectors.shape[0] == 1:
+            return single(vectors[0]).unsqueeze(0)
+        return vmap(single)(vectors)
+
+
+class CurvatureOperator:
+    """``H``, ``G`` or ``R = H - G`` of the full-data loss as batched products (b, P) -> (b, P).
+
+    With the data in one chunk (``batch_size=None`` or >= N) the ``CurvatureGraph`` is built
+    once, here, and reused by every product: one forward pass per operator, however many
+    products. With several chunks, keeping every chunk's graph would hold the activations of
+    the whole data set, which ``batch_size`` is there to avoid; so each product rebuilds the
+    chunks' graphs one at a time (forward, first backward, product per chunk, as PyHessian's
+    ``dataloader_hv_product``), all the rows of a batched product sharing each chunk's pass.
+    Build and call it with the model in eval mode (``evaluation_mode``).
+    """
+
+    def __init__(self, problem: CurvatureProblem, *, hessian: bool = True, ggn: bool = False) -> None:
+        self.problem = problem
+        self.parts = {"hessian": hessian, "ggn": ggn}
+        self.kept = (
+            CurvatureGraph(problem, *problem.batches[0][:2], hessian=hessian, ggn=ggn)
+            if len(problem.batches) == 1
+            else None
+        )
+
+    def __call__(self, which: Curvature, vectors: Tensor) -> Tensor:
+        if self.kept is not None:
+            return self.kept.products(which, vectors)
+        total: Tensor | None = None
+        for inputs, targets, share in self.problem.batches:
+            # the chunk's graph is dropped at the end of the statement: one chunk's memory at a time
+            part = share * CurvatureGraph(self.problem, inputs, targets, **self.parts).products(which, vectors)
+            total = part if total is None else total + part
+        assert total is not None
+        return total
 
 
 def _selected_parameters(method: str, model: nn.Module, params: Sequence[Tensor] | None) -> list[tuple[str, Tensor]]:
@@ -246,17 +371,14 @@ def hvp(
 ) -> Callable[[Tensor], Tensor]:
     """A closure ``v -> H v`` for the full-data loss Hessian, ``v`` flat of length P (selected parameters).
 
-    The parameters are the model's as they are now (copied); each call evaluates the model
-    in eval mode and restores its modes, and never writes to the model or its ``.grad``.
+    The parameters are the model's as they are now (copied); the model is evaluated in eval
+    mode (its modes restored) and never written to, nor its ``.grad``. With the data in one
+    chunk the forward pass and the first backward run here, once, and the closure keeps their
+    graph (the activations and the gradient's intermediates) for its every call, so later
+    changes to the model's buffers are not seen; with ``batch_size`` < N each call evaluates
+    the chunks one at a time (see ``CurvatureOperator``).
     """
-    problem = prepare("hvp", model, loss_fn, data, params, batch_size)
-
-    def product(vector: Tensor) -> Tensor:
-        _check_vector("hvp", problem, vector)
-        with evaluation_mode(model):
-            return problem.hessian_vector_product(vector.to(problem.theta.dtype))
-
-    return product
+    return _closure("hvp", "hessian", model, loss_fn, data, params, batch_size)
 
 
 def ggn_vector_product(
@@ -266,13 +388,35 @@ def ggn_vector_product(
     params: Sequence[Tensor] | None = None,
     batch_size: int | None = None,
 ) -> Callable[[Tensor], Tensor]:
-    """A closure ``v -> G v`` for the generalised Gauss-Newton part of the Hessian (Eq. 4)."""
-    problem = prepare("ggn_vector_product", model, loss_fn, data, params, batch_size)
+    """A closure ``v -> G v`` for the generalised Gauss-Newton part of the Hessian (Eq. 4).
+
+    Built and kept like ``hvp``'s graph (one forward pass when the data are one chunk).
+    """
+    return _closure("ggn_vector_product", "ggn", model, loss_fn, data, params, batch_size)
+
+
+def _closure(
+    method: str,
+    which: Curvature,
+    model: nn.Module,
+    loss_fn: LossFunction,
+    data: tuple[Tensor, Tensor],
+    params: Sequence[Tensor] | None,
+    batch_size: int | None,
+) -> Callable[[Tensor], Tensor]:
+    problem = prepare(method, model, loss_fn, data, params, batch_size)
+    with evaluation_mode(model):
+        operator = CurvatureOperator(problem, hessian=which == "hessian", ggn=which == "ggn")
+
+    single = operator.kept.product(which) if operator.kept is not None else None
 
     def product(vector: Tensor) -> Tensor:
-        _check_vector("ggn_vector_product", problem, vector)
+        _check_vector(method, problem, vector)
+        vector = vector.to(problem.theta.dtype)
+        if single is not None:
+            return single(vector)
         with evaluation_mode(model):
-            return problem.ggn_vector_product(vector.to(problem.theta.dtype))
+            return operator(which, vector.unsqueeze(0))[0]
 
     return product
 

@@ -7,13 +7,14 @@ is stochastic Lanczos quadrature (Ubaru, Chen & Saad, SIAM J. Matrix Anal. Appl.
 Ghorbani, Krishnan & Xiao, arXiv:1901.10159), as in PyHessian's ``hessian.density``
 (github.com/amirgholami/PyHessian, ``pyhessian/hessian.py``).
 
-Differences from PyHessian: the Lanczos basis is kept and reorthogonalised in float64
-(twice, classical Gram-Schmidt) whatever the dtype of the matrix-vector products; several
-start vectors run as one batch (one vectorised matrix-vector product per step); a
-breakdown (an invariant subspace found) restarts with a fresh random vector orthogonal to
-the basis, decided on the device without a host sync; the kernel width is relative to the
-spectrum's extent and the density is not renormalised numerically, so its integral
-checks the quadrature weights.
+Differences from PyHessian: the whole Lanczos basis is kept and every new vector
+reorthogonalised against it (classical Gram-Schmidt against the stacked basis, a second
+pass only where the first may not suffice; PyHessian's loop does one modified pass), in
+the products' precision but at least float32; several start vectors run
+as one batch (one vectorised matrix-vector product per step); a breakdown (an invariant
+subspace found) restarts with a fresh random vector orthogonal to the basis, drawn only
+then; the kernel width is relative to the spectrum's extent and the density is not
+renormalised numerically, so its integral checks the quadrature weights.
 """
 
 from __future__ import annotations
@@ -39,11 +40,16 @@ def rademacher(rows: int, dim: int, *, device: torch.device, generator: torch.Ge
     return (2 * signs.double() - 1) / math.sqrt(dim)
 
 
-def _project_out(basis: Tensor, vectors: Tensor) -> Tensor:
-    """Remove from each row of ``vectors`` (b, P) its components along ``basis`` (b, j, P), twice."""
-    for _ in range(2):  # "twice is enough" (Parlett, The Symmetric Eigenvalue Problem, §6.9)
-        vectors = vectors - torch.einsum("bjp,bj->bp", basis, torch.einsum("bjp,bp->bj", basis, vectors))
-    return vectors
+def _reorthogonalise_(basis: Tensor, vectors: Tensor) -> None:
+    """One classical Gram-Schmidt pass, in place: remove from each row of ``vectors`` (b, P) its components
+    along ``basis`` (b, j, P), as two batched row-vector products against the stacked basis (``c = w B^T``,
+    ``w -= c B``).
+
+    Row vectors against the (j, P) rows keep both products on BLAS's fast gemv path for any batch size
+    (``basis @ w`` as a (P, 1) column is several times slower for b > 1).
+    """
+    rows = vectors.unsqueeze(1)
+    rows.baddbmm_(torch.bmm(rows, basis.transpose(1, 2)), basis, alpha=-1)
 
 
 def lanczos(
@@ -59,43 +65,81 @@ def lanczos(
     """``steps`` Lanczos steps from each row of ``start`` (b, P): the tridiagonal ``(alphas, betas)``.
 
     Returns ``alphas`` (b, steps) and ``betas`` (b, steps - 1), float64. Each step: one
-    batched product ``w = A q_j`` in ``product_dtype``, ``alpha_j = q_j . w``, ``w``
-    orthogonalised against every previous ``q`` (full reorthogonalisation, float64),
-    ``beta_j = |w|``, ``q_{j+1} = w / beta_j``. Where ``beta_j`` falls below
-    100 eps(product_dtype) times the largest coefficient so far, the Krylov space is
-    invariant: ``beta_j`` is set to 0 and ``q_{j+1}`` is a fresh random unit vector
-    orthogonal to the basis, so every row yields ``steps`` Ritz values.
+    batched product ``w = A q_j`` in ``product_dtype``, ``alpha_j = q_j . w``, the three-term
+    recurrence ``w - alpha_j q_j - beta_{j-1} q_{j-1}``, then full reorthogonalisation against
+    every previous ``q`` (one classical Gram-Schmidt pass, two matrix-vector products against
+    the stacked basis), ``beta_j = |w|``, ``q_{j+1} = w / beta_j``. The basis is kept in
+    ``promote_types(product_dtype, float32)``: float64 products keep a float64 basis, float32
+    products (which carry float32 rounding whatever the basis) a float32 one, half the memory
+    traffic of the reorthogonalisation.
+
+    A second pass is made where the first may have left too much of the basis in ``w``: a pass
+    over ``w`` leaves about ``eps(basis) |w| / |w'|`` of it in the result ``w'`` (Daniel, Gragg,
+    Kaufman & Stewart 1976; Parlett, The Symmetric Eigenvalue Problem, §6.9: "twice is
+    enough"), so the test is ``|w'| < kappa |w|`` with ``kappa = min(1/sqrt(2), 100 eps(basis) /
+    eps(product_dtype))``: the classic DGKS test when the basis has the products' precision, a
+    looser one for half-precision products against a float32 basis. After the three-term
+    recurrence ``w`` holds little of the basis, so a second pass is rare (none on the benchmark
+    problems; near a breakdown, in the tests).
+
+    Where ``beta_j`` falls below 100 eps(product_dtype) times the largest coefficient so far,
+    the Krylov space is invariant: ``beta_j`` is set to 0 and ``q_{j+1}`` is a fresh random unit
+    vector (drawn from ``generator`` then, and only then) orthogonalised against the basis, so
+    every row yields ``steps`` Ritz values. Deciding that reads one flag per step on the host.
     """
     require_generator("lanczos", generator, start, "start")
     rows, dim = start.shape
     device = start.device
-    basis = torch.zeros(rows, steps, dim, dtype=torch.float64, device=device)
+    work = torch.promote_types(product_dtype, torch.float32)  # the basis: float32, or float64 for float64 products
+    # every buffer is made once: a fresh P-sized tensor per step costs page faults on first touch
+    basis = torch.empty(rows, steps, dim, dtype=work, device=device)  # row j written at step j
+    basis[:, 0] = start
+    copied = work != product_dtype
+    residual = torch.empty(rows, dim, dtype=work, device=device) if copied else None
+    low = torch.empty(rows, dim, dtype=product_dtype, device=device) if copied else None
     alphas = torch.zeros(rows, steps, dtype=torch.float64, device=device)
     betas = torch.zeros(rows, max(steps - 1, 0), dtype=torch.float64, device=device)
     scale = torch.zeros(rows, dtype=torch.float64, device=device)
     tolerance = 100 * torch.finfo(product_dtype).eps
-    vector = start.double()
+    kappa = min(2**-0.5, 100 * torch.finfo(work).eps / torch.finfo(product_dtype).eps)
     with tracker(progress, total=steps, task=task) as bar:
         for step in range(steps):
-            basis[:, step] = vector
-            product = matvec(vector.to(product_dtype)).double()
-            alpha = (vector * product).sum(-1)
+            vector = basis[:, step]
+            if copied:
+                residual.copy_(matvec(low.copy_(vector)))
+            else:
+                residual = matvec(vector)
+            alpha = torch.bmm(vector.unsqueeze(1), residual.unsqueeze(-1)).view(rows)
             alphas[:, step] = alpha
-            scale = torch.maximum(scale, alpha.abs())
+            scale = torch.maximum(scale, alphas[:, step].abs())
             if step == steps - 1:
                 bar.update(alpha=alpha[0])
                 break
-            residual = _project_out(basis[:, : step + 1], product)
+            # the three-term recurrence w -= beta_{j-1} q_{j-1} + alpha_j q_j as one product with the two rows
+            recent = max(step - 1, 0)
+            coefficients = torch.stack([betas[:, step - 1].to(work), alpha], -1) if step > 0 else alpha[:, None]
+            residual.unsqueeze(1).baddbmm_(coefficients.unsqueeze(1), basis[:, recent : step + 1], alpha=-1)
+            recurrence_norm = torch.linalg.vector_norm(residual, dim=-1)
+            _reorthogonalise_(basis[:, : step + 1], residual)
             beta = torch.linalg.vector_norm(residual, dim=-1)
+            again = beta < kappa * recurrence_norm
+            broken = beta <= tolerance * torch.maximum(scale, beta)
+            twice, any_broken = torch.stack([again.any(), broken.any()]).tolist()  # the step's one host read
+            if twice:
+                _reorthogonalise_(basis[:, : step + 1], residual)
+                beta = torch.linalg.vector_norm(residual, dim=-1)
+                broken = beta <= tolerance * torch.maximum(scale, beta)
+                any_broken = bool(broken.any())
+            beta = beta.double()
             scale = torch.maximum(scale, beta)
-            broken = beta <= tolerance * scale
-            fresh = _project_out(
-                basis[:, : step + 1],
-                torch.randn(rows, dim, dtype=torch.float64, device=device, generator=generator),
-            )
-            fresh = fresh / torch.linalg.vector_norm(fresh, dim=-1, keepdim=True)
-            vector = torch.where(broken[:, None], fresh, residual / beta.clamp_min(1e-300)[:, None])
             betas[:, step] = torch.where(broken, torch.zeros_like(beta), beta)
+            torch.div(residual, beta.clamp_min(1e-300)[:, None].to(work), out=basis[:, step + 1])
+            if any_broken:
+                index = broken.nonzero().squeeze(-1)
+                fresh = torch.randn(index.numel(), dim, dtype=work, device=device, generator=generator)
+                for _ in range(2):  # a random vector against the whole basis: twice is enough (ibid.)
+                    _reorthogonalise_(basis[index, : step + 1], fresh)
+                basis[index, step + 1] = fresh / torch.linalg.vector_norm(fresh, dim=-1, keepdim=True)
             bar.update(alpha=alpha[0], beta=beta[0])
     return alphas, betas
 

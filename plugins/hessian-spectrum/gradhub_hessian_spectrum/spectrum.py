@@ -23,11 +23,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
-from torch.func import vmap
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
 from gradhub.hyperparameters import validated
@@ -36,6 +36,8 @@ from gradhub.kinds.inputs import require_tensor
 from gradhub.progress import ProgressCallback, tracker
 from gradhub_hessian_spectrum import GGN_DECOMPOSITION, HESSIAN_SPECTRUM, SPECTRAL_DENSITY
 from gradhub_hessian_spectrum.curvature import (
+    Curvature,
+    CurvatureOperator,
     CurvatureProblem,
     LossFunction,
     check_dense_size,
@@ -77,18 +79,10 @@ def _check_generator(method: str, generator: torch.Generator | None, device: tor
         )
 
 
-def _batched(problem: CurvatureProblem, which: Literal["hessian", "ggn", "residual"]):
-    single = {
-        "hessian": problem.hessian_vector_product,
-        "ggn": problem.ggn_vector_product,
-        "residual": lambda v: problem.hessian_vector_product(v) - problem.ggn_vector_product(v),
-    }[which]
-    return vmap(single)
-
-
 def _ritz_values(
     problem: CurvatureProblem,
-    which: Literal["hessian", "ggn", "residual"],
+    operator: CurvatureOperator,
+    which: Curvature,
     k: int,
     generator: torch.Generator | None,
     progress: ProgressCallback | None,
@@ -96,7 +90,7 @@ def _ritz_values(
 ) -> Tensor:
     start = rademacher(1, problem.dim, device=problem.theta.device, generator=generator)
     alphas, betas = lanczos(
-        _batched(problem, which),
+        partial(operator, which),
         start,
         k,
         product_dtype=problem.theta.dtype,
@@ -124,8 +118,9 @@ def hessian_spectrum(
     """Eigenvalues (ascending, float64) of the Hessian of ``loss_fn(model(X), Y)`` over all of ``data``.
 
     ``method="dense"``: all P eigenvalues of the symmetrised dense Hessian (P <= dense_limit).
-    ``method="lanczos"``: the k Ritz values of k Lanczos steps (full reorthogonalisation in
-    float64) from a Rademacher start vector drawn from ``generator``; extreme eigenvalues
+    ``method="lanczos"``: the k Ritz values of k Lanczos steps (full reorthogonalisation, the
+    basis in the parameters' precision, at least float32) from a Rademacher start vector drawn
+    from ``generator``; one forward pass, the graph kept for the k products; extreme eigenvalues
     converge first, interior Ritz values summarise the bulk. ``params`` restricts the
     Hessian to some of the model's parameters (default: all that require grad).
     """
@@ -138,7 +133,8 @@ def hessian_spectrum(
             with tracker(progress, total=len(problem.batches), task=f"{name} (dense)") as bar:
                 return torch.linalg.eigvalsh(problem.dense_hessian(bar).double())
         check_steps(name, "k", k, problem.dim)
-        return _ritz_values(problem, "hessian", k, generator, progress, name)
+        operator = CurvatureOperator(problem)
+        return _ritz_values(problem, operator, "hessian", k, generator, progress, name)
 
 
 @validated(SPECTRAL_DENSITY)
@@ -172,7 +168,7 @@ def spectral_density(
         require_tensor(name, "grid", grid, dim=1)
     with evaluation_mode(model):
         nodes, weights = slq(
-            _batched(problem, "hessian"),
+            partial(CurvatureOperator(problem), "hessian"),
             problem.dim,
             n_probes=n_probes,
             m=m,
@@ -228,8 +224,9 @@ def ggn_decomposition(
                 residual=torch.linalg.eigvalsh(hessian - ggn),
             )
         check_steps(name, "k", k, problem.dim)
+        operator = CurvatureOperator(problem, hessian=True, ggn=True)  # one graph for the three runs
         values = {
-            which: _ritz_values(problem, which, k, generator, progress, f"{name} ({which})")
+            which: _ritz_values(problem, operator, which, k, generator, progress, f"{name} ({which})")
             for which in ("hessian", "ggn", "residual")
         }
     return GGNDecomposition(**values)
