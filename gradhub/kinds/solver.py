@@ -100,8 +100,10 @@ def run_iterations(
     if first is None:
         raise RuntimeError(f"{method}: its iteration yielded nothing (it must yield the initial state first)")
     last = first
-    history = [torch.as_tensor(first.residual, dtype=torch.float64).detach().cpu().reshape(())]
-    residual = float(history[0])
+    # Floats, one read each (float() of a 0-d tensor); a tensor made once at the end: a per-iteration
+    # tensor copy to the host cost more than a small CG iteration's own arithmetic.
+    residual = float(first.residual)
+    history = [residual]
     iterations = 0
     with tracker(progress, total=max_iter, task=method) as bar:
         while math.isfinite(residual) and not residual <= tol and iterations < max_iter:
@@ -110,12 +112,12 @@ def run_iterations(
                 break
             last = following
             iterations += 1
-            history.append(torch.as_tensor(last.residual, dtype=torch.float64).detach().cpu().reshape(()))
-            residual = float(history[-1])
+            residual = float(last.residual)
+            history.append(residual)
             bar.update(residual=residual)
     iterates.close()
     converged = math.isfinite(residual) and residual <= tol and _finite(last.solution)
-    return result(last.solution, converged, iterations, torch.stack(history), **last.extras)
+    return result(last.solution, converged, iterations, torch.tensor(history, dtype=torch.float64), **last.extras)
 
 
 def solver(

@@ -11,17 +11,27 @@ every iteration (``recompute_residual=True`` here); the default is the textbook 
 ``tol`` is relative to ``||r_0||`` as for :func:`gradhub_dcdm.dcdm.dcdm` (the official
 ``cg_normal`` uses an absolute tolerance; the paper compares relative residuals).
 Each right-hand side of a batch has its own alpha and beta and is frozen once converged.
+
+A single right-hand side (b of shape (n,)) takes its own loop: matrix-vector products, updates
+in place into preallocated vectors, and dot products as (1, n) x (n,) products (``torch.mv``,
+which stays on one thread for a vector where ``torch.dot`` wakes a thread pool). On the CPU its
+scalars (``p^T A p``, ``r^T r``) are read to the host as they are computed, as scipy's ``cg``
+does (two reads of host memory, no device sync); on an accelerator they stay on the device and
+one read per iteration fetches the residual and the curvature together
+(:func:`gradhub.kernels.host_formulation` chooses).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 
 import torch
 from torch import Tensor
 
 from gradhub.errors import UnsupportedInputError
+from gradhub.kernels import host_formulation
 from gradhub.kinds.solver import Iterate, solver
 from gradhub_dcdm import CG
 from gradhub_dcdm.operators import LinearSystem, MatrixLike
@@ -43,37 +53,126 @@ def cg(
     ``b`` is (n,) or a batch (B, n). The result's ``residuals`` are ``max_b ||r_k|| / ||r_0||``.
     """
     system = LinearSystem(CG.name, A, b, x0, dtype)
+    if system.unbatched:
+        one = _one_rhs_on_host if host_formulation(system.device) else _one_rhs_on_device
+        yield from one(system, recompute_residual)
+    else:
+        yield from _batch(system, tol, recompute_residual)
+
+
+def _breakdown(curvature: float, iteration: int) -> UnsupportedInputError:
+    return UnsupportedInputError(
+        CG.name,
+        "A",
+        f"a matrix with p^T A p = {curvature:.3g} <= 0 at iteration {iteration}",
+        "A must be symmetric positive definite",
+    )
+
+
+def _one_rhs_on_host(system: LinearSystem, recompute_residual: bool) -> Iterator[Iterate]:
+    """One right-hand side, scalars read to the host (the CPU formulation)."""
+    operator, b = system.operator, system.rhs[0]
+    x = system.initial[0].clone()
+    r = b - operator.vector(x)  # also for x_0 = 0: a callable A's non-finite product shows at iteration 0
+    image = torch.empty_like(b)  # A p
+    rr = torch.mv(r.unsqueeze(0), r).item()  # r^T r
+    norm = math.sqrt(rr)
+    scale = norm if norm > 0 else 1.0  # r_0 = 0: solved already (relative residual 0)
+    p = r.clone()
+    p_row, r_row = p.unsqueeze(0), r.unsqueeze(0)  # dot products as (1, n) x (n,) products
+    solution = system.output(x)  # a view: x is updated in place
+    yield Iterate(solution, norm / scale)
+    for iteration in itertools.count(1):
+        image = operator.vector(p, out=image)
+        curvature = torch.mv(p_row, image).item()
+        if not curvature > 0:  # also NaN
+            raise _breakdown(curvature, iteration)
+        step = rr / curvature
+        x.add_(p, alpha=step)
+        if recompute_residual:
+            torch.sub(b, operator.vector(x), out=r)
+        else:
+            r.add_(image, alpha=-step)
+        rr_new = torch.mv(r_row, r).item()
+        ratio = rr_new / rr if rr > 0 else 0.0
+        rr = rr_new
+        torch.add(r, p, alpha=ratio, out=p)  # p = r + ratio p
+        yield Iterate(solution, math.sqrt(rr) / scale)
+
+
+def _one_rhs_on_device(system: LinearSystem, recompute_residual: bool) -> Iterator[Iterate]:
+    """One right-hand side, scalars kept on the device: one host read per iteration (the accelerator formulation)."""
+    operator, b = system.operator, system.rhs[0]
+    x = system.initial[0].clone()
+    r = b - operator.vector(x)
+    image = torch.empty_like(b)
+    # Two slots [r^T r, p^T A p], alternating between iterations, so that the previous r^T r stays readable.
+    slots = b.new_empty(2, 2)
+    rr = slots[0, :1]  # iteration 1 writes slot 1
+    torch.mv(r.unsqueeze(0), r, out=rr)
+    norm = math.sqrt(rr.item())
+    scale = norm if norm > 0 else 1.0
+    p = r.clone()
+    p_row, r_row = p.unsqueeze(0), r.unsqueeze(0)
+    solution = system.output(x)
+    yield Iterate(solution, norm / scale)
+    for iteration in itertools.count(1):
+        slot = slots[iteration % 2]
+        rr_new, curvature = slot[:1], slot[1:]
+        image = operator.vector(p, out=image)
+        torch.mv(p_row, image, out=curvature)
+        step = rr / curvature  # a non-positive curvature raises below, after this iteration's read
+        x.addcmul_(step, p)
+        if recompute_residual:
+            torch.sub(b, operator.vector(x), out=r)
+        else:
+            r.addcmul_(step, image, value=-1)
+        torch.mv(r_row, r, out=rr_new)
+        ratio = torch.where(rr > 0, rr_new / rr, 0.0)
+        rr = rr_new
+        torch.addcmul(r, ratio, p, out=p)  # p = r + ratio p
+        squared_norm, curvature_value = slot.tolist()  # the one host read: residual and curvature together
+        if not curvature_value > 0:
+            raise _breakdown(curvature_value, iteration)
+        yield Iterate(solution, math.sqrt(squared_norm) / scale)
+
+
+def _batch(system: LinearSystem, tol: float, recompute_residual: bool) -> Iterator[Iterate]:
+    """A batch (B, n) of right-hand sides, each with its own step sizes, frozen once it has converged.
+
+    Bit-identical to gradhub-dcdm 0.4.0 (products ``step * p`` rounded before they are added, no
+    fused multiply-add), with the redundant operations gone.
+    """
     apply_a, rhs = system.operator, system.rhs
     x = system.initial.clone()
     r = rhs - apply_a(x)
-    initial_norm = r.norm(dim=-1)
-    scale = torch.where(initial_norm > 0, initial_norm, torch.ones_like(initial_norm))  # r_0 = 0: solved already
+    initial_norm = torch.linalg.vector_norm(r, dim=-1)
+    scale = torch.where(initial_norm > 0, initial_norm, 1.0)  # r_0 = 0: solved already
     relative = (initial_norm / scale).double()  # float64, as the frame compares it with tol
     active = relative > tol  # a right-hand side is frozen once ||r_k|| <= tol ||r_0||
     p = r.clone()
-    rr = (r * r).sum(-1)
-    yield Iterate(system.output(x), relative.max())
+    rr = torch.linalg.vecdot(r, r)
+    solution = system.output(x)  # a view: x is updated in place
+    yield Iterate(solution, relative.max())
     for iteration in itertools.count(1):
         image = apply_a(p)
-        curvature = (p * image).sum(-1)
-        bad_curvature = active & ~(curvature > 0)
-        step = torch.where(active & (curvature > 0), rr / torch.where(curvature > 0, curvature, 1.0), 0.0)
-        x = x + step.unsqueeze(-1) * p
-        r = rhs - apply_a(x) if recompute_residual else r - step.unsqueeze(-1) * image
-        rr_new = (r * r).sum(-1)
-        ratio = torch.where(active & (rr > 0), rr_new / torch.where(rr > 0, rr, 1.0), 0.0)
-        p = torch.where(active.unsqueeze(-1), r + ratio.unsqueeze(-1) * p, p)
+        curvature = torch.linalg.vecdot(p, image)
+        positive = curvature > 0
+        bad_curvature = active & ~positive
+        step = torch.where(active & positive, rr / curvature, 0.0).unsqueeze(-1)
+        x.add_(step * p)
+        if recompute_residual:
+            r = rhs - apply_a(x)
+        else:
+            r.sub_(step * image)
+        rr_new = torch.linalg.vecdot(r, r)
+        ratio = torch.where(active & (rr > 0), rr_new / rr, 0.0).unsqueeze(-1)
+        p = torch.where(active.unsqueeze(-1), r + ratio * p, p)
         rr = torch.where(active, rr_new, rr)
-        relative = (r.norm(dim=-1) / scale).double()
-        active = active & (relative > tol)
+        relative = (torch.linalg.vector_norm(r, dim=-1) / scale).double()
+        active &= relative > tol
         # One host sync per iteration: the residual and the breakdown flag together.
         residual, nonpositive = torch.stack([relative.max(), bad_curvature.any().double()]).tolist()
         if nonpositive:
-            worst = curvature[bad_curvature].min().item()
-            raise UnsupportedInputError(
-                CG.name,
-                "A",
-                f"a matrix with p^T A p = {worst:.3g} <= 0 at iteration {iteration}",
-                "A must be symmetric positive definite",
-            )
-        yield Iterate(system.output(x), residual)
+            raise _breakdown(curvature[bad_curvature].min().item(), iteration)
+        yield Iterate(solution, residual)
