@@ -585,7 +585,7 @@ def _bind_fast(
         given[name] = value
     missing = object()
     arguments = {name: given[name] if name in given else plan.defaults.get(name, missing) for name in plan.order}
-    if missing in arguments.values():
+    if any(value is missing for value in arguments.values()):  # by identity: == on an array is elementwise
         return None
     values = tuple(arguments[name] for name in plan.fields)
     value_keys = tuple(_value_key(value) for value in values)

@@ -266,3 +266,17 @@ def test_repeated_calls_reuse_the_validation_and_bind_as_signature_bind_does(mon
         bind_and_validate("scaled", signature, _Scaled, (1, 2, 3), {})
     with pytest.raises(TypeError, match="scaled: "):
         bind_and_validate("scaled", signature, _Scaled, (), {})
+
+
+def test_array_and_tensor_arguments_bind_without_comparing_them() -> None:
+    """Binding never compares argument values with ==: a NumPy array or a tensor (elementwise ==) binds."""
+    import numpy as np
+    import torch
+
+    from gradhub.hyperparameters import bind_and_validate, public_signature
+
+    signature = public_signature(_scaled, _Scaled, "scaled")
+    for value in (np.arange(3.0), torch.arange(3.0)):
+        for _ in range(2):
+            bound, _ = bind_and_validate("scaled", signature, _Scaled, (value, value), {"alpha": 2.0})
+            assert bound.arguments["x"] is value and bound.arguments["y"] is value
