@@ -533,10 +533,6 @@ def _value_key(value: Any) -> Any:
     return None
 
 
-def _immutable(value: Any) -> bool:
-    return isinstance(value, _IMMUTABLE) or (type(value) is tuple and all(isinstance(v, _IMMUTABLE) for v in value))
-
-
 def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
     if len(cache) >= _CACHED_CALLS:
         cache.clear()
@@ -591,13 +587,15 @@ def _bind_fast(
     value_keys = tuple(_value_key(value) for value in values)
     key = None if None in value_keys else value_keys
     checked = plan.values.get(key) if key is not None else None
+    cached = checked is not None
     if checked is None:
         checked = validate_hyperparameters(method, model, dict(zip(plan.fields, values)))
-        if key is not None and all(_immutable(value) for value in checked.values()):
-            _remember(plan.values, key, checked)
+    plain = cached or all(_value_key(value) is not None for value in checked.values())  # safe to share
+    if key is not None and plain and not cached:
+        _remember(plan.values, key, checked)
     for name in plan.fields:
         arguments[name] = checked[name]
-    if shape is not None and all(_immutable(value) for value in checked.values()):
+    if shape is not None and plain:
         rest = {name: arguments[name] for name in plan.order[len(args) :]}
         _remember(plan.calls, shape, (rest, checked))
     return inspect.BoundArguments(signature, arguments), dict(checked)  # type: ignore[arg-type]
