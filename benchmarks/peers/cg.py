@@ -15,7 +15,8 @@ the same (r_0 = b; strict against non-strict differs only at equality), so ``tol
 ``maxiter`` is 10 n for both (scipy's default), far above what either needs.
 
 Before timing, ``check`` runs scipy once more with a callback counting its iterations and
-requires the same count as gradhub's ``result.iterations``, both converged, each solution's true
+requires gradhub's ``result.iterations`` to be the same count within 1 % (``ITERATIONS_AGREE``: the
+same count with the unfused iteration; ``fused=True`` sums in another order), both converged, each solution's true
 residual ``||b - A x|| / ||b||`` at most 2 rtol, and the two solutions equal to 1e-6 relative
 (measured: 7e-16 at 64^2, 1e-15 at 256^2, 6e-10 dense, where the condition number 10^4 amplifies
 the rounding differences between the two; they take the same iterates up to rounding). It prints
@@ -39,6 +40,10 @@ import gradhub
 
 RTOL = 1e-6
 SOLUTIONS_AGREE = 1e-6
+ITERATIONS_AGREE = 0.01
+"""Relative difference in iteration counts allowed: the fused kernel accumulates its dot products in
+float64 lanes in another order, which on the dense system (condition number 10^4) moves the stopping
+iteration by one (725 against scipy's 726)."""
 
 
 def _poisson(side: int) -> tuple[torch.Tensor, Any]:
@@ -61,7 +66,9 @@ def _dense_spd(size: int, condition: float = 1e4, seed: int = 0) -> tuple[torch.
     return matrix, matrix.numpy().copy()
 
 
-def _comparison(label: str, matrix: torch.Tensor, peer_matrix: Any, args: Any, repeats: int) -> Comparison:
+def _comparison(
+    label: str, matrix: torch.Tensor, peer_matrix: Any, args: Any, repeats: int, fused: bool = False
+) -> Comparison:
     size = matrix.shape[0]
     rhs = torch.randn(size, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     peer_rhs = rhs.numpy().copy()
@@ -71,7 +78,7 @@ def _comparison(label: str, matrix: torch.Tensor, peer_matrix: Any, args: Any, r
     maxiter = 10 * size
 
     def ours() -> Any:
-        return solve(ours_matrix, ours_rhs, tol=RTOL, max_iter=maxiter)
+        return solve(ours_matrix, ours_rhs, tol=RTOL, max_iter=maxiter, fused=fused)
 
     def peer() -> Any:
         return scipy.sparse.linalg.cg(peer_matrix, peer_rhs, rtol=RTOL, atol=0.0, maxiter=maxiter)
@@ -86,7 +93,7 @@ def _comparison(label: str, matrix: torch.Tensor, peer_matrix: Any, args: Any, r
         scipy.sparse.linalg.cg(peer_matrix, peer_rhs, rtol=RTOL, atol=0.0, maxiter=maxiter, callback=counted)
         if not (result.converged and info == 0):
             raise AssertionError(f"{label}: converged: gradhub {result.converged}, scipy info {info}")
-        if result.iterations != count[0]:
+        if abs(result.iterations - count[0]) > ITERATIONS_AGREE * count[0]:
             raise AssertionError(f"{label}: gradhub took {result.iterations} iterations, scipy {count[0]}")
         ours_solution = result.solution.cpu().numpy()
         for name, x in (("gradhub", ours_solution), ("scipy", solution)):
@@ -96,11 +103,16 @@ def _comparison(label: str, matrix: torch.Tensor, peer_matrix: Any, args: Any, r
         difference = np.linalg.norm(ours_solution - solution) / np.linalg.norm(solution)
         if difference > SOLUTIONS_AGREE:
             raise AssertionError(f"{label}: solutions differ by {difference:.3g} (relative) > {SOLUTIONS_AGREE}")
-        print(f"  {label}: {count[0]} iterations each, solutions differ by {difference:.2g} (relative)", flush=True)
+        counts = (
+            f"{count[0]} iterations each"
+            if result.iterations == count[0]
+            else (f"{result.iterations} iterations (gradhub) and {count[0]} (scipy)")
+        )
+        print(f"  {label}: {counts}, solutions differ by {difference:.2g} (relative)", flush=True)
 
     return Comparison(
         group="cg",
-        name=f"cg vs scipy cg, {label}, float64, one b, rtol {RTOL:g}",
+        name=f"cg{' fused=True' if fused else ''} vs scipy cg, {label}, float64, one b, rtol {RTOL:g}",
         ours=ours,
         peer=peer,
         check=check,
@@ -111,8 +123,15 @@ def _comparison(label: str, matrix: torch.Tensor, peer_matrix: Any, args: Any, r
 
 
 def comparisons(args: Any) -> list[Comparison]:
+    """Each system with the default (unfused) iteration and with ``fused=True`` (the CPU kernel)."""
+    systems = [
+        ("2-D Poisson 64^2 (sparse CSR)", *_poisson(64), 10),
+        ("2-D Poisson 256^2 (sparse CSR)", *_poisson(256), 3),
+        ("dense SPD 2000x2000 (cond 1e4)", *_dense_spd(2000), 3),
+    ]
+    fused = [False, True] if torch.device(args.device).type == "cpu" else [False]
     return [
-        _comparison("2-D Poisson 64^2 (sparse CSR)", *_poisson(64), args, repeats=10),
-        _comparison("2-D Poisson 256^2 (sparse CSR)", *_poisson(256), args, repeats=3),
-        _comparison("dense SPD 2000x2000 (cond 1e4)", *_dense_spd(2000), args, repeats=3),
+        _comparison(label, matrix, peer, args, repeats=repeats, fused=option)
+        for label, matrix, peer, repeats in systems
+        for option in fused
     ]

@@ -48,7 +48,7 @@ _failed: dict[str, str] = {}
 
 
 class KernelUnavailableWarning(RuntimeWarning):
-    """A fused kernel could not be compiled or loaded; the multi-tensor path runs instead."""
+    """A fused kernel could not be compiled or loaded; the unfused path (the multi-tensor one for optimizers) runs."""
 
 
 def cache_dir() -> Path:
@@ -111,14 +111,15 @@ def _ops(build: str) -> Any:
     return getattr(torch.ops, build)
 
 
-def load(name: str, sources: list[Path | str], *, method: str) -> Any | None:
+def load(name: str, sources: list[Path | str], *, method: str, fallback: str = "the multi-tensor path") -> Any | None:
     """Compile (once per machine) and load a kernel library; ``None`` if it cannot be had.
 
     ``sources`` are C++ files whose operators are registered with
     ``TORCH_LIBRARY(GRADHUB_LIBRARY, m)``; the macro is defined to the build's name. The
     returned object is ``torch.ops.<build name>``, so ``load(...).my_op_(...)`` calls it.
-    On failure ``method`` is named in the one warning (category
-    :class:`KernelUnavailableWarning`), and later calls return ``None`` without retrying.
+    On failure ``method`` and the path that runs instead (``fallback``) are named in the one
+    warning (category :class:`KernelUnavailableWarning`), and later calls return ``None``
+    without retrying.
     """
     paths = [Path(source) for source in sources]
     with _lock:
@@ -156,8 +157,8 @@ def load(name: str, sources: list[Path | str], *, method: str) -> Any | None:
                 reason = f"{reason[:200]} ... {reason[-400:]}"
             _failed[name] = reason
             warnings.warn(
-                f"{method}: the fused kernel '{name}' is unavailable ({reason}); falling back to the "
-                "multi-tensor path. It needs a C++ compiler and ninja at first use (see `gradhub info "
+                f"{method}: the fused kernel '{name}' is unavailable ({reason}); falling back to "
+                f"{fallback}. It needs a C++ compiler and ninja at first use (see `gradhub info "
                 f"{method}`).",
                 KernelUnavailableWarning,
                 stacklevel=3,

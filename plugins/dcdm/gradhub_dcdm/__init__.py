@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, Strict
 
 from gradhub.exports import lazy_exports
-from gradhub.hyperparameters import Flag, Hyperparameters, Real
+from gradhub.hyperparameters import Flag, Hyperparameters, KeywordOnly, PathOption, Real
 from gradhub.specs import MethodSpec, Paper
 
 PAPER = Paper(
@@ -78,6 +78,17 @@ class CGHyperparameters(Hyperparameters):
         False, description="r_k = b - A x_k each iteration (official cg_normal) instead of the recurrence"
     )
     dtype: SolveDtype = Field(None, description=DTYPE)
+    fused: Annotated[
+        Flag | None,
+        Field(
+            description=(
+                "one hand-written CPU kernel call per iteration for one b and a dense or CSR A in float32/float64 "
+                "(compiled at first use; falls back with a warning where it cannot); None: off (not in the paper)"
+            )
+        ),
+        KeywordOnly(),
+        PathOption(),
+    ] = None
 
 
 class DCDMLossHyperparameters(Hyperparameters):

@@ -19,6 +19,14 @@ scalars (``p^T A p``, ``r^T r``) are read to the host as they are computed, as s
 does (two reads of host memory, no device sync); on an accelerator they stay on the device and
 one read per iteration fetches the residual and the curvature together
 (:func:`gradhub.kernels.host_formulation` chooses).
+
+``fused=True`` runs each iteration of a single right-hand side with a dense or CSR ``A`` on the
+CPU as one call of the hand-written kernel in ``csrc/cg.cpp`` (the product and its curvature in
+one pass over A, the updates of x, r and r^T r in a second, p in a third; small systems on the
+calling thread, large ones on torch's threads; see that file). It computes the same recurrence
+with dot products accumulated in float64, so it agrees with the unfused path to round-off. It is
+compiled at first use (:func:`gradhub.kernels.native.load`); without a compiler, and for batches,
+callables, ``recompute_residual=True`` and accelerators, the unfused path runs.
 """
 
 from __future__ import annotations
@@ -26,15 +34,17 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from gradhub.errors import UnsupportedInputError
-from gradhub.kernels import host_formulation
+from gradhub.kernels import host_formulation, native
 from gradhub.kinds.solver import Iterate, solver
 from gradhub_dcdm import CG
-from gradhub_dcdm.operators import LinearSystem, MatrixLike
+from gradhub_dcdm.operators import SOLVE_DTYPES, LinearSystem, MatrixLike
 
 
 @solver(CG)
@@ -47,6 +57,7 @@ def cg(
     max_iter: int,
     recompute_residual: bool,
     dtype: str | torch.dtype | None,
+    fused: bool | None,
 ) -> Iterator[Iterate]:
     """Solve ``A x = b`` (A SPD; dense, ``torch.sparse_csr`` or a matvec callable) by conjugate gradient.
 
@@ -54,10 +65,53 @@ def cg(
     """
     system = LinearSystem(CG.name, A, b, x0, dtype)
     if system.unbatched:
-        one = _one_rhs_on_host if host_formulation(system.device) else _one_rhs_on_device
-        yield from one(system, recompute_residual)
+        kernels = _fused_kernels(system) if fused and not recompute_residual else None
+        if kernels is not None:
+            yield from _one_rhs_fused(system, kernels)
+        else:
+            one = _one_rhs_on_host if host_formulation(system.device) else _one_rhs_on_device
+            yield from one(system, recompute_residual)
     else:
         yield from _batch(system, tol, recompute_residual)
+
+
+FUSED_SOURCE = Path(__file__).with_name("csrc") / "cg.cpp"
+FUSED_GRAIN = 1 << 16
+"""Multiply-adds per block of rows: a system with fewer runs on the calling thread (no pool woken)."""
+
+
+def _fused_kernels(system: LinearSystem) -> Any | None:
+    """The compiled kernel library when ``system`` is one the fused kernel takes, else None."""
+    matrix = system.operator.matrix
+    if system.operator.callable or not host_formulation(system.device) or system.dtype not in SOLVE_DTYPES:
+        return None
+    if matrix.layout not in (torch.strided, torch.sparse_csr):
+        return None
+    return native.load("dcdm_cg", [FUSED_SOURCE], method=CG.name, fallback="the unfused iteration")
+
+
+def _one_rhs_fused(system: LinearSystem, kernels: Any) -> Iterator[Iterate]:
+    """One right-hand side, one kernel call per iteration (``fused=True`` on the CPU)."""
+    operator, b = system.operator, system.rhs[0]
+    matrix = operator.matrix
+    if matrix.layout == torch.sparse_csr:
+        crow, col, values = matrix.crow_indices(), matrix.col_indices(), matrix.values()
+        step, operands = kernels.cg_csr_step, (crow.contiguous(), col.contiguous(), values.contiguous())
+    else:
+        step, operands = kernels.cg_dense_step, (matrix.contiguous(),)
+    x = system.initial[0].clone(memory_format=torch.contiguous_format)
+    r = (b - operator.vector(x)).contiguous()
+    rr = torch.mv(r.unsqueeze(0), r).item()
+    norm = math.sqrt(rr)
+    scale = norm if norm > 0 else 1.0
+    p, image = r.clone(), torch.empty_like(r)
+    solution = system.output(x)
+    yield Iterate(solution, norm / scale)
+    for iteration in itertools.count(1):
+        curvature, rr = step(*operands, x, r, p, image, rr, FUSED_GRAIN)
+        if not curvature > 0:  # also NaN; the kernel left x, r and p as they were
+            raise _breakdown(curvature, iteration)
+        yield Iterate(solution, math.sqrt(rr) / scale)
 
 
 def _breakdown(curvature: float, iteration: int) -> UnsupportedInputError:

@@ -11,12 +11,14 @@ import pytest
 import scipy.sparse
 import scipy.sparse.linalg
 import torch
+from gradhub_dcdm import cg as cg_module
 from gradhub_dcdm.cg import cg
 from gradhub_dcdm.dcdm import dcdm
-from gradhub_dcdm.operators import check_symmetric, poisson_matrix, require_all_finite
+from gradhub_dcdm.operators import LinearSystem, check_symmetric, poisson_matrix, require_all_finite
 
 from gradhub.errors import UnsupportedInputError
-from gradhub.kernels import accelerator_formulation
+from gradhub.kernels import accelerator_formulation, native
+from gradhub.kernels.native import KernelUnavailableWarning
 
 
 def random_spd(n: int, seed: int, condition: float = 1e3, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -235,3 +237,143 @@ def test_finiteness_check_reads_sums_and_looks_closer_only_when_they_are_not_fin
     assert sums["b"] == float("inf") and sums["A"] == 4.0
     with pytest.raises(UnsupportedInputError, match=r"^cg: unsupported b values: 1 of 4 entries non-finite"):
         require_all_finite("cg", b=torch.tensor([3e38, float("inf"), 0.0, 0.0]))
+
+
+# --- fused=True: the CPU kernel (csrc/cg.cpp) ---------------------------------------------------------
+# ``cg(..., fused=True)``: the hand-written CPU kernel (csrc/cg.cpp) against the unfused iteration.
+#
+# The kernel runs the same recurrence with its dot products accumulated in float64 in another
+# order, so the two agree to round-off: iteration counts equal on well-conditioned systems,
+# solutions to a few ulps of the condition number. Its block partials make the answer independent
+# of the number of threads, bit for bit. It takes one b and a dense or CSR A on the CPU; anything
+# else (a batch, a callable, ``recompute_residual=True``) runs the unfused iteration, the same numbers.
+
+
+def poisson_csr(side: int, indices: torch.dtype) -> torch.Tensor:
+    matrix = poisson_matrix(side, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            matrix.crow_indices().to(indices),
+            matrix.col_indices().to(indices),
+            matrix.values(),
+            matrix.shape,
+            check_invariants=True,
+        )
+
+
+@pytest.fixture(scope="module")
+def kernel() -> None:
+    probe = LinearSystem("cg", torch.eye(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64), None, None)
+    if cg_module._fused_kernels(probe) is None:
+        pytest.fail(f"the CG kernel did not compile: {native.status('dcdm_cg')}")
+
+
+def calls_of_the_kernel(monkeypatch: pytest.MonkeyPatch, kernel: None) -> list[int]:
+    calls: list[int] = []
+    original = cg_module._one_rhs_fused
+
+    def counted(system: object, kernels: object):
+        calls.append(1)
+        return original(system, kernels)
+
+    monkeypatch.setattr(cg_module, "_one_rhs_fused", counted)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("name", "matrix"),
+    [
+        ("csr-int32", poisson_csr(16, torch.int32)),
+        ("csr-int64", poisson_csr(16, torch.int64)),
+        ("dense", poisson_matrix(16, layout="dense", dtype=torch.float64)),
+        ("dense-transposed-view", random_spd(256, 1, condition=100).T),
+    ],
+)
+def test_fused_equals_the_unfused_iteration(
+    name: str, matrix: torch.Tensor, monkeypatch: pytest.MonkeyPatch, kernel: None
+) -> None:
+    calls = calls_of_the_kernel(monkeypatch, None)
+    b, x0 = rhs(256, 3), rhs(256, 4)
+    plain = cg(matrix, b, x0, tol=1e-10)
+    fused = cg(matrix, b, x0, tol=1e-10, fused=True)
+    assert calls == [1], name
+    # Late iterates part by rounding (a random spectrum loses A-orthogonality): the count may move by one.
+    assert plain.converged and fused.converged and abs(plain.iterations - fused.iterations) <= 1
+    torch.testing.assert_close(fused.solution, plain.solution, rtol=0, atol=1e-8 * plain.solution.norm().item())
+    for k in (1, 2, 9):  # iterate by iterate
+        one = cg(matrix, b, tol=0.0, max_iter=k).solution
+        other = cg(matrix, b, tol=0.0, max_iter=k, fused=True).solution
+        torch.testing.assert_close(other, one, rtol=0, atol=1e-13 * one.norm().item())
+
+
+def test_fused_float32_accumulates_in_float64(kernel: None) -> None:
+    matrix = poisson_matrix(16, layout="dense", dtype=torch.float32)
+    b = rhs(256, 5).float()
+    fused = cg(matrix, b, tol=1e-5, fused=True)
+    exact = torch.linalg.solve(matrix.double(), b.double())
+    assert fused.converged and fused.solution.dtype == torch.float32
+    assert (fused.solution.double() - exact).norm() <= 1e-4 * exact.norm()
+
+
+def test_fused_answer_does_not_depend_on_the_number_of_threads(monkeypatch: pytest.MonkeyPatch, kernel: None) -> None:
+    """Several blocks (a small grain), on one thread and on two: the same bits."""
+    monkeypatch.setattr(cg_module, "FUSED_GRAIN", 64)
+    matrix, b = poisson_csr(32, torch.int32), rhs(1024, 6)
+    dense = matrix.to_dense()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = [cg(a, b, tol=0.0, max_iter=40, fused=True) for a in (matrix, dense)]
+        torch.set_num_threads(2)
+        two = [cg(a, b, tol=0.0, max_iter=40, fused=True) for a in (matrix, dense)]
+    finally:
+        torch.set_num_threads(threads)
+    for single, double in zip(one, two, strict=True):
+        assert torch.equal(single.solution, double.solution)
+        assert torch.equal(single.residuals, double.residuals)
+    plain = cg(matrix, b, tol=0.0, max_iter=40)
+    torch.testing.assert_close(one[0].solution, plain.solution, rtol=0, atol=1e-12 * plain.solution.norm().item())
+
+
+def test_fused_breakdown_raises_the_same_error(kernel: None) -> None:
+    with pytest.raises(UnsupportedInputError, match=r"^cg: unsupported A: a matrix with p\^T A p = -.* <= 0 at "):
+        cg(-random_spd(10, 8), rhs(10, 9), fused=True)
+    zero = cg(random_spd(10, 8), torch.zeros(10, dtype=torch.float64), fused=True)
+    assert zero.converged and zero.iterations == 0
+
+
+@pytest.mark.parametrize("case", ["batch", "callable", "recompute"])
+def test_what_the_kernel_does_not_take_runs_unfused(case: str, monkeypatch: pytest.MonkeyPatch, kernel: None) -> None:
+    calls = calls_of_the_kernel(monkeypatch, None)
+    matrix = poisson_matrix(16, layout="dense", dtype=torch.float64)
+    b = rhs(256, 7)
+    args = {
+        "batch": ((matrix, b.unsqueeze(0)), {}),
+        "callable": ((lambda v: matrix @ v, b), {}),
+        "recompute": ((matrix, b), {"recompute_residual": True}),
+    }[case]
+    plain = cg(*args[0], tol=1e-10, **args[1])
+    fused = cg(*args[0], tol=1e-10, fused=True, **args[1])
+    assert calls == []
+    assert torch.equal(plain.solution, fused.solution)
+
+
+def test_without_a_compiler_it_warns_once_and_runs_unfused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    real_load = native.load
+
+    def fresh_load(name: str, sources: list, *, method: str, fallback: str):
+        return real_load(name + "_without_compiler", sources, method=method, fallback=fallback)
+
+    monkeypatch.setattr(cg_module.native, "load", fresh_load)
+    matrix, b = poisson_csr(8, torch.int32), rhs(64, 8)
+    with pytest.warns(
+        KernelUnavailableWarning, match=r"^cg: the fused kernel .* falling back to the unfused iteration"
+    ):
+        fused = cg(matrix, b, tol=1e-10, fused=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KernelUnavailableWarning)
+        again = cg(matrix, b, tol=1e-10, fused=True)
+    plain = cg(matrix, b, tol=1e-10)
+    assert torch.equal(fused.solution, plain.solution) and torch.equal(again.solution, plain.solution)

@@ -1,0 +1,168 @@
+// One conjugate-gradient iteration in one call, on the CPU (Hestenes & Stiefel 1952; the textbook
+// recurrence of gradhub_dcdm.cg with recompute_residual=False):
+//
+//   q = A p,  c = p^T q                        (pass 1: the product, and the curvature beside it)
+//   alpha = rr / c;  x += alpha p;  r -= alpha q;  rr' = r^T r     (pass 2)
+//   p = r + (rr' / rr) p                        (pass 3)
+//
+// and returns (c, rr'). When c is not positive (or NaN) it returns (c, NaN) after pass 1 and
+// leaves x, r and p as they were: the caller raises the breakdown error.
+//
+// A is a dense row-major (n, n) matrix or a CSR matrix (int32 or int64 indices). Rows are split
+// into blocks of about `grain` multiply-adds; each block's partial dot product is kept apart and
+// the partials are added in block order, so the answer does not depend on the number of threads.
+// A matrix with no more than `grain` multiply-adds is one block, done inline by the calling
+// thread (no thread pool woken: what makes small systems cheap). Dot products accumulate in
+// double, in SIMD lanes. Memory traffic per iteration: A once, p twice, q three times, x and r
+// once each (scipy's cg, and the unfused path: seven passes over n plus A).
+#include "gradhub_kernels.h"
+
+#include <limits>
+#include <tuple>
+
+namespace {
+
+struct Blocks {
+  int64_t count;
+  int64_t rows;  // rows per block (the last may have fewer)
+};
+
+Blocks row_blocks(int64_t n, int64_t work_per_row, int64_t grain) {
+  const int64_t rows = std::max<int64_t>(1, grain / std::max<int64_t>(1, work_per_row));
+  return {n == 0 ? 0 : (n + rows - 1) / rows, rows};
+}
+
+template <typename F>
+double blockwise_sum(const Blocks& blocks, int64_t n, const F& block_sum) {
+  std::vector<double> partial(static_cast<size_t>(blocks.count), 0.0);
+  at::parallel_for(0, blocks.count, 1, [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      const int64_t begin = b * blocks.rows;
+      partial[static_cast<size_t>(b)] = block_sum(begin, std::min(n, begin + blocks.rows));
+    }
+  });
+  double total = 0.0;
+  for (double value : partial) total += value;
+  return total;
+}
+
+// Passes 2 and 3 (after the product); returns rr' or NaN on a non-positive curvature.
+template <typename T>
+double update(T* x, T* r, T* p, const T* q, int64_t n, double rr, double curvature, int64_t grain) {
+  if (!(curvature > 0.0)) return std::numeric_limits<double>::quiet_NaN();
+  const T alpha = static_cast<T>(rr / curvature);
+  const Blocks blocks = row_blocks(n, 1, grain);
+  const double rr_new = blockwise_sum(blocks, n, [&](int64_t begin, int64_t end) {
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = begin; i < end; ++i) {
+      x[i] += alpha * p[i];
+      const T ri = r[i] - alpha * q[i];
+      r[i] = ri;
+      sum += static_cast<double>(ri) * static_cast<double>(ri);
+    }
+    return sum;
+  });
+  const T beta = static_cast<T>(rr > 0.0 ? rr_new / rr : 0.0);
+  at::parallel_for(0, blocks.count, 1, [&](int64_t first, int64_t last) {
+    const int64_t begin = first * blocks.rows, end = std::min(n, last * blocks.rows);
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) p[i] = r[i] + beta * p[i];
+  });
+  return rr_new;
+}
+
+void check_vectors(const at::Tensor& x, const at::Tensor& r, const at::Tensor& p, const at::Tensor& q, int64_t n,
+                   at::ScalarType dtype) {
+  for (const at::Tensor* t : {&x, &r, &p, &q}) {
+    TORCH_CHECK(t->device().is_cpu() && t->is_contiguous() && t->dim() == 1 && t->size(0) == n &&
+                    t->scalar_type() == dtype,
+                "cg: the fused kernel takes contiguous CPU vectors of ", n, " elements of the matrix's dtype ", dtype);
+  }
+}
+
+std::tuple<double, double> cg_dense_step(const at::Tensor& A, at::Tensor& x, at::Tensor& r, at::Tensor& p,
+                                         at::Tensor& q, double rr, int64_t grain) {
+  TORCH_CHECK(A.device().is_cpu() && A.dim() == 2 && A.size(0) == A.size(1) && A.is_contiguous(),
+              "cg: the fused kernel takes a contiguous square CPU matrix");
+  const auto dtype = A.scalar_type();
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble, "cg: the fused kernel handles float32 and float64, got ",
+              dtype);
+  const int64_t n = A.size(0);
+  check_vectors(x, r, p, q, n, dtype);
+  double curvature = 0.0, rr_new = 0.0;
+  gradhub::dispatch_floating(dtype, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T* a = A.data_ptr<T>();
+    T *xs = x.data_ptr<T>(), *rs = r.data_ptr<T>(), *ps = p.data_ptr<T>(), *qs = q.data_ptr<T>();
+    curvature = blockwise_sum(row_blocks(n, n, grain), n, [&](int64_t begin, int64_t end) {
+      double sum = 0.0;
+      for (int64_t i = begin; i < end; ++i) {
+        const T* row = a + i * n;
+        double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t j = 0; j < n; ++j) acc += static_cast<double>(row[j]) * static_cast<double>(ps[j]);
+        qs[i] = static_cast<T>(acc);
+        sum += static_cast<double>(ps[i]) * static_cast<double>(qs[i]);
+      }
+      return sum;
+    });
+    rr_new = update(xs, rs, ps, qs, n, rr, curvature, grain);
+  });
+  return {curvature, rr_new};
+}
+
+template <typename T, typename I>
+double csr_product(const I* crow, const I* col, const T* values, const T* p, T* q, int64_t n, int64_t grain) {
+  const int64_t nnz = static_cast<int64_t>(crow[n]);
+  const Blocks blocks = row_blocks(n, n == 0 ? 1 : std::max<int64_t>(1, nnz / n), grain);
+  return blockwise_sum(blocks, n, [&](int64_t begin, int64_t end) {
+    double sum = 0.0;
+    for (int64_t i = begin; i < end; ++i) {
+      double acc = 0.0;
+      for (I k = crow[i]; k < crow[i + 1]; ++k) acc += static_cast<double>(values[k]) * static_cast<double>(p[col[k]]);
+      q[i] = static_cast<T>(acc);
+      sum += static_cast<double>(p[i]) * static_cast<double>(q[i]);
+    }
+    return sum;
+  });
+}
+
+std::tuple<double, double> cg_csr_step(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
+                                       at::Tensor& x, at::Tensor& r, at::Tensor& p, at::Tensor& q, double rr,
+                                       int64_t grain) {
+  const auto dtype = values.scalar_type();
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble, "cg: the fused kernel handles float32 and float64, got ",
+              dtype);
+  TORCH_CHECK(crow.scalar_type() == col.scalar_type() &&
+                  (crow.scalar_type() == at::kInt || crow.scalar_type() == at::kLong),
+              "cg: the fused kernel takes int32 or int64 CSR indices");
+  TORCH_CHECK(crow.is_contiguous() && col.is_contiguous() && values.is_contiguous() && crow.dim() == 1,
+              "cg: the fused kernel takes contiguous CSR arrays");
+  const int64_t n = crow.size(0) - 1;
+  check_vectors(x, r, p, q, n, dtype);
+  double curvature = 0.0, rr_new = 0.0;
+  gradhub::dispatch_floating(dtype, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    T *xs = x.data_ptr<T>(), *rs = r.data_ptr<T>(), *ps = p.data_ptr<T>(), *qs = q.data_ptr<T>();
+    const T* vs = values.data_ptr<T>();
+    if (crow.scalar_type() == at::kInt) {
+      curvature = csr_product(crow.data_ptr<int32_t>(), col.data_ptr<int32_t>(), vs, ps, qs, n, grain);
+    } else {
+      curvature = csr_product(crow.data_ptr<int64_t>(), col.data_ptr<int64_t>(), vs, ps, qs, n, grain);
+    }
+    rr_new = update(xs, rs, ps, qs, n, rr, curvature, grain);
+  });
+  return {curvature, rr_new};
+}
+
+}  // namespace
+
+TORCH_LIBRARY(GRADHUB_LIBRARY, m) {
+  m.def("cg_dense_step(Tensor A, Tensor(a!) x, Tensor(b!) r, Tensor(c!) p, Tensor(d!) q, float rr, int grain) "
+        "-> (float, float)",
+        &cg_dense_step);
+  m.def("cg_csr_step(Tensor crow, Tensor col, Tensor values, Tensor(a!) x, Tensor(b!) r, Tensor(c!) p, "
+        "Tensor(d!) q, float rr, int grain) -> (float, float)",
+        &cg_csr_step);
+}
