@@ -182,3 +182,46 @@ def test_group_tensors_one_group_and_mixed_groups_keep_order() -> None:
     groups = group_tensors([mixed], extra_keys=[1, 1, 1, 2])
     assert [len(lists[0]) for lists in groups.values()] == [2, 1, 1]
     assert groups[(torch.device("cpu"), torch.float32, 1)][0][1] is mixed[2]
+
+
+# --- direct_apply: a custom autograd Function without Function.apply's per-call binding -------------
+
+
+class _Scale(torch.autograd.Function):
+    """y = c x; backward and jvp multiply by c (setup_context style, as torch.func needs)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor, c: float) -> torch.Tensor:
+        return x * c
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.c = inputs[1]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad * ctx.c, None
+
+    @staticmethod
+    def jvp(ctx, tangent: torch.Tensor, _: object) -> torch.Tensor:
+        return tangent * ctx.c
+
+
+def test_direct_apply_matches_function_apply_in_every_mode() -> None:
+    from gradhub.kernels import direct_apply
+
+    scale = direct_apply(_Scale)
+    x = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(scale(x, 3.0).sum(), x)
+    (reference,) = torch.autograd.grad(_Scale.apply(x, 3.0).sum(), x)
+    assert torch.equal(grad, reference) and torch.equal(grad, torch.full_like(x, 3.0))
+    # torch.func transforms go through Function.apply (vmap rule, forward-mode jvp, jacrev)
+    batched = torch.func.vmap(lambda row: scale(row, 2.0))(torch.ones(3, 4))
+    assert torch.equal(batched, torch.full((3, 4), 2.0))
+    jacobian = torch.func.jacrev(lambda v: scale(v, 2.0))(torch.ones(3))
+    assert torch.equal(jacobian, 2.0 * torch.eye(3))
+    _, tangent = torch.func.jvp(lambda v: scale(v, -1.5), (torch.ones(3),), (torch.ones(3),))
+    assert torch.equal(tangent, torch.full((3,), -1.5))
+    assert scale.__name__ == "_Scale.direct_apply"

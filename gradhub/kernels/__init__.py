@@ -4,6 +4,8 @@
   same-shape tensors into one ``(k, rows, row_length)`` tensor, cache-sized blocks.
 * :mod:`gradhub.kernels.reductions`: one norm over a whole tensor list, without a host sync.
 * :mod:`gradhub.kernels.moments`: Adam's moment update and bias corrections over lists.
+* :mod:`gradhub.kernels.functions`: calling a custom autograd Function without ``Function.apply``'s
+  per-call signature binding (``direct_apply``).
 * :mod:`gradhub.kernels.native`: hand-written C++ kernels compiled at first use (the fused
   paths), with ``csrc/gradhub_kernels.h`` for their sources.
 
@@ -37,6 +39,7 @@ _EXPORTS = {
         "gradhub.kernels.multitensor",
     ),
     "global_norm": "gradhub.kernels.reductions",
+    "direct_apply": "gradhub.kernels.functions",
     **dict.fromkeys(("adam_moments_", "adam_step_scalars", "addcdiv_"), "gradhub.kernels.moments"),
 }
 

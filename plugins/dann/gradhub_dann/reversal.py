@@ -24,10 +24,10 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch._functorch.utils import unwrap_dead_wrappers as _unwrap_dead_wrappers
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validate_hyperparameters, validated
+from gradhub.kernels import direct_apply
 from gradhub.kinds.inputs import require_tensor
 from gradhub_dann import GRAD_REVERSE, GRADIENT_REVERSAL, GradReverseHyperparameters
 
@@ -71,10 +71,8 @@ class _GradientReversalFunction(torch.autograd.Function):
         return _scaled(x_tangent, lambd)
 
 
-_apply_directly = super(torch.autograd.Function, _GradientReversalFunction).apply
-"""autograd's C++ entry for the Function, without ``Function.apply``'s per-call binding of ``forward``'s
-signature (about 10 µs for Functions with ``setup_context``): the arguments are already exactly
-``(x, lambd)``. Under torch.func transforms and torch.compile ``Function.apply`` itself runs."""
+_reverse = direct_apply(_GradientReversalFunction)
+"""R_lambda through autograd's C++ entry (no per-call binding of ``(x, lambd)``; see gradhub.kernels.functions)."""
 
 
 def reverse(method: str, x: Tensor, lambd: Lambda) -> Tensor:
@@ -92,9 +90,7 @@ def reverse(method: str, x: Tensor, lambd: Lambda) -> Tensor:
             lambd.device,
             f"a tensor lambd must be on the input's device ({x.device}) or on the CPU",
         )
-    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
-        return _GradientReversalFunction.apply(x, lambd)
-    return _apply_directly(*_unwrap_dead_wrappers((x, lambd)))
+    return _reverse(x, lambd)
 
 
 def validated_lambda(method: str, lambd: Any) -> Lambda:
