@@ -14,10 +14,10 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import annotated_types
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, ValidationInfo, field_validator
 
 from gradhub.errors import HyperparameterError, MissingHyperparameterError, UnknownHyperparameterError, show_value
 
@@ -27,6 +27,7 @@ if typing.TYPE_CHECKING:
 __all__ = [
     "Beta",
     "Betas",
+    "Conv2dArguments",
     "Epsilon",
     "Flag",
     "Foreach",
@@ -35,6 +36,7 @@ __all__ = [
     "InputCheck",
     "KeywordOnly",
     "LearningRate",
+    "LinearArguments",
     "Maximize",
     "Momentum",
     "NonNegative",
@@ -129,6 +131,54 @@ class Hyperparameters(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+Size = Annotated[int, Strict(), Field(ge=1)]
+Count = Annotated[int, Strict(), Field(ge=0)]
+
+
+class Conv2dArguments(Hyperparameters):
+    """``nn.Conv2d``'s arguments, in its order, with its defaults: the base of a drop-in Conv2d layer's model.
+
+    A layer adds its paper's options by inheriting from both, its own model first so that
+    ``nn.Conv2d``'s arguments come first in the signature (pydantic orders fields from the last
+    base): ``class MyConv2dHyperparameters(MyOptions, Conv2dArguments)``. A layer whose paper uses
+    no bias overrides the default: ``bias: Flag = False``.
+    """
+
+    in_channels: Size
+    out_channels: Size
+    kernel_size: Size | tuple[Size, Size]
+    stride: Size | tuple[Size, Size] = 1
+    padding: Count | tuple[Count, Count] | Literal["same", "valid"] = 0
+    dilation: Size | tuple[Size, Size] = 1
+    groups: Size = 1
+    bias: Flag = True
+    padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
+
+    @field_validator("padding")
+    @classmethod
+    def _same_needs_stride_one(cls, padding: Any, info: ValidationInfo) -> Any:
+        if padding == "same" and info.data.get("stride") not in (1, (1, 1), None):
+            raise ValueError(f"and an int or pair when stride={info.data['stride']!r} ('same' needs stride 1)")
+        return padding
+
+    @field_validator("groups")
+    @classmethod
+    def _groups_divide_channels(cls, groups: int, info: ValidationInfo) -> int:
+        for name in ("in_channels", "out_channels"):
+            size = info.data.get(name)
+            if size is not None and size % groups:
+                raise ValueError(f"and a divisor of {name}={size}")
+        return groups
+
+
+class LinearArguments(Hyperparameters):
+    """``nn.Linear``'s arguments with its defaults: the base of a drop-in Linear layer's model (see Conv2dArguments)."""
+
+    in_features: Size
+    out_features: Size
+    bias: Flag = True
 
 
 _BOUND_WORDS = (

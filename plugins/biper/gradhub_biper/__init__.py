@@ -22,11 +22,11 @@ github.com/edmav4/BiPer, ``cifar10/modules/binarized_modules.py``, ``cifar10/mai
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import Field, Strict, model_validator
+from pydantic import Field, Strict
 
-from gradhub.errors import HyperparameterError
+from gradhub import hyperparameters as core
 from gradhub.exports import lazy_exports
 from gradhub.hyperparameters import Flag, Hyperparameters, NonNegative
 from gradhub.specs import MethodSpec, Paper
@@ -83,41 +83,15 @@ class BiPerOptions(BiPerBinarizeHyperparameters):
     )
 
 
-class Conv2dArguments(Hyperparameters):
-    """nn.Conv2d's arguments, in its order, with its defaults but bias=False (the official 1W1A layers)."""
+class Conv2dArguments(core.Conv2dArguments):
+    """nn.Conv2d's arguments with bias=False (the official 1W1A layers)."""
 
-    in_channels: Size
-    out_channels: Size
-    kernel_size: Size | tuple[Size, Size]
-    stride: Size | tuple[Size, Size] = 1
-    padding: Count | tuple[Count, Count] | Literal["same", "valid"] = 0
-    dilation: Size | tuple[Size, Size] = 1
-    groups: Size = 1
     bias: Flag = False
-    padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
-
-    @model_validator(mode="after")
-    def _groups_and_padding(self) -> Conv2dArguments:
-        for name, size in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
-            if size % self.groups:
-                raise HyperparameterError(
-                    BIPER_CONV2D.name,
-                    "groups",
-                    self.groups,
-                    f"a divisor of {name}={size} (in and out channels split in groups)",
-                )
-        if self.padding == "same" and self.stride not in (1, (1, 1)):
-            raise HyperparameterError(
-                BIPER_CONV2D.name, "padding", self.padding, "an int or pair when stride != 1 ('same' needs 1)"
-            )
-        return self
 
 
-class LinearArguments(Hyperparameters):
-    """nn.Linear's arguments, with bias=False (the official 1W1A layers)."""
+class LinearArguments(core.LinearArguments):
+    """nn.Linear's arguments with bias=False (the official 1W1A layers)."""
 
-    in_features: Size
-    out_features: Size
     bias: Flag = False
 
 
