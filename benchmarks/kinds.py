@@ -6,7 +6,7 @@
 
 Groups (each a module of ``benchmarks/peers/`` with a ``comparisons(args)`` function):
 ``samplers`` (k-diffusion, diffusers), ``hessian`` (PyHessian), ``cg`` (scipy),
-``functional`` (AnyLoss inline, pytorch_revgrad). Each comparison runs gradhub's call and the
+``functional`` (AnyLoss inline, pytorch_revgrad), ``tract`` (torch-tract). Each comparison runs gradhub's call and the
 peer's on the same inputs, checks the outputs agree (``check``) before anything is timed, then
 times both in interleaved rounds: per round the median of ``--repeats`` calls of each, the
 figure the median over rounds; the ratio is gradhub / peer and the spread is the range of the
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-GROUPS = ("samplers", "hessian", "cg", "functional")
+GROUPS = ("samplers", "hessian", "cg", "functional", "tract")
 STABLE_ALLOCATOR = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=137438953472"
 
 
