@@ -6,8 +6,9 @@
 
 Groups (each a module of ``benchmarks/peers/`` with a ``comparisons(args)`` function):
 ``samplers`` (k-diffusion, diffusers), ``hessian`` (PyHessian), ``cg`` (scipy),
-``functional`` (AnyLoss inline, pytorch_revgrad), ``tract`` (torch-tract). Each comparison runs gradhub's call and the
-peer's on the same inputs, checks the outputs agree (``check``) before anything is timed, then
+``functional`` (AnyLoss inline, pytorch_revgrad), ``tract`` (torch-tract), ``groco`` (diffsort).
+Each comparison runs gradhub's call and the peer's on the same inputs, checks the outputs agree
+(``check``) before anything is timed, then
 times both in interleaved rounds: per round the median of ``--repeats`` calls of each, the
 figure the median over rounds; the ratio is gradhub / peer and the spread is the range of the
 per-round ratios, so a reader sees the noise beside the figure.
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-GROUPS = ("samplers", "hessian", "cg", "functional", "tract")
+GROUPS = ("samplers", "hessian", "cg", "functional", "tract", "groco")
 STABLE_ALLOCATOR = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=137438953472"
 
 

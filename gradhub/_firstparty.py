@@ -51,6 +51,8 @@ FIRST_PARTY_METHODS: dict[str, str] = {
     "fdistill_sampler": "fdistill",
     "gns_newton": "gns",
     "gns_radius": "gns",
+    "diff_sort": "groco",
+    "groco": "groco",
     "harpg": "harpg",
     "n_harpg": "harpg",
     "npg_igt": "harpg",
