@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 import re
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -89,7 +90,9 @@ class Paper(_Frozen):
 
     def citation_key(self) -> str:
         """``heo2021slowing``: first author's surname, year, first significant title word."""
-        surname = re.sub(r"[^a-z]", "", self.authors[0].split()[-1].lower()) or "anon"
+        # Letters with diacritics lose them (Döbler -> dobler), as BibTeX keys are ASCII.
+        ascii_surname = unicodedata.normalize("NFKD", self.authors[0].split()[-1]).encode("ascii", "ignore").decode()
+        surname = re.sub(r"[^a-z]", "", ascii_surname.lower()) or "anon"
         stop = {"a", "an", "the", "on", "of", "for", "and", "to", "in", "with", "via"}
         words = [w for w in re.findall(r"[a-z]+", self.title.lower()) if w not in stop]
         return f"{surname}{self.year}{words[0] if words else ''}"

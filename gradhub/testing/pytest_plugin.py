@@ -5,10 +5,21 @@ per check, device and dtype, with stable ids such as
 ``test_conformance::resume_exact[adamp-cpu-float32]``. Checks listed in a spec's
 ``expected_failures`` are marked ``xfail(strict=True)`` with its reason. Importing this
 module costs nothing: torch and the suite load only when a suite is collected.
+
+A plugin whose tests (conformance items included) all run on tiny tensors can run each with one
+torch thread, where OpenMP threads handing small ops back and forth cost more than they save (on
+a busy 2-core machine, 4-23 s against 1 s for one double-backward gradcheck): its
+``tests/conftest.py`` says ::
+
+    from gradhub.testing.pytest_plugin import one_torch_thread_per_test as pytest_runtest_call
+
+pytest calls a conftest's hooks only for the items under its folder, and the caller's thread
+count is restored after each test, so other folders' tests are not affected.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -65,3 +76,12 @@ class CheckItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, None, f"gradhub conformance {self.check.name}"
+
+
+@pytest.hookimpl(wrapper=True)
+def one_torch_thread_per_test(item: pytest.Item) -> Iterator[None]:
+    """A ``pytest_runtest_call`` wrapper for a conftest: the test runs with one torch thread (see the module)."""
+    from gradhub.claims import single_thread
+
+    with single_thread():
+        return (yield)
