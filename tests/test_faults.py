@@ -381,3 +381,28 @@ def test_the_fault_suite_covers_every_kind() -> None:
 def test_a_loss_can_skip_its_finiteness_check() -> None:
     value = gradhub.get("dsm_loss")(lambda x, t: x * NAN, torch.ones(4, 2), check_finite=False)
     assert torch.isnan(value)
+
+
+def test_a_solver_iteration_with_variadic_arguments_is_refused_when_declared() -> None:
+    """Hyperparameters are validated, defaulted and documented by name: ``**options`` would skip all three."""
+    from gradhub.kinds.solver import solver
+    from gradhub.specs import MethodSpec, Paper
+
+    class Model(gradhub.hyperparameters.Hyperparameters):
+        tol: float = 1e-6
+        max_iter: int = 10
+
+    spec = MethodSpec(
+        name="variadic_solver",
+        kind="solver",
+        summary="a solver whose iteration takes **options",
+        paper=Paper(title="A paper", authors=("A. Author",), year=2024),
+        target="tests.test_faults",
+        params=Model,
+        example="tests.test_faults:nothing",
+    )
+    with pytest.raises(TypeError, match=r"^variadic_solver: a solver's iteration names each .* it declares \*options"):
+
+        @solver(spec)
+        def iterate(matrix: Any, *, tol: float, max_iter: int, **options: Any) -> Any:
+            yield from ()

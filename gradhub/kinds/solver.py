@@ -136,6 +136,12 @@ def solver(
 
     def decorate(iteration: Callable[..., Iterator[Iterate]]) -> Callable[..., SolverResult]:
         own = public_signature(iteration, model, spec.name)
+        variadic = [p.name for p in own.parameters.values() if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if variadic:  # hyperparameters are validated, defaulted and documented by name
+            raise TypeError(
+                f"{spec.name}: a solver's iteration names each argument and hyperparameter in its signature; "
+                f"it declares *{variadic[0]}"
+            )
         progress_parameter = inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=None)
         signature = own.replace(
             parameters=[*own.parameters.values(), progress_parameter], return_annotation=result.__name__
