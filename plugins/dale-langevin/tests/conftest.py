@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from gradhub_dale_langevin.schedule import GBMSchedule
 from torch import Tensor
 
-from gradhub.claims import single_thread
+from gradhub.testing.pytest_plugin import one_torch_thread_per_test as pytest_runtest_call  # noqa: F401
 
 
 class NoItoSchedule(GBMSchedule):
@@ -19,11 +16,3 @@ class NoItoSchedule(GBMSchedule):
 
     def _mean_shift(self, t: Tensor) -> Tensor:
         return self.mu * t + 0 * self._log_var(t)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Each test on one torch thread: the tests run small ops, which OpenMP threads on a busy 2-core machine slow
-    down many times over (the claim checks do the same); no result depends on it."""
-    with single_thread():
-        yield

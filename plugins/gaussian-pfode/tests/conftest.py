@@ -9,7 +9,7 @@ import torch
 from gradhub_gaussian_pfode.examples import random_rotation
 from gradhub_gaussian_pfode.gaussian import GaussianPFODE
 
-from gradhub.claims import single_thread
+from gradhub.testing.pytest_plugin import one_torch_thread_per_test as pytest_runtest_call  # noqa: F401
 
 
 @dataclass
@@ -39,14 +39,6 @@ def build_case(dim: int = 8, seed: int = 0, low: float = -2.0) -> Case:
     lam = torch.logspace(1, low, dim, dtype=torch.float64)
     mean = torch.randn(dim, generator=generator, dtype=torch.float64)
     return Case(rotation, lam, mean, generator)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Each test on one intra-op thread (as the claim checks run): on a small shared machine spinning OpenMP
-    threads make these millisecond operations 100x slower. Results do not depend on it."""
-    with single_thread():
-        yield
 
 
 @pytest.fixture
