@@ -370,7 +370,7 @@ def _observe(
             tv_weight,
             f"0 for inputs with fewer than 2 spatial dims (input_shape={tuple(input_shape)})",
         )
-    targets = _match_gradients(method, named, target_gradients)
+    targets = match_gradients(method, named, target_gradients)
     state = {name: parameter.detach() for name, parameter in named.items()}
     state |= {name: buffer.clone() for name, buffer in model.named_buffers()}
     observed = [state[name].requires_grad_(True) for name in targets]
@@ -380,8 +380,11 @@ def _observe(
     return _Victim(model, state, observed, targets_list, labels, loss_fn, shape, first.device, first.dtype, method)
 
 
-def _match_gradients(method: str, named: dict[str, nn.Parameter], target_gradients: Any) -> dict[str, torch.Tensor]:
-    """``g*`` by parameter name: a dict (possibly a subset) or a list in ``model.parameters()`` order."""
+def match_gradients(method: str, named: dict[str, nn.Parameter], target_gradients: Any) -> dict[str, torch.Tensor]:
+    """``g*`` by parameter name: a dict (possibly a subset) or a list in ``model.parameters()`` order.
+
+    Checked against ``named`` (the model's trainable parameters): known names, shapes, devices and
+    finite values, with errors naming ``method``. Shared with gradhub-gifd's attacks."""
     if isinstance(target_gradients, Mapping):
         pairs = dict(target_gradients)
         for name in pairs:
@@ -690,6 +693,7 @@ __all__ = [
         gradient_cosine_distance,
         inverting_gradients,
         mask_regulariser,
+        match_gradients,
         total_variation,
     )
 ]
