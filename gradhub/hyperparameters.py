@@ -50,6 +50,7 @@ __all__ = [
     "describe_field",
     "hyperparameter_docs",
     "hyperparameter_signature",
+    "options_from_model",
     "public_signature",
     "validate_hyperparameters",
     "validated",
@@ -453,6 +454,14 @@ def _spec_and_model(
     return spec_or_method.name, model or spec_or_method.params, spec_or_method
 
 
+def options_from_model(function: Function) -> Function:
+    """Mark a function (a drop-in layer's constructor) whose ``**options`` are exactly the hyperparameter
+    model's fields it does not name: they become keyword-only parameters of its public signature, and
+    any other keyword is refused as unknown (see :class:`gradhub.kinds.layer.DropInConv2d`)."""
+    function.__gradhub_options_from_model__ = True  # type: ignore[attr-defined]
+    return function
+
+
 def public_signature(function: Callable[..., Any], model: type[BaseModel], method: str) -> inspect.Signature:
     """``function``'s signature with each hyperparameter's default taken from ``model``.
 
@@ -474,13 +483,22 @@ def public_signature(function: Callable[..., Any], model: type[BaseModel], metho
         parameters.append(parameter)
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         # ``**kwargs`` passed on (a subclass's set-up around its parent's constructor): the model's
-        # fields it does not name are still its hyperparameters, bound and validated here.
+        # fields it does not name are still its hyperparameters, bound and validated here. With
+        # :func:`options_from_model` they are all it takes: the ``**`` parameter leaves the signature.
+        closed = getattr(function, "__gradhub_options_from_model__", False)
         named = {p.name for p in parameters}
         parameters += [
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=field_default(model, name))
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=field_default(model, name),
+                annotation=model.model_fields[name].annotation if closed else inspect.Parameter.empty,
+            )
             for name in model.model_fields
             if name not in named
         ]
+        if closed:
+            parameters = [p for p in parameters if p.kind is not inspect.Parameter.VAR_KEYWORD]
     ordered = [p for p in parameters if p.kind is not inspect.Parameter.KEYWORD_ONLY]
     ordered += [p for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
     return signature.replace(parameters=_legal_order(ordered))

@@ -7,6 +7,19 @@ is called as ``fn(*inputs, **hparams)``. A *composite* layer wraps modules the u
 The backward is either the exact gradient (``LayerCapabilities.gradient == "exact"``:
 gradcheck must pass in float64) or a declared surrogate (straight-through estimators,
 smooth surrogates of step functions).
+
+A drop-in replacement for ``nn.Conv2d`` or ``nn.Linear`` (a binarised or preconditioned layer)
+inherits :class:`DropInConv2d` or :class:`DropInLinear`: torch's arguments stay positional with
+torch's names, the method's options are keyword-only, and both are validated by the spec's model
+(which inherits :class:`gradhub.hyperparameters.Conv2dArguments` or ``LinearArguments``). The layer
+writes only ``configure(self, *, option, ...)``, which stores its options::
+
+    @validated(MY_CONV2D)
+    class MyConv2d(DropInConv2d):
+        def configure(self, *, o: float) -> None:
+            self.o = o
+
+        def forward(self, input): ...
 """
 
 from __future__ import annotations
@@ -18,7 +31,9 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["LayerExample", "is_layer_target"]
+from gradhub.hyperparameters import options_from_model
+
+__all__ = ["DropInConv2d", "DropInLinear", "LayerExample", "is_layer_target"]
 
 
 @dataclass(kw_only=True)
@@ -39,3 +54,72 @@ def is_layer_target(target: Any) -> bool:
     return (isinstance(target, type) and issubclass(target, nn.Module)) or (
         callable(target) and not isinstance(target, type)
     )
+
+
+class DropInConv2d(nn.Conv2d):
+    """``nn.Conv2d``'s constructor for a method's drop-in Conv2d (see the module docstring).
+
+    The options (every field of the spec's model that is not one of nn.Conv2d's arguments) are
+    handed to :meth:`configure` before nn.Conv2d's constructor runs, so ``reset_parameters`` may
+    read them. ``@validated(SPEC)`` gives the class its public signature, with the model's defaults.
+    """
+
+    @options_from_model
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int],
+        padding: int | tuple[int, int] | str,
+        dilation: int | tuple[int, int],
+        groups: int,
+        bias: bool,
+        padding_mode: str,
+        *,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
+        **options: Any,
+    ) -> None:
+        self.configure(**options)
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
+            padding_mode=padding_mode,
+            device=device,
+            dtype=dtype,
+        )
+
+    def configure(self, **options: Any) -> None:
+        """Store the method's validated options (called before nn.Conv2d's constructor)."""
+        if options:
+            raise NotImplementedError(f"{type(self).__name__} takes options {sorted(options)}: define configure()")
+
+
+class DropInLinear(nn.Linear):
+    """``nn.Linear``'s constructor for a method's drop-in Linear (see :class:`DropInConv2d`)."""
+
+    @options_from_model
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool,
+        *,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
+        **options: Any,
+    ) -> None:
+        self.configure(**options)
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+
+    def configure(self, **options: Any) -> None:
+        """Store the method's validated options (called before nn.Linear's constructor)."""
+        if options:
+            raise NotImplementedError(f"{type(self).__name__} takes options {sorted(options)}: define configure()")

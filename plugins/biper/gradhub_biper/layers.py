@@ -42,6 +42,7 @@ from torch.nn import functional as F
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validate_hyperparameters, validated
 from gradhub.kinds.inputs import require_same_device, require_tensor
+from gradhub.kinds.layer import DropInConv2d, DropInLinear
 from gradhub_biper import (
     BIPER_CONV2D,
     BIPER_LINEAR,
@@ -97,6 +98,11 @@ class _BiPerLayer:
     def stage(self, value: int) -> None:
         self._stage = validate_hyperparameters(self.method, BiPerStageHyperparameters, {"stage": value})["stage"]
 
+    def configure(self, *, freq: float, stage: int, binarize_act: bool, act_norm: bool) -> None:
+        """BiPer's options, validated by the spec's model (called by the drop-in constructor)."""
+        self._freq, self._stage = freq, stage
+        self.binarize_act, self.act_norm = binarize_act, act_norm
+
     def quantized_weight(self) -> torch.Tensor:
         """The weights the forward uses: sin(omega W) in stage 1, sign(sin(omega W)) in stage 2."""
         if self._stage == 1:
@@ -116,7 +122,7 @@ class _BiPerLayer:
 
 
 @validated(BIPER_CONV2D)
-class BiPerConv2d(_BiPerLayer, nn.Conv2d):
+class BiPerConv2d(_BiPerLayer, DropInConv2d):
     """Drop-in ``nn.Conv2d`` with BiPer weights (stage 1 sine, stage 2 square wave) and binary inputs.
 
     nn.Conv2d's arguments keep its positions; BiPer's (``freq``, ``stage``, ``binarize_act``,
@@ -125,49 +131,13 @@ class BiPerConv2d(_BiPerLayer, nn.Conv2d):
     :func:`set_biper_stage` does it for a whole model.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int],
-        padding: int | tuple[int, int] | str,
-        dilation: int | tuple[int, int],
-        groups: int,
-        bias: bool,
-        padding_mode: str,
-        *,
-        freq: float,
-        stage: int,
-        binarize_act: bool,
-        act_norm: bool,
-        device: Any = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        self._freq = freq
-        self._stage = stage
-        self.binarize_act = binarize_act
-        self.act_norm = act_norm
-        super().__init__(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
-            bias=bias,
-            padding_mode=padding_mode,
-            device=device,
-            dtype=dtype,
-        )
-        self.alpha = nn.Parameter(torch.empty(out_channels, 1, 1, device=device, dtype=dtype))
-        nn.init.uniform_(self.alpha, 0.0, 1.0)
-
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        if getattr(self, "alpha", None) is not None:
-            nn.init.uniform_(self.alpha, 0.0, 1.0)
+        if getattr(self, "alpha", None) is None:  # the first call, from nn.Conv2d's constructor
+            self.alpha = nn.Parameter(
+                torch.empty(self.out_channels, 1, 1, device=self.weight.device, dtype=self.weight.dtype)
+            )
+        nn.init.uniform_(self.alpha, 0.0, 1.0)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 (nn.Conv2d's name)
         self._check_input(input)
@@ -189,7 +159,7 @@ class BiPerConv2d(_BiPerLayer, nn.Conv2d):
 
 
 @validated(BIPER_LINEAR)
-class BiPerLinear(_BiPerLayer, nn.Linear):
+class BiPerLinear(_BiPerLayer, DropInLinear):
     """``nn.Linear`` with BiPer weights and binary inputs; ``alpha`` has shape (out_features,).
 
     nn.Linear's arguments keep their positions; BiPer's are keyword-only. The input is
@@ -197,31 +167,13 @@ class BiPerLinear(_BiPerLayer, nn.Linear):
     the first (a 1-D input is one sample).
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        bias: bool,
-        *,
-        freq: float,
-        stage: int,
-        binarize_act: bool,
-        act_norm: bool,
-        device: Any = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        self._freq = freq
-        self._stage = stage
-        self.binarize_act = binarize_act
-        self.act_norm = act_norm
-        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self.alpha = nn.Parameter(torch.empty(out_features, device=device, dtype=dtype))
-        nn.init.uniform_(self.alpha, 0.0, 1.0)
-
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        if getattr(self, "alpha", None) is not None:
-            nn.init.uniform_(self.alpha, 0.0, 1.0)
+        if getattr(self, "alpha", None) is None:  # the first call, from nn.Linear's constructor
+            self.alpha = nn.Parameter(
+                torch.empty(self.out_features, device=self.weight.device, dtype=self.weight.dtype)
+            )
+        nn.init.uniform_(self.alpha, 0.0, 1.0)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 (nn.Linear's name)
         self._check_input(input)

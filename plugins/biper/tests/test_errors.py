@@ -55,7 +55,8 @@ def test_unknown_keyword_and_bad_sizes() -> None:
     with pytest.raises(HyperparameterError, match=r"biper_conv2d: invalid in_channels=0"):
         BiPerConv2d(0, 4, 3)
     with pytest.raises(
-        HyperparameterError, match=r"biper_conv2d: invalid groups=2; groups must be an integer >= 1 \(and a divisor of in_channels=3\)"
+        HyperparameterError,
+        match=r"biper_conv2d: invalid groups=2; groups must be an integer >= 1 \(and a divisor of in_channels=3\)",
     ):
         BiPerConv2d(3, 4, 3, groups=2)
     with pytest.raises(HyperparameterError, match=r"biper_conv2d: invalid padding='same'"):

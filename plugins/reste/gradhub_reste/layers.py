@@ -28,13 +28,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validate_hyperparameters, validated
 from gradhub.kinds.inputs import require_same_device, require_tensor
+from gradhub.kinds.layer import DropInConv2d, DropInLinear
 from gradhub_reste import RESTE_CONV2D, RESTE_LINEAR, PowerHyperparameters
 from gradhub_reste.functional import binarize
 
@@ -60,6 +60,11 @@ class ReSTELayer:
     def o(self, value: float) -> None:
         self._o = validate_hyperparameters(self.method, PowerHyperparameters, {"o": value})["o"]
 
+    def configure(self, *, o: float, t_w: float, t_a: float, interval: float, binarize_activations: bool) -> None:
+        """ReSTE's options, validated by the spec's model (called by the drop-in constructor)."""
+        self._o, self.t_w, self.t_a, self.interval = o, t_w, t_a, interval
+        self.binarize_activations = binarize_activations
+
     def binarize(self, values: Tensor, t: float) -> Tensor:
         """sign(values) with the ReSTE backward at this layer's o and interval and threshold ``t``."""
         return binarize(self.method, values, self._o, t, self.interval)
@@ -83,49 +88,13 @@ class ReSTELayer:
 
 
 @validated(RESTE_CONV2D)
-class ReSTEConv2d(ReSTELayer, nn.Conv2d):
+class ReSTEConv2d(ReSTELayer, DropInConv2d):
     """Drop-in ``nn.Conv2d`` whose weights and inputs are binarised with ReSTE (1W1A; 1W32A without activations).
 
     nn.Conv2d's arguments keep their positions (bias defaults to False); ReSTE's (``o``, ``t_w``,
     ``t_a``, ``interval``, ``binarize_activations``) are keyword-only. ``o`` can be changed at any
     time (validated); the schedule does it for a whole model.
     """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int],
-        padding: int | tuple[int, int] | str,
-        dilation: int | tuple[int, int],
-        groups: int,
-        bias: bool,
-        padding_mode: str,
-        *,
-        o: float,
-        t_w: float,
-        t_a: float,
-        interval: float,
-        binarize_activations: bool,
-        device: Any = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
-            bias=bias,
-            padding_mode=padding_mode,
-            device=device,
-            dtype=dtype,
-        )
-        self._o, self.t_w, self.t_a, self.interval = o, t_w, t_a, interval
-        self.binarize_activations = binarize_activations
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002 (nn.Conv2d's name)
         self._check_input(input)
@@ -143,26 +112,8 @@ class ReSTEConv2d(ReSTELayer, nn.Conv2d):
 
 
 @validated(RESTE_LINEAR)
-class ReSTELinear(ReSTELayer, nn.Linear):
+class ReSTELinear(ReSTELayer, DropInLinear):
     """``nn.Linear`` whose weights and inputs are binarised with ReSTE; ReSTE's arguments keyword-only."""
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        bias: bool,
-        *,
-        o: float,
-        t_w: float,
-        t_a: float,
-        interval: float,
-        binarize_activations: bool,
-        device: Any = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self._o, self.t_w, self.t_a, self.interval = o, t_w, t_a, interval
-        self.binarize_activations = binarize_activations
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002 (nn.Linear's name)
         self._check_input(input)

@@ -34,13 +34,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import bind_to_spec, validate_hyperparameters, validated
 from gradhub.kinds.inputs import require_tensor
+from gradhub.kinds.layer import DropInConv2d, DropInLinear
 from gradhub_tract import TRACT, TRACT_CONV2D, TRACT_LINEAR, TrActOptions
 from gradhub_tract.functional import tract_conv2d, tract_linear
 
@@ -73,12 +73,16 @@ class _TrActLayer:
     def inv_type(self, value: str) -> None:
         self._inv_type = validate_hyperparameters(self.method, TrActOptions, {"inv_type": value})["inv_type"]
 
+    def configure(self, *, l: float, inv_type: str) -> None:  # noqa: E741 (the paper's name)
+        """TrAct's options, validated by the spec's model (called by the drop-in constructor)."""
+        self._l, self._inv_type = l, inv_type
+
     def _tract_repr(self) -> str:
         return f"l={self._l}, inv_type={self._inv_type!r}"
 
 
 @validated(TRACT_LINEAR)
-class TrActLinear(_TrActLayer, nn.Linear):
+class TrActLinear(_TrActLayer, DropInLinear):
     """Drop-in ``nn.Linear`` whose weight gradient is G_W (A^T A / N + lambda I)^-1.
 
     nn.Linear's arguments keep their positions; TrAct's (``l``, ``inv_type``) are keyword-only.
@@ -86,20 +90,6 @@ class TrActLinear(_TrActLayer, nn.Linear):
     in_features), so a ViT's (batch, tokens, patch) embedding input is preconditioned over all
     of its tokens, as official.
     """
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        bias: bool,
-        *,
-        l: float,  # noqa: E741
-        inv_type: str,
-        device: Any = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        self._l, self._inv_type = l, inv_type
-        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002 (nn.Linear's name)
         require_tensor(self.method, "input", input, min_dim=1)
@@ -114,7 +104,7 @@ class TrActLinear(_TrActLayer, nn.Linear):
 
 
 @validated(TRACT_CONV2D)
-class TrActConv2d(_TrActLayer, nn.Conv2d):
+class TrActConv2d(_TrActLayer, DropInConv2d):
     """Drop-in ``nn.Conv2d`` (groups 1) whose weight gradient is G_W (P^T P / N + lambda I)^-1.
 
     P is the (N, C_in k_h k_w) matrix of the input's patches (``F.unfold``), N = B H_out W_out.
@@ -122,38 +112,6 @@ class TrActConv2d(_TrActLayer, nn.Conv2d):
     keyword-only. Dilation, ``padding="same"/"valid"`` and every ``padding_mode`` are supported;
     ``groups`` must be 1.
     """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int],
-        padding: int | tuple[int, int] | str,
-        dilation: int | tuple[int, int],
-        groups: int,
-        bias: bool,
-        padding_mode: str,
-        *,
-        l: float,  # noqa: E741
-        inv_type: str,
-        device: Any = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        self._l, self._inv_type = l, inv_type
-        super().__init__(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
-            bias=bias,
-            padding_mode=padding_mode,
-            device=device,
-            dtype=dtype,
-        )
 
     def _padding_plan(self) -> tuple[list[int] | None, tuple[int, int]]:
         """(what ``F.pad`` applies first, or None; the convolution's own zero padding), as nn.Conv2d pads."""
