@@ -24,7 +24,7 @@ from gradhub_sgc.schemes import MultiplexedSGC, SelectiveRepeatSGC
 from gradhub_sgc.stragglers import bursty_pattern, bursty_violations
 from torch import nn
 
-from gradhub.testing.distributed import in_processes
+from gradhub.testing.processes import in_processes
 
 N, B, W = 3, 1, 3
 JOBS = 4
@@ -62,7 +62,7 @@ def _loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def _body(rank: int, world: int) -> dict[str, Any]:
-    """One process: every scheme in turn (gradhub.testing.distributed.in_processes spawns it)."""
+    """One process: every scheme in turn (gradhub.testing.processes.in_processes spawns it)."""
     model, inputs, targets = _problem()
     results: dict[str, Any] = {}
     for name, scheme in _schemes().items():
