@@ -178,7 +178,7 @@ def test_a_state_loads_again_after_a_load_a_deepcopy_or_a_pickle(name: str) -> N
     `defaults`; the next load must not read them as unknown hyperparameters (accelerate loads twice)."""
     import pickle
 
-    model, optimizer = _trained(name)
+    _model, optimizer = _trained(name)
     state = copy.deepcopy(optimizer.state_dict())
     optimizer.load_state_dict(state)
     optimizer.load_state_dict(state)

@@ -211,4 +211,4 @@ def convex_relu_admm(
         yield Iterate(state.solution, state.residual, {**state.extras, **extras})
 
 
-__all__ = ["ConvexReLUResult", "admm_iterations", "convex_relu_admm", "dual_step"]
+__all__ = ["ConvexReLUResult", "admm_iterations", convex_relu_admm.__name__, "dual_step"]

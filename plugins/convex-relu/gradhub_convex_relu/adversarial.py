@@ -249,7 +249,7 @@ def convex_relu_adv(
 
 __all__ = [
     "RobustReLUResult",
-    "convex_relu_adv",
+    convex_relu_adv.__name__,
     "robust_cone_violation",
     "robust_objective",
     "robust_slopes",

@@ -167,4 +167,4 @@ def convex_relu_scp(
             yield Iterate(state.solution, state.residual, {**state.extras, **extras})
 
 
-__all__ = ["GatedReLUResult", "convex_relu_scp", "fista_iterations", "gated_prediction", "lipschitz"]
+__all__ = ["GatedReLUResult", convex_relu_scp.__name__, "fista_iterations", "gated_prediction", "lipschitz"]

@@ -27,7 +27,7 @@ def test_claim_passes(claim):
 
 
 def test_claim_admm_is_near_the_cvxpy_optimum(claim):
-    """The brief's (a): the claim's ADMM objective against CLARABEL on the same 171 arrangements (measured 1.2%)."""
+    """Optimality of the claim's ADMM objective against CLARABEL on the same 171 arrangements (measured 1.2%)."""
     X, y = half_moons(N_SAMPLES, noise=NOISE, seed=0)
     patterns = sample_arrangements(X, N_ARRANGEMENTS, 0, include_bias=True).patterns
     _, value = relu_program(augment(X, True), y, patterns, beta=BETA)

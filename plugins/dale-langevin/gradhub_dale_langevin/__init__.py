@@ -181,8 +181,8 @@ __getattr__ = lazy_exports(
     __name__,
     {
         "GBMSchedule": "gradhub_dale_langevin.schedule",
-        "multiplicative_dsm": "gradhub_dale_langevin.loss",
-        "gbm_sampler": "gradhub_dale_langevin.sampler",
+        MULTIPLICATIVE_DSM.name: "gradhub_dale_langevin.loss",
+        GBM_SAMPLER.name: "gradhub_dale_langevin.sampler",
         "LogNormalMixture": "gradhub_dale_langevin.lognormal",
     },
 )

@@ -1,8 +1,8 @@
 """Claim checks: the Dale-Langevin sampler draws strictly positive samples of a 2-D log-normal mixture.
 
-Data (the brief's): ``log x ~ 0.5 N((-1, 0.5), 0.15^2 I) + 0.5 N((0.5, -0.5), 0.15^2 I)``; GBM schedule
+Data (the claim's setting): ``log x ~ 0.5 N((-1, 0.5), 0.15^2 I) + 0.5 N((0.5, -0.5), 0.15^2 I)``; GBM schedule
 geometric, s(t) from 0.01 to 1.5, mu = 0; 2000 samples, 200 reverse steps, ``x_T`` from the schedule's prior
-with the data's log-mean and log-std (step 6 of the brief). Criteria (both checks): every sample positive on
+with the data's log-mean and log-std (``GBMSchedule.prior``). Criteria (both checks): every sample positive on
 every step; the share of samples nearest (in log space) to each mode in 0.5 +- 0.1; a bound on each mode's error
 in the mean of log x and on the sliced 1-D Wasserstein distance (64 directions, log space) to 2000 fresh data
 points.
@@ -12,7 +12,7 @@ points.
   beside it: the sign-agnostic sampler, Euler-Maruyama on the same reverse SDE written in x (the paper's
   ambient-space discretisation, :func:`ambient_sampler`), which crosses zero.
 * :func:`positive_mixture_trained`: end to end. A small preconditioned MLP trained with ``multiplicative_dsm``
-  (1000 Adam steps, lr 2e-3, batch 256, weighting ``x2_sigma2``), then sampled; the brief's bounds 0.15 and 0.1,
+  (1000 Adam steps, lr 2e-3, batch 256, weighting ``x2_sigma2``), then sampled; the claim's bounds 0.15 and 0.1,
   and the SW1 at least 3x smaller than that of the same network untrained.
 
 Each check takes the sampler (and the loss) as arguments, so the tests run the same criteria on deliberately
@@ -40,7 +40,7 @@ Sampler = Callable[..., Any]
 SCHEDULE = GBMSchedule(sigma_min=0.01, sigma_max=1.5, kind="geometric", mu=0.0)
 COUNT, STEPS = 2000, 200
 FRACTION_TOLERANCE, MEAN_TOLERANCE, SW1_BOUND, SW1_RATIO = 0.1, 0.15, 0.1, 3.0
-"""The brief's criteria, for the trained network."""
+"""The claim's criteria, for the trained network."""
 EXACT_MEAN_TOLERANCE, EXACT_SW1_BOUND = 0.03, 0.06
 """With the exact score only the discretisation (std +1% at 200 steps) and Monte-Carlo error are left: SW1 between
 two independent 2000-point data sets is 0.009-0.025 (8 seeds), the sampler's 0.011-0.035 (seeds 0-6), so 0.06 leaves

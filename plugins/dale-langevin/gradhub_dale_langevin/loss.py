@@ -38,7 +38,7 @@ from gradhub.kinds.loss import loss, reduce
 from gradhub_dale_langevin import MULTIPLICATIVE_DSM
 from gradhub_dale_langevin.schedule import GBMSchedule, broadcast, require_positive
 
-__all__ = ["multiplicative_dsm"]
+__all__ = [MULTIPLICATIVE_DSM.name]
 
 METHOD = MULTIPLICATIVE_DSM.name
 

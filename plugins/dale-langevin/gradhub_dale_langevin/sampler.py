@@ -40,7 +40,7 @@ from gradhub.kinds.sampler import SamplerCall, sampler
 from gradhub_dale_langevin import GBM_SAMPLER
 from gradhub_dale_langevin.schedule import GBMSchedule, log_range, require_positive
 
-__all__ = ["gbm_sampler"]
+__all__ = [GBM_SAMPLER.name]
 
 
 def _schedule_range(values: dict[str, Any]) -> tuple[float, float]:

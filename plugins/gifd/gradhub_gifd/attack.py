@@ -590,7 +590,7 @@ def gifd_latent(
 
 
 class GIFDAttack:
-    """The brief's object form: ``GIFDAttack(model, prior, **hparams).attack(target_gradients, labels=None,
+    """The object form of the attack: ``GIFDAttack(model, prior, **hparams).attack(target_gradients, labels=None,
     batch_size=1, ...)`` calls :func:`gifd` (hyperparameters validated here, once)."""
 
     def __init__(
@@ -633,4 +633,4 @@ class GIFDAttack:
         )
 
 
-__all__ = ["GIFDAttack", "GIFDResult", "gifd", "gifd_latent"]
+__all__ = ["GIFDAttack", "GIFDResult", GIFD.name, GIFD_LATENT.name]

@@ -32,6 +32,7 @@ from torch import nn
 
 from gradhub.claims import ClaimResult, single_thread
 from gradhub.figures import ImageGrid, ImageRow
+from gradhub_gifd import GIFD_LATENT
 
 STEPS = 40
 RELATIVE_RADIUS = 1.0
@@ -102,7 +103,7 @@ def run_case(index: int, image: torch.Tensor, prior: nn.Module, seed: int, gifd:
     case = {
         "image": image,
         "latent": latent,
-        "gifd": staged,
+        "staged": staged,
         "labels correct": bool(torch.equal(staged.labels, label)),
         "psnr latent": float(latent.metrics["psnr"]),
         "psnr gifd": float(staged.metrics["psnr"]),
@@ -169,9 +170,9 @@ def feature_domains_beat_latent(
     }
     details = "\n".join(
         f"image {i} ({'OOD' if i in OUT_OF_DISTRIBUTION else 'in '}): PSNR per stage "
-        + " ".join(f"{v:5.2f}" for v in case["gifd"].metrics["psnr_per_stage"].tolist())
-        + f" (best stage {case['gifd'].best_stage}); matching loss per stage "
-        + " ".join(f"{v:.4f}" for v in case["gifd"].per_stage_grad_loss.tolist())
+        + " ".join(f"{v:5.2f}" for v in case["staged"].metrics["psnr_per_stage"].tolist())
+        + f" (best stage {case['staged'].best_stage}); matching loss per stage "
+        + " ".join(f"{v:.4f}" for v in case["staged"].per_stage_grad_loss.tolist())
         for i, case in cases.items()
     )
     return ClaimResult(
@@ -193,18 +194,18 @@ def feature_domains_beat_latent(
 def _figures(cases: dict[int, dict[str, Any]]) -> list[ImageGrid]:
     rows = []
     for i, case in cases.items():
-        staged, latent = case["gifd"], case["latent"]
+        staged, latent = case["staged"], case["latent"]
         stages = [_pixels(image, staged) for image in staged.per_stage_images]
         row = [case["image"], _pixels(latent.output, latent), *stages, _pixels(staged.output, staged)]
         if "ig" in case:
             row.append(case["ig"])
         rows.append(ImageRow(f"{'OOD' if i in OUT_OF_DISTRIBUTION else 'in'} {i}", row))
-    stage_labels = [f"gifd stage {k}" for k in range(len(next(iter(cases.values()))["gifd"].per_stage_images))]
+    stage_labels = [f"gifd stage {k}" for k in range(len(next(iter(cases.values()))["staged"].per_stage_images))]
     return [
         ImageGrid(
             title="Client images, gifd_latent, GIFD per stage and its output (best stage); IG in pixel space (OOD)",
             rows=rows,
-            column_labels=["client", "gifd_latent", *stage_labels, "gifd output", "IG (pixels)"],
+            column_labels=["client", GIFD_LATENT.name, *stage_labels, "gifd output", "IG (pixels)"],
             value_range=(0.0, 1.0),
         )
     ]

@@ -6,7 +6,7 @@ representation that (i) orders positives above the top-k negatives, the very con
 trained on, more often than the contrastive InfoNCE loss does, and (ii) is as good for kNN
 classification as InfoNCE's, and much better than an untrained encoder's.
 
-Set-up (the brief's, with the values it leaves open calibrated here): 10 class prototypes drawn
+Set-up (synthetic, with the values the paper does not fix calibrated here): 10 class prototypes drawn
 N(0, 0.2^2 I) in R^32; an image is its prototype plus N(0, 0.3^2 I) instance noise (the instance is
 the self-supervised target, the prototype the class used by the kNN probe only); an augmentation
 zeroes each feature with probability 0.3 and adds N(0, 0.2^2 I). Encoder: MLP 32 -> 128 -> ReLU -> 64.

@@ -1,4 +1,4 @@
-"""GroCoLoss against the official compute_loss (read with diffsort), closed forms, the brief's properties (b)-(d)."""
+"""GroCoLoss against the official compute_loss (read with diffsort), closed forms, the loss's properties (b)-(d)."""
 
 from __future__ import annotations
 

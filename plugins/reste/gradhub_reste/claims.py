@@ -300,7 +300,7 @@ def training_non_inferiority(layer: type[nn.Module] | None = None, seeds: int = 
     read once per epoch (seed 0). Baseline: the same layers with sign and the clipped STE
     1{|x| <= 1.5} (same threshold, same mean|W| scale).
 
-    Criterion: mean ReSTE test accuracy >= mean STE - 1 point (the brief's non-inferiority), every
+    Criterion: mean ReSTE test accuracy >= mean STE - 1 point (claim (ii)'s non-inferiority), every
     ReSTE loss and final parameter finite, and mean ReSTE train accuracy >= mean STE + 2 points
     (the estimator's effect on optimisation, consistent in every configuration tried: +4 to +15
     points; it catches an inverted exponent, which the test accuracy alone does not).

@@ -134,4 +134,4 @@ def reste_indicators(model: nn.Module, *, generator: torch.Generator | None = No
     )
 
 
-__all__ = ["ReSTEIndicators", "estimating_error", "gradient_stability", "reste_indicators"]
+__all__ = ["ReSTEIndicators", "estimating_error", "gradient_stability", reste_indicators.__name__]

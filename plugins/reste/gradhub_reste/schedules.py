@@ -90,4 +90,4 @@ class ReSTEPowerSchedule:
         return f"ReSTEPowerSchedule(total_epochs={self.total_epochs}, o_start={self.o_start}, o_end={self.o_end})"
 
 
-__all__ = ["ReSTEPowerSchedule", "power_at", "reste_o_schedule"]
+__all__ = ["ReSTEPowerSchedule", "power_at", reste_o_schedule.__name__]

@@ -1,4 +1,4 @@
-"""reste_sign: forward exactly sign(x); backward phi (Eq. 10) at the brief's points, vs autograd of F_o; o = 1 = STE.
+"""reste_sign: forward exactly sign(x); backward phi (Eq. 10) at reference points, vs autograd of F_o; o = 1 = STE.
 
 Each key criterion is a function of a binariser ``binarize(x, o, t, interval)``; the tests run it on
 ``reste_sign`` (it passes) and on deliberately wrong estimators (they fail).
@@ -33,8 +33,8 @@ def backward_of(binarize: Binarize, x: Tensor, o: float, t: float = 1.5, interva
     return gradient
 
 
-# The brief's points: (x, o, phi) at t = 1.5, interval = 0.1.
-BRIEF_POINTS = [
+# Reference points of Eq. 10: (x, o, phi) at t = 1.5, interval = 0.1.
+PHI_POINTS = [
     (0.5, 3.0, (1 / 3) * 0.5 ** (-2 / 3)),  # 0.52913
     (0.05, 3.0, 0.1 ** (1 / 3) / 0.1),  # 4.6416, the chord branch
     (2.0, 3.0, 0.0),  # beyond t
@@ -55,19 +55,19 @@ BRIEF_POINTS = [
 
 
 def phi_mismatches(binarize: Binarize) -> list[str]:
-    """The brief's points where the binariser's backward is not phi (float64, relative 1e-12)."""
+    """The reference points where the binariser's backward is not phi (float64, relative 1e-12)."""
     wrong = []
-    for x, o, expected in BRIEF_POINTS:
+    for x, o, expected in PHI_POINTS:
         got = float(backward_of(binarize, torch.tensor([x], dtype=torch.float64), o)[0])
         if not math.isclose(got, expected, rel_tol=1e-12, abs_tol=1e-15):
             wrong.append(f"x={x}, o={o}: {got} != {expected}")
     return wrong
 
 
-def test_phi_at_the_brief_points() -> None:
+def test_phi_at_the_reference_points() -> None:
     assert phi_mismatches(registered) == []
-    assert math.isclose(BRIEF_POINTS[0][2], 0.52913, abs_tol=5e-6)
-    assert math.isclose(BRIEF_POINTS[1][2], 4.6416, abs_tol=5e-5)
+    assert math.isclose(PHI_POINTS[0][2], 0.52913, abs_tol=5e-6)
+    assert math.isclose(PHI_POINTS[1][2], 4.6416, abs_tol=5e-5)
 
 
 class _WrongEstimator(torch.autograd.Function):

@@ -13,7 +13,7 @@ from gradhub_reste.layers import ReSTEConv2d, ReSTELinear
 from torch import Tensor, nn
 
 import gradhub
-from gradhub.testing._helpers import assert_model_unchanged, fingerprint
+from gradhub.testing import assert_model_unchanged, fingerprint
 
 
 def _model() -> nn.Sequential:

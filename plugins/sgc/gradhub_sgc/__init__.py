@@ -139,30 +139,6 @@ class MSGCHyperparameters(BurstyParameters):
     max_iter: PositiveCount = Field(100_000, description=MAX_ITER)
 
 
-class BurstyStragglersHyperparameters(Hyperparameters):
-    """A model's coded gradient under a drawn (B, W, lambda)-bursty pattern and synthetic delays."""
-
-    scheme: Literal["gc", "sr_sgc", "m_sgc"] = Field("m_sgc", description="gc runs with s = lambda (per round)")
-    n_workers: PositiveCount = Field(4, description=N_WORKERS)
-    B: PositiveCount = Field(1, description=BURST)
-    W: Window = Field(3, description=WINDOW)
-    lam: Count = Field(1, description=LAMBDA)
-    p: Probability = Field(0.1, description="chance per round that a worker allowed to start a burst starts one")
-    mu: NonNegative = Field(
-        1.0, description="the master waits (1 + mu) x the fastest worker's time; slower workers straggle"
-    )
-    slowdown: Real = Field(5.0, gt=1, description="a straggler's delay over a normal worker's (the brief's 5)")
-
-    @model_validator(mode="after")
-    def _scheme_exists(self) -> BurstyStragglersHyperparameters:
-        _bursty_rules(self.n_workers, self.B, self.W, self.lam)
-        if self.scheme == "sr_sgc":
-            _sr_sgc_rules(self.n_workers, self.B, self.W, self.lam)
-        if self.scheme == "gc" and self.lam >= self.n_workers:
-            raise ValueError(f"scheme='gc' runs with s = lam, which must be < n_workers={self.n_workers}")
-        return self
-
-
 _CLAIMS = ("gradhub_sgc.claims:sgc_total_time",)
 _TAGS = ("distributed", "straggler-mitigation", "gradient-coding")
 _RESIDUAL = "residual: the fraction of jobs not yet decoded"
@@ -200,6 +176,34 @@ M_SGC = MethodSpec(
     claims=_CLAIMS,
     tags=(*_TAGS, "sequential"),
 )
+
+
+class BurstyStragglersHyperparameters(Hyperparameters):
+    """A model's coded gradient under a drawn (B, W, lambda)-bursty pattern and synthetic delays."""
+
+    scheme: Literal["gc", SR_SGC.name, M_SGC.name] = Field(  # the solvers' names
+        M_SGC.name, description="gc runs with s = lambda (per round)"
+    )
+    n_workers: PositiveCount = Field(4, description=N_WORKERS)
+    B: PositiveCount = Field(1, description=BURST)
+    W: Window = Field(3, description=WINDOW)
+    lam: Count = Field(1, description=LAMBDA)
+    p: Probability = Field(0.1, description="chance per round that a worker allowed to start a burst starts one")
+    mu: NonNegative = Field(
+        1.0, description="the master waits (1 + mu) x the fastest worker's time; slower workers straggle"
+    )
+    slowdown: Real = Field(5.0, gt=1, description="a straggler's delay over a normal worker's (5 in the claim check)")
+
+    @model_validator(mode="after")
+    def _scheme_exists(self) -> BurstyStragglersHyperparameters:
+        _bursty_rules(self.n_workers, self.B, self.W, self.lam)
+        if self.scheme == SR_SGC.name:
+            _sr_sgc_rules(self.n_workers, self.B, self.W, self.lam)
+        if self.scheme == "gc" and self.lam >= self.n_workers:
+            raise ValueError(f"scheme='gc' runs with s = lam, which must be < n_workers={self.n_workers}")
+        return self
+
+
 BURSTY_STRAGGLERS = MethodSpec(
     name="bursty_stragglers",
     kind="probe",

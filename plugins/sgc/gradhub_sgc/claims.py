@@ -2,7 +2,8 @@
 
 Paper: Krishnan, Ebrahimi, Khisti, ICLR 2023, arXiv 2211.13802 (loads of Sec. 3, run times of Sec. 5: M-SGC
 cuts the run time on AWS Lambda by ~16% over GC; the gain is the lower load at the same straggler tolerance).
-The brief's synthetic version, on the plugin's own schemes (n = 20 workers, B = 1, W = 3, lambda = 4):
+The criterion here is a synthetic version of that setting, on the plugin's own schemes (n = 20 workers,
+B = 1, W = 3, lambda = 4):
 
 (a) loads: GC with s = lambda = 4: 5/20 = 0.25; SR-SGC, s = ceil(4/3) = 2: 3/20 = 0.15; M-SGC:
     5 x 3 / (20 x (1 + 2 x 5)) = 15/220 ~ 0.0682;
@@ -22,6 +23,7 @@ import torch
 
 from gradhub.claims import ClaimResult, single_thread
 from gradhub.figures import ImageGrid, ImageRow, LinePlot, Series
+from gradhub_sgc import M_SGC, SR_SGC
 from gradhub_sgc.codes import GradientCode
 from gradhub_sgc.runs import run_scheme
 from gradhub_sgc.schemes import MultiplexedSGC, SelectiveRepeatSGC
@@ -35,17 +37,19 @@ N, B, W, LAM = 20, 1, 3, 4
 JOBS = 200
 P, SEED, MU, SLOWDOWN = 0.05, 0, 1.0, 5.0
 RATIO = 0.8
-"""SGC's total time over GC's must be at most this (brief; measured 0.27 for M-SGC and 0.60 for SR-SGC)."""
+"""SGC's total time over GC's must be at most this (the criterion; measured 0.27 for M-SGC, 0.60 for SR-SGC)."""
 EXACT = 1e-10
-EXPECTED_LOADS = {"gc": 5 / 20, "sr_sgc": 3 / 20, "m_sgc": 15 / 220}
+GC, SR, M = "gc", SR_SGC.name, M_SGC.name
+"""The schemes' keys: GC with s = lambda, and the two SGC solvers by their registered names."""
+EXPECTED_LOADS = {GC: 5 / 20, SR: 3 / 20, M: 15 / 220}
 
 
 def schemes() -> dict[str, SequentialScheme]:
     """The three schemes of the claim: GC with s = lambda (per round), SR-SGC and M-SGC for (B, W, lambda)."""
     return {
-        "gc": GradientCode(N, LAM),
-        "sr_sgc": SelectiveRepeatSGC(N, B, W, LAM),
-        "m_sgc": MultiplexedSGC(N, B, W, LAM),
+        GC: GradientCode(N, LAM),
+        SR: SelectiveRepeatSGC(N, B, W, LAM),
+        M: MultiplexedSGC(N, B, W, LAM),
     }
 
 
@@ -82,15 +86,15 @@ def sgc_total_time(candidates: Mapping[str, SequentialScheme] | None = None) -> 
     loads = {name: scheme.load for name, scheme in chosen.items()}
     totals = {name: run["total_time"] for name, run in runs.items()}
     loads_right = all(abs(loads[name] - EXPECTED_LOADS[name]) < 1e-12 for name in EXPECTED_LOADS)
-    ordered = loads["m_sgc"] < loads["sr_sgc"] < loads["gc"]
+    ordered = loads[M] < loads[SR] < loads[GC]
     deadlines = all(run["deadline_met"] for run in runs.values())
-    faster = all(totals[name] <= RATIO * totals["gc"] for name in ("sr_sgc", "m_sgc"))
+    faster = all(totals[name] <= RATIO * totals[GC] for name in (SR, M))
     exact = all(error <= EXACT for error in errors.values())
     measured = {
         **{f"load {name}": value for name, value in loads.items()},
         **{f"total time {name}": value for name, value in totals.items()},
-        "M-SGC / GC time": totals["m_sgc"] / totals["gc"],
-        "SR-SGC / GC time": totals["sr_sgc"] / totals["gc"],
+        "M-SGC / GC time": totals[M] / totals[GC],
+        "SR-SGC / GC time": totals[SR] / totals[GC],
         **{f"waits {name}": float(run["n_waits"]) for name, run in runs.items()},
         **{f"jobs late {name}": float((~run["decoded"]).sum()) for name, run in runs.items()},
         **{f"max rel. error {name}": value for name, value in errors.items()},

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from gradhub.kinds.probe import ProbeExample
 from gradhub.kinds.solver import SolverExample
+from gradhub_sgc import M_SGC
 from gradhub_sgc.schemes import MultiplexedSGC
 
 __all__ = [
@@ -99,7 +100,7 @@ def tiny_regression_jobs(
     return ProbeExample(
         model=model,
         args=(squared_error, inputs.to(device=device, dtype=dtype), targets.to(device=device, dtype=dtype)),
-        hparams={"scheme": "m_sgc", "n_workers": 4, "B": 1, "W": 3, "lam": 2, "p": 0.3},
+        hparams={"scheme": M_SGC.name, "n_workers": 4, "B": 1, "W": 3, "lam": 2, "p": 0.3},
     )
 
 

@@ -36,8 +36,6 @@ from gradhub_sgc.schemes import MultiplexedSGC, SelectiveRepeatSGC
 from gradhub_sgc.stragglers import require_pattern
 from gradhub_sgc.tasks import SequentialScheme, Task
 
-__all__ = ["CodedRunResult", "gradient_coding", "m_sgc", "run_scheme", "sr_sgc"]
-
 
 @dataclass
 class CodedRunResult(SolverResult):
@@ -209,3 +207,12 @@ def m_sgc(
     chunks = n_workers * (W - 1) + (B * n_workers if lam < n_workers else 0)
     _check_chunks(M_SGC.name, chunk_gradients, chunks)
     return run_scheme(MultiplexedSGC(n_workers, B, W, lam), chunk_gradients, stragglers)
+
+
+__all__ = [
+    CodedRunResult.__name__,
+    gradient_coding.__name__,
+    m_sgc.__name__,
+    run_scheme.__name__,
+    sr_sgc.__name__,
+]

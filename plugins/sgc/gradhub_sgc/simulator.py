@@ -34,14 +34,12 @@ from gradhub.hyperparameters import validated
 from gradhub.kinds import evaluation_mode
 from gradhub.kinds.inputs import require_finite, require_generator, require_tensor
 from gradhub.progress import ProgressCallback, tracker
-from gradhub_sgc import BURSTY_STRAGGLERS
+from gradhub_sgc import BURSTY_STRAGGLERS, SR_SGC
 from gradhub_sgc.codes import GradientCode
 from gradhub_sgc.runs import run_scheme
 from gradhub_sgc.schemes import MultiplexedSGC, SelectiveRepeatSGC
 from gradhub_sgc.stragglers import bursty_pattern
 from gradhub_sgc.tasks import SequentialScheme, chunk_sizes
-
-__all__ = ["StragglerReport", "bursty_stragglers", "chunk_gradients", "make_scheme", "simulate", "synthetic_delays"]
 
 
 def simulate(scheme: SequentialScheme, delays: Tensor, mu: float = 1.0, *, jobs: int | None = None) -> dict[str, Any]:
@@ -123,7 +121,7 @@ def synthetic_delays(
     *,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """The brief's delay profile: ``load (1 + jitter Exp(1))`` per worker and round, ``x slowdown`` where
+    """The claim check's delay profile: ``load (1 + jitter Exp(1))`` per worker and round, ``x slowdown`` where
     ``pattern`` (n, rounds) says the worker straggles. Drawn from ``generator`` (any device; default: a
     fresh host generator seeded 0) and returned, float64, on ``pattern``'s device."""
     if generator is None:
@@ -138,7 +136,7 @@ def make_scheme(scheme: str, n_workers: int, B: int, W: int, lam: int) -> Sequen
     """``"gc"`` (GC with s = lambda), ``"sr_sgc"`` or ``"m_sgc"`` for the (B, W, lambda) model."""
     if scheme == "gc":
         return GradientCode(n_workers, lam)
-    if scheme == "sr_sgc":
+    if scheme == SR_SGC.name:
         return SelectiveRepeatSGC(n_workers, B, W, lam)
     return MultiplexedSGC(n_workers, B, W, lam)
 
@@ -220,7 +218,7 @@ def bursty_stragglers(
     Job t is the gradient of ``sum_i loss_fn(model(x_i), y_i)`` over ``inputs[t], targets[t]`` (J jobs of
     N examples; N at least the scheme's K chunks, sized as :meth:`chunk_weights` says). A pattern is
     drawn with :func:`~gradhub_sgc.stragglers.bursty_pattern` (probability ``p``) over J + T rounds, the
-    brief's delays ``load (1 + 0.1 Exp(1))``, ``x slowdown`` for stragglers, and :func:`simulate` gives
+    claim check's synthetic delays ``load (1 + 0.1 Exp(1))``, ``x slowdown`` for stragglers, and :func:`simulate` gives
     the round times and whom the master left behind; the scheme then runs on the model's chunk gradients
     under exactly those stragglers and its decoded gradients are compared with the uncoded ones.
 
@@ -272,3 +270,13 @@ def bursty_stragglers(
         relative_error=error,
         load=coded.load,
     )
+
+
+__all__ = [
+    StragglerReport.__name__,
+    bursty_stragglers.__name__,
+    chunk_gradients.__name__,
+    make_scheme.__name__,
+    simulate.__name__,
+    synthetic_delays.__name__,
+]

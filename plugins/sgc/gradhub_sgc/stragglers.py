@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from gradhub.errors import UnsupportedInputError
+from gradhub_sgc import BURSTY_STRAGGLERS
 
 __all__ = [
     "StragglerModelError",
@@ -179,7 +180,7 @@ def per_round_violations(pattern: Tensor, s: int) -> list[Violation]:
     return found
 
 
-def require_bursty(pattern: Tensor, B: int, W: int, lam: int, method: str = "bursty_stragglers") -> None:
+def require_bursty(pattern: Tensor, B: int, W: int, lam: int, method: str = BURSTY_STRAGGLERS.name) -> None:
     """Raise :class:`StragglerModelError` at the earliest round where ``pattern`` leaves the bursty model."""
     violations = bursty_violations(pattern, B, W, lam)
     if violations:
@@ -217,7 +218,7 @@ def bursty_pattern(
 
     Greedy, round by round (the dependence on the past is what the model is about), vectorised over
     workers: a worker that straggled in none of the last W - 1 rounds starts a burst with probability
-    ``p``, of a length drawn uniformly from 1..B (1 when B = 1: the brief's generator), as long as the
+    ``p``, of a length drawn uniformly from 1..B (1 when B = 1, as in the claim check's setting), as long as the
     window keeps at most lambda distinct stragglers (when more want to start, a random subset within
     the budget does); a started burst runs its length. Draws come from ``generator`` when given (on
     any device; the pattern is built on the host), else from a host generator seeded with ``seed``.

@@ -37,7 +37,7 @@ def test_every_straggler_set_of_size_at_most_s_decodes_exactly(n: int, s: int) -
 
 
 def test_crc_twenty_workers_two_hundred_random_straggler_sets() -> None:
-    """The brief: n = 20, s = 4, CRC, 200 random sets of s stragglers to 1e-9; s + 1 stragglers raise."""
+    """The claim check's n = 20, s = 4, with CRC: 200 random sets of s stragglers to 1e-9; s + 1 stragglers raise."""
     code = GradientCode(20, 4, scheme="crc", seed=1)
     gradients = _chunks(20)
     exact = gradients.sum(0)

@@ -1,4 +1,4 @@
-"""SR-SGC and M-SGC: the brief's formulas, hand-checked schedules, deadlines, exact runs, and wrong variants."""
+"""SR-SGC and M-SGC: the formulas of Sec. 3, hand-checked schedules, deadlines, exact runs, and wrong variants."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_multiplexed_delay_load_and_chunk_sizes(n: int, B: int, W: int, lam: int
     assert scheme.slots * max(costs) == pytest.approx(scheme.load, rel=1e-12)
 
 
-def test_the_brief_example_loads() -> None:
+def test_the_claim_check_example_loads() -> None:
     assert GradientCode(20, 4).load == 0.25
     assert SelectiveRepeatSGC(20, 1, 3, 4).load == pytest.approx(0.15)
     assert MultiplexedSGC(20, 1, 3, 4).load == pytest.approx(15 / 220)

@@ -40,7 +40,6 @@ __all__ = [
     "TrActLinear",
     "TrActLinearHyperparameters",
     "TrActOptions",
-    "tract",
     "tract_weight_grad",
 ]
 
@@ -145,13 +144,15 @@ TRACT_CONV2D = MethodSpec(
     **_COMMON,
 )
 
+__all__ += [TRACT.name]
+
 __getattr__ = lazy_exports(
     __name__,
     {
         "TrAct": "gradhub_tract.layers",
         "TrActConv2d": "gradhub_tract.layers",
         "TrActLinear": "gradhub_tract.layers",
-        "tract": "gradhub_tract.layers",
+        TRACT.name: "gradhub_tract.layers",
         "tract_weight_grad": "gradhub_tract.functional",
     },
 )

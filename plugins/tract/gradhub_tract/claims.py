@@ -5,7 +5,7 @@ pixel values, so low-contrast images teach it little and bright or dark images t
 training the pre-activations instead (TrAct) speeds up training (the paper: by factors between
 1.25 and 4) at a small overhead.
 
-Set-up (the brief's, with the sanity half's lambda calibrated; see the README):
+Set-up (synthetic, with the sanity half's lambda calibrated; see the README):
 
 * data: 10 classes, d = 64 ("8 x 8 images"), class templates t_k ~ N(0, I); each image
   x = c (t_y + 0.5 noise) + beta 1 with contrast c ~ LogUniform(0.05, 3) and brightness
@@ -23,7 +23,7 @@ steps) in <= 0.8x the baseline's steps (or the baseline never does), and ends wi
 training loss; (b) sanity (exact in the limit): in float64, TrAct with lambda = 1e6 and the
 first layer's *weight* learning rate multiplied by 1e6 follows the baseline's loss curve within
 1e-3 relative at every step (lambda -> infinity gives G_W / lambda; the bias gradient is not
-preconditioned, so its learning rate stays). The brief's lambda = 1e4 is not large enough for
+preconditioned, so its learning rate stays). A lambda of 1e4 is not large enough for
 1e-3: the O(||A^T A / N|| / lambda) difference per step grows over the 300 steps to 9.6e-4 (lr
 0.03) and 2.5e-2 (lr 0.1); at lambda = 1e6 and lr 0.1 it is 3.6e-5 and falls as 1 / lambda
 (2.8e-6 at 1e7, 2.8e-7 at 1e8). See :func:`contrast_images_learning_speed` for the

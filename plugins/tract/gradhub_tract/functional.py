@@ -61,8 +61,6 @@ from gradhub.hyperparameters import validated
 from gradhub.kinds.inputs import require_same_device, require_tensor
 from gradhub_tract import TrActOptions
 
-__all__ = ["compute_dtype", "tract_conv2d", "tract_gradient", "tract_linear", "tract_weight_grad"]
-
 Pair = tuple[int, int]
 
 
@@ -275,3 +273,8 @@ def tract_conv2d(
     if _traced():
         return _Conv2dFunction.apply(*arguments)
     return _apply_conv2d(*_unwrap_dead_wrappers(arguments))
+
+
+__all__ = [
+    exported.__name__ for exported in (compute_dtype, tract_conv2d, tract_gradient, tract_linear, tract_weight_grad)
+]

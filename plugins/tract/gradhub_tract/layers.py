@@ -44,8 +44,6 @@ from gradhub.kinds.layer import DropInConv2d, DropInLinear
 from gradhub_tract import TRACT, TRACT_CONV2D, TRACT_LINEAR, TrActOptions
 from gradhub_tract.functional import tract_conv2d, tract_linear
 
-__all__ = ["TrAct", "TrActConv2d", "TrActLinear", "tract"]
-
 
 class _TrActLayer:
     """What TrActLinear and TrActConv2d share: lambda and the solver, validated when changed."""
@@ -239,3 +237,6 @@ class TrAct(nn.Module):
 
 
 bind_to_spec(TrAct, TRACT, TRACT.params, TrAct.__doc__, signature=tract.__signature__)  # type: ignore[attr-defined]
+
+
+__all__ = ["TrAct", "TrActConv2d", "TrActLinear", tract.__name__]
