@@ -17,7 +17,16 @@ from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
 import annotated_types
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    Strict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from gradhub.errors import HyperparameterError, MissingHyperparameterError, UnknownHyperparameterError, show_value
 
@@ -50,6 +59,7 @@ __all__ = [
     "describe_field",
     "hyperparameter_docs",
     "hyperparameter_signature",
+    "object_or_name",
     "options_from_model",
     "public_signature",
     "validate_hyperparameters",
@@ -132,6 +142,50 @@ class Hyperparameters(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def object_or_name(target: str, names: Any, *, keyword: str = "kind", what: str | None = None) -> Any:
+    """A hyperparameter that takes a configured object or the name of a preset, validated to the object.
+
+    ``target`` is ``"module:Class"`` (imported, with torch, only when a value is validated, so entry
+    modules stay torch-free); ``names`` a ``Literal`` of preset names, each built as
+    ``Class(**{keyword: name})``; an instance of ``Class`` passes as is. In error messages, ``gradhub
+    info`` and the JSON schema the type reads "one of 'a', 'b' or Class". gradhub-diffusion's
+    ``path=`` (a GaussianPath or 've', 'vp_linear', ...) and gradhub-dale-langevin's ``schedule=`` use it.
+    """
+    import importlib
+
+    module_name, _, class_name = target.partition(":")
+    choices = typing.get_args(names)
+    description = what or f"a {class_name}"
+
+    def core_schema(cls: type, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema as schemas
+
+        return schemas.any_schema()
+
+    def json_schema(cls: type, schema: Any, handler: Any) -> dict[str, Any]:
+        return {"type": "object", "description": description}
+
+    placeholder = type(
+        class_name,
+        (),
+        {
+            "__doc__": f"A configured {target} (its name in messages and the JSON schema).",
+            "__get_pydantic_core_schema__": classmethod(core_schema),
+            "__get_pydantic_json_schema__": classmethod(json_schema),
+        },
+    )
+
+    def validate(value: Any) -> Any:
+        cls = getattr(importlib.import_module(module_name), class_name)
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str) and value in choices:
+            return cls(**{keyword: value})
+        raise ValueError(f"a {type(value).__name__} that is neither a preset's name nor a {class_name}")
+
+    return Annotated[names | placeholder, PlainValidator(validate, json_schema_input_type=names | placeholder)]
 
 
 Size = Annotated[int, Strict(), Field(ge=1)]

@@ -18,13 +18,13 @@ here (``name=`` in its spec), and once as an entry point in ``pyproject.toml``; 
 from __future__ import annotations
 
 import typing
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, PlainValidator, Strict, model_validator
+from pydantic import Field, Strict, model_validator
 
 from gradhub.errors import HyperparameterError
 from gradhub.exports import lazy_exports
-from gradhub.hyperparameters import Flag, Hyperparameters, InputCheck, Real
+from gradhub.hyperparameters import Flag, Hyperparameters, InputCheck, Real, object_or_name
 from gradhub.specs import MethodSpec, Paper
 
 PAPER = Paper(
@@ -49,36 +49,7 @@ SIGMA_MAX_BOUND = 8.0
 exponent range (|log| < 87) for |eps| <= 4 and data within exp(+-20)."""
 
 
-class GBMScheduleInstance:
-    """A configured :class:`gradhub_dale_langevin.schedule.GBMSchedule`, as ``schedule=`` accepts it (its name
-    in error messages and the JSON schema; :data:`ScheduleChoice` does the checking)."""
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
-        from pydantic_core import core_schema
-
-        return core_schema.any_schema()
-
-    @classmethod
-    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
-        return {"type": "object", "description": "a GBMSchedule"}
-
-
-def _as_schedule(value: Any) -> Any:
-    """A kind's name as ``GBMSchedule(kind=name)``, a GBMSchedule as is; imports torch only when called."""
-    from gradhub_dale_langevin.schedule import GBMSchedule
-
-    if isinstance(value, GBMSchedule):
-        return value
-    if isinstance(value, str) and value in SCHEDULE_KINDS:
-        return GBMSchedule(kind=value)
-    raise ValueError("expected a schedule kind's name ('geometric' or 'linear') or a GBMSchedule")
-
-
-ScheduleChoice = Annotated[
-    ScheduleKind | GBMScheduleInstance,
-    PlainValidator(_as_schedule, json_schema_input_type=ScheduleKind | GBMScheduleInstance),
-]
+ScheduleChoice = object_or_name("gradhub_dale_langevin.schedule:GBMSchedule", ScheduleKind)
 """A ``schedule=`` hyperparameter: validated to a GBMSchedule (a kind's name is built with its defaults)."""
 
 SCHEDULE_HELP = "the GBM forward process: a GBMSchedule, or a kind's name ('geometric', 'linear') for its defaults"

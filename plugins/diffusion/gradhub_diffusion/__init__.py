@@ -19,10 +19,10 @@ import math
 import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PlainValidator, Strict, model_validator
+from pydantic import Field, Strict, model_validator
 
 from gradhub.errors import HyperparameterError
-from gradhub.hyperparameters import Hyperparameters, Real
+from gradhub.hyperparameters import Hyperparameters, Real, object_or_name
 from gradhub.specs import MethodSpec, Paper
 
 PAPER = Paper(
@@ -52,35 +52,7 @@ def kind_sigmas(kind: str, sigma_min: float | None, sigma_max: float | None) -> 
     return (low if sigma_min is None else sigma_min), (high if sigma_max is None else sigma_max)
 
 
-class GaussianPathInstance:
-    """A configured :class:`gradhub_diffusion.paths.GaussianPath`, as ``path=`` accepts it (its name in
-    error messages and the JSON schema; :data:`PathChoice` does the checking)."""
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
-        from pydantic_core import core_schema
-
-        return core_schema.any_schema()
-
-    @classmethod
-    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
-        return {"type": "object", "description": "a GaussianPath"}
-
-
-def _as_path(value: Any) -> Any:
-    """A kind's name as ``GaussianPath(kind=name)``, a GaussianPath as is; imports torch only when called."""
-    from gradhub_diffusion.paths import GaussianPath
-
-    if isinstance(value, GaussianPath):
-        return value
-    if isinstance(value, str) and value in PATH_KINDS:
-        return GaussianPath(kind=value)
-    raise ValueError("expected a path kind's name or a GaussianPath")
-
-
-PathChoice = Annotated[
-    PathKind | GaussianPathInstance, PlainValidator(_as_path, json_schema_input_type=PathKind | GaussianPathInstance)
-]
+PathChoice = object_or_name("gradhub_diffusion.paths:GaussianPath", PathKind)
 """A ``path=`` hyperparameter: validated to a GaussianPath (a kind's name is built with its defaults)."""
 
 
