@@ -144,7 +144,7 @@ class Hyperparameters(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-def object_or_name(target: str, names: Any, *, keyword: str = "kind", what: str | None = None) -> Any:
+def object_or_name(target: str, names: Any, *, keyword: str = "kind") -> Any:
     """A hyperparameter that takes a configured object or the name of a preset, validated to the object.
 
     ``target`` is ``"module:Class"`` (imported, with torch, only when a value is validated, so entry
@@ -157,7 +157,7 @@ def object_or_name(target: str, names: Any, *, keyword: str = "kind", what: str 
 
     module_name, _, class_name = target.partition(":")
     choices = typing.get_args(names)
-    description = what or f"a {class_name}"
+    description = f"a {class_name}"
 
     def core_schema(cls: type, source: Any, handler: Any) -> Any:
         from pydantic_core import core_schema as schemas

@@ -31,7 +31,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import options_from_model
+from gradhub.kinds.inputs import require_same_device, require_tensor
 
 __all__ = ["DropInConv2d", "DropInLinear", "LayerExample", "is_layer_target"]
 
@@ -54,6 +56,12 @@ def is_layer_target(target: Any) -> bool:
     return (isinstance(target, type) and issubclass(target, nn.Module)) or (
         callable(target) and not isinstance(target, type)
     )
+
+
+def _require_like_weights(layer: Any, inputs: Any) -> None:
+    """``inputs`` is a tensor of the layer's weights' dtype, on their device (errors name ``layer.method``)."""
+    require_tensor(layer.method, "input", inputs, dtypes=(layer.weight.dtype,), what="like the layer's weights")
+    require_same_device(layer.method, input=inputs, weight=layer.weight)
 
 
 class DropInConv2d(nn.Conv2d):
@@ -96,6 +104,17 @@ class DropInConv2d(nn.Conv2d):
             dtype=dtype,
         )
 
+    def check_input(self, input: Any) -> None:  # noqa: A002 (nn.Conv2d's name)
+        """``input`` is (N, C_in, H, W) or (C_in, H, W), of the weights' dtype and device; else a clear error."""
+        _require_like_weights(self, input)
+        if input.ndim not in (3, 4) or input.shape[-3] != self.in_channels:
+            raise UnsupportedInputError(
+                self.method,  # type: ignore[attr-defined]
+                "input shape",
+                tuple(input.shape),
+                f"(N, {self.in_channels}, H, W) or ({self.in_channels}, H, W) is needed",
+            )
+
     def configure(self, **options: Any) -> None:
         """Store the method's validated options (called before nn.Conv2d's constructor)."""
         if options:
@@ -118,6 +137,17 @@ class DropInLinear(nn.Linear):
     ) -> None:
         self.configure(**options)
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+
+    def check_input(self, input: Any) -> None:  # noqa: A002 (nn.Linear's name)
+        """``input`` is (..., in_features), of the weights' dtype and device; else a clear error."""
+        _require_like_weights(self, input)
+        if input.ndim == 0 or input.shape[-1] != self.in_features:
+            raise UnsupportedInputError(
+                self.method,  # type: ignore[attr-defined]
+                "input shape",
+                tuple(input.shape),
+                f"(..., {self.in_features}) is needed",
+            )
 
     def configure(self, **options: Any) -> None:
         """Store the method's validated options (called before nn.Linear's constructor)."""

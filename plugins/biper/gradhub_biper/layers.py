@@ -33,15 +33,12 @@ a training-recipe term and not part of the layer.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validate_hyperparameters, validated
-from gradhub.kinds.inputs import require_same_device, require_tensor
 from gradhub.kinds.layer import DropInConv2d, DropInLinear
 from gradhub_biper import (
     BIPER_CONV2D,
@@ -116,10 +113,6 @@ class _BiPerLayer:
             inputs = normalize_per_sample(inputs, batched)
         return sign_act(inputs)
 
-    def _check_input(self, inputs: Any) -> None:
-        require_tensor(self.method, "input", inputs, dtypes=(self.weight.dtype,), what="like the layer's weights")
-        require_same_device(self.method, input=inputs, weight=self.weight)
-
 
 @validated(BIPER_CONV2D)
 class BiPerConv2d(_BiPerLayer, DropInConv2d):
@@ -140,14 +133,7 @@ class BiPerConv2d(_BiPerLayer, DropInConv2d):
         nn.init.uniform_(self.alpha, 0.0, 1.0)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 (nn.Conv2d's name)
-        self._check_input(input)
-        if input.ndim not in (3, 4) or input.shape[-3] != self.in_channels:
-            raise UnsupportedInputError(
-                self.method,
-                "input shape",
-                tuple(input.shape),
-                f"(N, {self.in_channels}, H, W) or ({self.in_channels}, H, W) is needed",
-            )
+        self.check_input(input)
         activations = self.quantized_input(input, batched=input.ndim == 4)
         return self._conv_forward(activations, self.quantized_weight(), self.bias) * self.alpha
 
@@ -176,11 +162,7 @@ class BiPerLinear(_BiPerLayer, DropInLinear):
         nn.init.uniform_(self.alpha, 0.0, 1.0)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 (nn.Linear's name)
-        self._check_input(input)
-        if input.ndim == 0 or input.shape[-1] != self.in_features:
-            raise UnsupportedInputError(
-                self.method, "input shape", tuple(input.shape), f"(..., {self.in_features}) is needed"
-            )
+        self.check_input(input)
         activations = self.quantized_input(input, batched=input.ndim >= 2)
         return F.linear(activations, self.quantized_weight(), self.bias) * self.alpha
 

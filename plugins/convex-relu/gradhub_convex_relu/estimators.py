@@ -3,7 +3,7 @@
 Paper: "Efficient Global Optimization of Two-layer ReLU Networks: Quadratic-time Algorithms and
 Adversarial Training", Yatong Bai, Tanmay Gautam, Somayeh Sojoudi, SIMODS 2023, arXiv:2201.01965.
 
-gradhub's solver kind is a function (``gradhub.get("convex_relu_admm")`` returns
+gradhub's solver kind is a function (``gradhub.get(CONVEX_RELU_ADMM.name)`` returns
 :func:`gradhub_convex_relu.admm.convex_relu_admm`); these classes hold the hyperparameters
 (validated at construction against the same models, so the bounds are written once), call the
 solver in ``fit`` and keep its result in ``result_``.

@@ -137,7 +137,7 @@ FDISTILL_SAMPLER = MethodSpec(
     kind="sampler",
     summary="Generation with a distilled f-distill student: one step x0 = G(x_T, T), or a few with re-noising",
     paper=PAPER,
-    target="gradhub_fdistill.sampler:fdistill_sampler",
+    target="gradhub_fdistill.sampler",
     params=FDistillSamplerHyperparameters,
     example="gradhub_fdistill.examples:two_step_student",
     tags=("diffusion", "distillation", "one-step", "sampling"),

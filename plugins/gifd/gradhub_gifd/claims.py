@@ -32,7 +32,7 @@ from torch import nn
 
 from gradhub.claims import ClaimResult, single_thread
 from gradhub.figures import ImageGrid, ImageRow
-from gradhub_gifd import GIFD_LATENT
+from gradhub_gifd import GIFD, GIFD_LATENT
 
 STEPS = 40
 RELATIVE_RADIUS = 1.0
@@ -181,8 +181,8 @@ def feature_domains_beat_latent(
             "gradients better than searching its latent alone, most of all out of the generator's distribution."
         ),
         criterion=(
-            f"OOD images: mean PSNR(gifd) >= mean PSNR(gifd_latent) + {MARGIN_DB} dB; gifd's matching loss <= "
-            "gifd_latent's on every image"
+            f"OOD images: mean PSNR({GIFD.name}) >= mean PSNR({GIFD_LATENT.name}) + {MARGIN_DB} dB; "
+            f"{GIFD.name}'s matching loss <= {GIFD_LATENT.name}'s on every image"
         ),
         measured=measured,
         passed=bool(ood) and gain >= MARGIN_DB and never_worse,

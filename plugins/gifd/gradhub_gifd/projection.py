@@ -12,7 +12,7 @@ cumulative sums ``c``, ``rho = max{j : mu_j j > c_j - r}`` and ``theta = (c_rho 
 projected at once (one sort over the batch; no loop over samples).
 
 :func:`project_l1_ball` returns the tensor; :func:`l1_ball_projection` is the registered solver
-(``gradhub.get("l1_ball_projection")``): the same projection in the solver kind's frame, which
+(``gradhub.get(L1_BALL_PROJECTION.name)``): the same projection in the solver kind's frame, which
 reports the KKT residual of its answer (:func:`kkt_residual`).
 """
 

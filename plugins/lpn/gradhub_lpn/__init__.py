@@ -144,7 +144,7 @@ PROXIMAL_MATCHING = MethodSpec(
 LPN_PRIOR = MethodSpec(
     name="lpn_prior",
     summary="The learned prior R(x) of an LPN: invert f by minimising psi(y) - <x, y>, R = <x,y> - |x|^2/2 - psi",
-    target="gradhub_lpn.prior:lpn_prior",
+    target="gradhub_lpn.prior",
     params=LPNPriorHyperparameters,
     example="gradhub_lpn.examples:prior_problem",
     claims=(LAPLACIAN_CLAIM,),

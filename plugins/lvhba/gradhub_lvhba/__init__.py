@@ -82,7 +82,7 @@ LV_HBA = MethodSpec(
         "LV-HBA: single-loop, Hessian-free constrained bilevel optimisation via the proximal Lagrangian value function"
     ),
     paper=PAPER,
-    target="gradhub_lvhba.lvhba:lv_hba",
+    target="gradhub_lvhba.lvhba",
     params=LVHBAHyperparameters,
     example="gradhub_lvhba.examples:small_coupled_toy",
     claims=("gradhub_lvhba.claims:toy_convergence",),

@@ -33,7 +33,6 @@ from torch.nn import functional as F
 
 from gradhub.errors import UnsupportedInputError
 from gradhub.hyperparameters import validate_hyperparameters, validated
-from gradhub.kinds.inputs import require_same_device, require_tensor
 from gradhub.kinds.layer import DropInConv2d, DropInLinear
 from gradhub_reste import RESTE_CONV2D, RESTE_LINEAR, PowerHyperparameters
 from gradhub_reste.functional import binarize
@@ -76,10 +75,6 @@ class ReSTELayer:
     def binarized_input(self, inputs: Tensor) -> Tensor:
         return self.binarize(inputs, self.t_a) if self.binarize_activations else inputs
 
-    def _check_input(self, inputs: Any) -> None:
-        require_tensor(self.method, "input", inputs, dtypes=(self.weight.dtype,), what="like the layer's weights")
-        require_same_device(self.method, input=inputs, weight=self.weight)
-
     def _reste_repr(self) -> str:
         return (
             f"o={self._o}, t_w={self.t_w}, t_a={self.t_a}, interval={self.interval}, "
@@ -97,14 +92,7 @@ class ReSTEConv2d(ReSTELayer, DropInConv2d):
     """
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002 (nn.Conv2d's name)
-        self._check_input(input)
-        if input.ndim not in (3, 4) or input.shape[-3] != self.in_channels:
-            raise UnsupportedInputError(
-                self.method,
-                "input shape",
-                tuple(input.shape),
-                f"(N, {self.in_channels}, H, W) or ({self.in_channels}, H, W) is needed",
-            )
+        self.check_input(input)
         return self._conv_forward(self.binarized_input(input), self.binarized_weight(), self.bias)
 
     def extra_repr(self) -> str:
@@ -116,11 +104,7 @@ class ReSTELinear(ReSTELayer, DropInLinear):
     """``nn.Linear`` whose weights and inputs are binarised with ReSTE; ReSTE's arguments keyword-only."""
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002 (nn.Linear's name)
-        self._check_input(input)
-        if input.ndim == 0 or input.shape[-1] != self.in_features:
-            raise UnsupportedInputError(
-                self.method, "input shape", tuple(input.shape), f"(..., {self.in_features}) is needed"
-            )
+        self.check_input(input)
         return F.linear(self.binarized_input(input), self.binarized_weight(), self.bias)
 
     def extra_repr(self) -> str:

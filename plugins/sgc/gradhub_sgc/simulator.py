@@ -133,7 +133,7 @@ def synthetic_delays(
 
 
 def make_scheme(scheme: str, n_workers: int, B: int, W: int, lam: int) -> SequentialScheme:
-    """``"gc"`` (GC with s = lambda), ``"sr_sgc"`` or ``"m_sgc"`` for the (B, W, lambda) model."""
+    """``"gc"`` (GC with s = lambda), ``SR_SGC.name`` or ``M_SGC.name`` for the (B, W, lambda) model."""
     if scheme == "gc":
         return GradientCode(n_workers, lam)
     if scheme == SR_SGC.name:
