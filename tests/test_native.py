@@ -32,12 +32,30 @@ def test_toolchain_reports_a_missing_compiler(monkeypatch: pytest.MonkeyPatch) -
 def test_load_without_a_compiler_warns_once_and_returns_none(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CXX", "/nonexistent/c++")
     monkeypatch.setattr(native, "_failed", {})
+    monkeypatch.setattr(native, "_warned", set())
     with pytest.warns(KernelUnavailableWarning, match=r"my-method: the fused kernel 'no_compiler'.*nonexistent"):
         assert native.load("no_compiler", [PROBE], method="my-method") is None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert native.load("no_compiler", [PROBE], method="my-method") is None  # no retry, no second warning
     assert native.status("no_compiler").startswith("failed: ")
+
+
+def test_a_quiet_load_records_the_failure_and_a_later_loud_one_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``warn=False`` (a default the caller chose, not the user's ``fused=True``): no warning, the failure kept;
+    the first ``warn=True`` call then gives the warning, once."""
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    monkeypatch.setattr(native, "_failed", {})
+    monkeypatch.setattr(native, "_warned", set())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert native.load("quiet_first", [PROBE], method="my-method", warn=False) is None
+    assert native.status("quiet_first").startswith("failed: ")
+    with pytest.warns(KernelUnavailableWarning, match=r"my-method: the fused kernel 'quiet_first'.*nonexistent"):
+        assert native.load("quiet_first", [PROBE], method="my-method") is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert native.load("quiet_first", [PROBE], method="my-method") is None
 
 
 def test_a_compile_error_falls_back_with_the_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

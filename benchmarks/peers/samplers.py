@@ -13,12 +13,13 @@ Rows (each in float32 and float64, on one 8x3x32x32 batch, 18 steps):
   it in the sample's dtype (its convention: ``get_sigmas_karras`` builds it in the default dtype, and a float64
   grid would promote a float32 state to float64), so in float32 the update coefficients differ by the grid's
   float32 rounding (the model sees the same sigmas: gradhub calls it with sigma in the sample's dtype).
-* ``ddim`` (eta 0) against a diffusers ``DDIMScheduler`` loop written as ``DDIMPipeline`` writes it: an
-  eps-prediction conv network on DDPM's linear 1000-step schedule, ``set_timesteps(18)`` (diffusers'
-  default "leading" spacing: 935, 880, ..., 55, 0, then alpha_bar = 1), ``clip_sample=False``. gradhub runs
-  the same network through ``DiffusersDenoiser`` (EDM form, ``x_edm = x_vp sqrt(1 + sigma^2)``) with
-  ``ddim`` on the ``edm`` path over the sigmas of those timesteps, then 0: DDIM with eta = 0 is the same
-  update in either scale.
+* ``ddim`` (eta 0), also with a 1x1-convolution network in float32 (:class:`PointwiseNet`: the samplers' own
+  per-step work, frame, adapter and update, is most of the time), against a diffusers ``DDIMScheduler`` loop
+  written as ``DDIMPipeline`` writes it: an eps-prediction conv network on DDPM's linear 1000-step schedule,
+  ``set_timesteps(18)`` (diffusers' default "leading" spacing: 935, 880, ..., 55, 0, then alpha_bar = 1),
+  ``clip_sample=False``. gradhub runs the same network through ``DiffusersDenoiser`` (EDM form, ``x_edm = x_vp
+  sqrt(1 + sigma^2)``) with ``ddim`` on the ``edm`` path over the sigmas of those timesteps, then 0: DDIM with
+  eta = 0 is the same update in either scale.
 
 Neither side keeps autograd graphs: k-diffusion's samplers are decorated with ``torch.no_grad``, the diffusers
 loop runs under it as ``DDIMPipeline.__call__`` does, and gradhub's samplers run under it by default. Progress
@@ -85,6 +86,20 @@ class ConvNet(nn.Module):
         shift = self.embed(c.to(device=x.device, dtype=x.dtype).reshape(-1, 1))
         h = F.silu(self.conv_in(x) + shift[:, :, None, None])
         return self.conv_out(F.silu(self.conv_mid(h)))
+
+
+class PointwiseNet(nn.Module):
+    """One 1x1 convolution (3 -> 3) plus the noise input's per-channel shift: a network so cheap that a sampler's
+    own per-step work (the frame, the adapter, the update) is most of the time. ``c`` has shape () or (batch,)."""
+
+    def __init__(self, channels: int = CHANNELS) -> None:
+        super().__init__()
+        self.mix = nn.Conv2d(channels, channels, 1)
+        self.embed = nn.Linear(1, channels)
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        shift = self.embed(c.to(device=x.device, dtype=x.dtype).reshape(-1, 1))
+        return self.mix(x) + shift[:, :, None, None]
 
 
 class EDMDenoiser(nn.Module):
@@ -260,9 +275,12 @@ def diffusers_rows(device: torch.device) -> list[Comparison]:
 
     with _seeded(0):
         eps_network = EpsNetwork(ConvNet())
+        pointwise_network = EpsNetwork(PointwiseNet())
     noise = torch.randn(BATCH, CHANNELS, SIZE, SIZE, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     rows = []
-    for dtype in (torch.float32, torch.float64):
+    cases = [("eps conv network", eps_network, dtype) for dtype in (torch.float32, torch.float64)]
+    cases.append(("1x1-conv eps network (per-step overhead)", pointwise_network, torch.float32))
+    for label, eps_network, dtype in cases:
         scheduler = diffusers.DDIMScheduler(clip_sample=False)  # DDPM's linear betas, 1000 steps, eps, "leading"
         if dtype == torch.float64:  # diffusers keeps the table in float32 whatever the sample's dtype
             scheduler.alphas_cumprod = scheduler.alphas_cumprod.double()  # same values, square roots in float64
@@ -275,7 +293,7 @@ def diffusers_rows(device: torch.device) -> list[Comparison]:
         x_vp = noise.to(device=device, dtype=dtype)  # diffusers' init_noise_sigma is 1
         x_edm = x_vp * math.sqrt(1 + grid[0].item() ** 2)
         name = (
-            f"ddim (DiffusersDenoiser, edm path) vs DDIMScheduler loop, eta 0, eps conv network "
+            f"ddim (DiffusersDenoiser, edm path) vs DDIMScheduler loop, eta 0, {label} "
             f"{BATCH}x{CHANNELS}x{SIZE}x{SIZE}, {STEPS} steps, {dtype}"
         )
         rows.append(

@@ -2,7 +2,8 @@
 
 * :mod:`gradhub.kernels.multitensor`: grouping tensors by device and dtype, batching
   same-shape tensors into one ``(k, rows, row_length)`` tensor, cache-sized blocks.
-* :mod:`gradhub.kernels.reductions`: one norm over a whole tensor list, without a host sync.
+* :mod:`gradhub.kernels.reductions`: one norm over a whole tensor list, without a host sync; a
+  tensor's extremes and finiteness in one pass (``extremes``, ``all_finite``).
 * :mod:`gradhub.kernels.moments`: Adam's moment update and bias corrections over lists.
 * :mod:`gradhub.kernels.functions`: calling a custom autograd Function without ``Function.apply``'s
   per-call signature binding (``direct_apply``).
@@ -38,7 +39,7 @@ _EXPORTS = {
         ),
         "gradhub.kernels.multitensor",
     ),
-    "global_norm": "gradhub.kernels.reductions",
+    **dict.fromkeys(("all_finite", "extremes", "global_norm"), "gradhub.kernels.reductions"),
     "direct_apply": "gradhub.kernels.functions",
     **dict.fromkeys(("adam_moments_", "adam_step_scalars", "addcdiv_"), "gradhub.kernels.moments"),
 }

@@ -45,6 +45,7 @@ LD_FLAGS = ("-fopenmp",)
 _lock = threading.Lock()
 _loaded: dict[str, Any] = {}
 _failed: dict[str, str] = {}
+_warned: set[str] = set()
 
 
 class KernelUnavailableWarning(RuntimeWarning):
@@ -111,7 +112,14 @@ def _ops(build: str) -> Any:
     return getattr(torch.ops, build)
 
 
-def load(name: str, sources: list[Path | str], *, method: str, fallback: str = "the multi-tensor path") -> Any | None:
+def load(
+    name: str,
+    sources: list[Path | str],
+    *,
+    method: str,
+    fallback: str = "the multi-tensor path",
+    warn: bool = True,
+) -> Any | None:
     """Compile (once per machine) and load a kernel library; ``None`` if it cannot be had.
 
     ``sources`` are C++ files whose operators are registered with
@@ -119,13 +127,17 @@ def load(name: str, sources: list[Path | str], *, method: str, fallback: str = "
     returned object is ``torch.ops.<build name>``, so ``load(...).my_op_(...)`` calls it.
     On failure ``method`` and the path that runs instead (``fallback``) are named in the one
     warning (category :class:`KernelUnavailableWarning`), and later calls return ``None``
-    without retrying.
+    without retrying. ``warn=False`` is for a caller that chose the kernel itself (a default,
+    not the user's ``fused=True``): the failure is recorded (``status``) without a warning, and
+    the first later call with ``warn=True`` gives it.
     """
     paths = [Path(source) for source in sources]
     with _lock:
         if name in _loaded:
             return _loaded[name]
         if name in _failed:
+            if warn and name not in _warned:
+                _warn(name, _failed[name], method, fallback)
             return None
         try:
             ok, description = toolchain()
@@ -156,14 +168,19 @@ def load(name: str, sources: list[Path | str], *, method: str, fallback: str = "
             if len(reason) > 600:  # the command line first, the compiler's complaint last
                 reason = f"{reason[:200]} ... {reason[-400:]}"
             _failed[name] = reason
-            warnings.warn(
-                f"{method}: the fused kernel '{name}' is unavailable ({reason}); falling back to "
-                f"{fallback}. It needs a C++ compiler and ninja at first use (see `gradhub info "
-                f"{method}`).",
-                KernelUnavailableWarning,
-                stacklevel=3,
-            )
+            if warn:
+                _warn(name, reason, method, fallback)
             return None
+
+
+def _warn(name: str, reason: str, method: str, fallback: str) -> None:
+    _warned.add(name)
+    warnings.warn(
+        f"{method}: the fused kernel '{name}' is unavailable ({reason}); falling back to "
+        f"{fallback}. It needs a C++ compiler and ninja at first use (see `gradhub info {method}`).",
+        KernelUnavailableWarning,
+        stacklevel=4,
+    )
 
 
 def status(name: str) -> str:

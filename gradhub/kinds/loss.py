@@ -23,6 +23,7 @@ import torch
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
 from gradhub.hyperparameters import bind_and_validate, bind_to_spec, by_name, public_signature, validated
+from gradhub.kernels.reductions import extremes
 from gradhub.kinds.inputs import DeferredCheck, deferred_checks
 
 __all__ = ["LossExample", "is_loss_target", "loss", "reduce", "require_finite_loss"]
@@ -66,7 +67,7 @@ def require_finite_loss(method: str, value: Any, deferred: Sequence[DeferredChec
         return
     counts = [check.count for check in deferred]
     if checks:
-        counts.append((~torch.isfinite(value.detach())).sum())
+        counts.append((~torch.isfinite(extremes(value))).sum())  # 0, 1 or 2: the count is made on the error path
     if not counts:
         return
     read = torch.stack([count.to(counts[-1].device) for count in counts]).tolist()
@@ -77,7 +78,7 @@ def require_finite_loss(method: str, value: Any, deferred: Sequence[DeferredChec
         raise UnsupportedInputError(
             method,
             "loss value",
-            f"{int(read[-1])} of {value.numel()} entries non-finite",
+            f"{int((~torch.isfinite(value.detach())).sum())} of {value.numel()} entries non-finite",
             _FINITE_LOSS,
         )
 

@@ -21,9 +21,9 @@ calls the step once per pair of grid points under ``torch.no_grad()`` (unless
 ``enable_grad=True``), records the trajectory and progress, and returns a :class:`SampleResult`
 in ``x_T``'s dtype. :meth:`SamplerCall.model` calls the user's model in ``x_T``'s dtype with a
 ``(batch,)`` time tensor, counts the call, and checks the output's shape and device; unless
-``check_finite=False`` it counts the output's non-finite entries on the device, and the frame reads
-those counts once after the last step (one host sync per call, none per model call) and raises,
-naming the method, the first bad step and its time.
+``check_finite=False`` it keeps the output's extremes on the device (one pass, NaN-propagating:
+:func:`gradhub.kernels.extremes`), and the frame reads them once after the last step (one host sync
+per call, none per model call) and raises, naming the method, the first bad step and its time.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import torch
 
 from gradhub.errors import HyperparameterError, UnsupportedInputError
 from gradhub.hyperparameters import bind_and_validate, bind_to_spec, public_signature
+from gradhub.kernels.reductions import extremes
 from gradhub.kinds.inputs import require_generator
 from gradhub.progress import tracker
 
@@ -82,7 +83,7 @@ class SamplerCall:
         self.evaluations = 0
         self.check_finite = True
         self.memory: dict[str, Any] = {}
-        self._nonfinite: list[torch.Tensor] = []
+        self._extremes: list[torch.Tensor] = []
         self._where: list[tuple[int, float]] = []
 
     def model(self, x: torch.Tensor, t: float) -> torch.Tensor:
@@ -102,26 +103,27 @@ class SamplerCall:
                 got,
                 f"the model must return a tensor shaped like x {tuple(x.shape)} on {x.device}",
             )
-        if self.check_finite:  # counted on the device; read once, by finish()
-            self._nonfinite.append((~torch.isfinite(output)).sum())
+        if self.check_finite:  # (min, max) kept on the device; read once, by finish()
+            self._extremes.append(extremes(output))
             self._where.append((self.index, t))
         return output.to(x.dtype)
 
     def finish(self) -> None:
         """Raise if any model output of this call was non-finite, naming the first one's step and time.
 
-        One host read per call (not per model call): the counts of non-finite entries stay on the
-        device while the sampler runs, so a NaN is reported after the last step, with where it began.
+        One host read per call (not per model call): each output's (min, max) stays on the device
+        while the sampler runs, so a NaN is reported after the last step, with where it began.
         """
-        if not self._nonfinite:
+        if not self._extremes:
             return
-        counts = torch.stack(self._nonfinite).tolist()
-        for count, (index, t) in zip(counts, self._where):
-            if count:
+        read = torch.stack([pair.to(torch.float64) for pair in self._extremes]).tolist()
+        for (low, high), (index, t) in zip(read, self._where):
+            if not (math.isfinite(low) and math.isfinite(high)):
+                found = "NaN" if math.isnan(low) or math.isnan(high) else "infinite values"
                 raise UnsupportedInputError(
                     self.method,
                     f"model output at step {index} (t={t:.6g})",
-                    f"a tensor with {count} non-finite entries",
+                    f"a tensor with non-finite entries ({found}; min {low}, max {high})",
                     "the model must return finite values (pass check_finite=False to skip this check)",
                 )
 

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from gradhub.hyperparameters import bind_and_validate, bind_to_spec, public_signature
+from gradhub.kernels.reductions import all_finite
 from gradhub.progress import ProgressCallback, tracker
 
 __all__ = ["Iterate", "SolverExample", "SolverResult", "is_solver_target", "solver"]
@@ -76,7 +77,7 @@ def is_solver_target(target: Any) -> bool:
 
 def _finite(value: Any) -> bool:
     if isinstance(value, torch.Tensor):
-        return bool(torch.isfinite(value).all()) if value.is_floating_point() or value.is_complex() else True
+        return bool(all_finite(value))
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, (tuple, list)):

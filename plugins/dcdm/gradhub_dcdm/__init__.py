@@ -83,7 +83,8 @@ class CGHyperparameters(Hyperparameters):
         Field(
             description=(
                 "one hand-written CPU kernel call per iteration for one b and a dense or CSR A in float32/float64 "
-                "(compiled at first use; falls back with a warning where it cannot); None: off (not in the paper)"
+                "(compiled at first use, once per machine). None: that kernel where it applies and compiles, else "
+                "the unfused iteration; True: the same, warning where it cannot be compiled; False: never"
             )
         ),
         KeywordOnly(),

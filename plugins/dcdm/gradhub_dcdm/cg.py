@@ -20,13 +20,17 @@ does (two reads of host memory, no device sync); on an accelerator they stay on 
 one read per iteration fetches the residual and the curvature together
 (:func:`gradhub.kernels.host_formulation` chooses).
 
-``fused=True`` runs each iteration of a single right-hand side with a dense or CSR ``A`` on the
-CPU as one call of the hand-written kernel in ``csrc/cg.cpp`` (the product and its curvature in
-one pass over A, the updates of x, r and r^T r in a second, p in a third; small systems on the
-calling thread, large ones on torch's threads; see that file). It computes the same recurrence
-with dot products accumulated in float64, so it agrees with the unfused path to round-off. It is
-compiled at first use (:func:`gradhub.kernels.native.load`); without a compiler, and for batches,
-callables, ``recompute_residual=True`` and accelerators, the unfused path runs.
+By default (``fused=None``) and with ``fused=True`` each iteration of a single right-hand side
+with a dense or CSR ``A`` in float32/float64 on the CPU is one call of the hand-written kernel in
+``csrc/cg.cpp`` (the product and its curvature in one pass over A, the updates of x, r and r^T r
+in a second, p in a third; small systems on the calling thread, large ones on torch's threads; a
+dense A is read by its upper triangle, each entry used for row i and column i, half the memory
+traffic of a general product; see that file). It computes the same recurrence with dot products
+accumulated in float64, so it agrees with the unfused path to round-off. It is compiled at first
+use, once per machine (:func:`gradhub.kernels.native.load`, about 25 s on two cores); where it
+cannot be (no compiler), ``fused=None`` runs the unfused path quietly and ``fused=True`` warns
+once. ``fused=False`` always runs the unfused path, which also runs for batches, callables,
+``recompute_residual=True`` and accelerators.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ def cg(
     """
     system = LinearSystem(CG.name, A, b, x0, dtype)
     if system.unbatched:
-        kernels = _fused_kernels(system) if fused and not recompute_residual else None
+        kernels = _fused_kernels(system, warn=fused is True) if fused is not False and not recompute_residual else None
         if kernels is not None:
             yield from _one_rhs_fused(system, kernels)
         else:
@@ -80,25 +84,28 @@ FUSED_GRAIN = 1 << 16
 """Multiply-adds per block of rows: a system with fewer runs on the calling thread (no pool woken)."""
 
 
-def _fused_kernels(system: LinearSystem) -> Any | None:
-    """The compiled kernel library when ``system`` is one the fused kernel takes, else None."""
+def _fused_kernels(system: LinearSystem, *, warn: bool = True) -> Any | None:
+    """The compiled kernel library when ``system`` is one the fused kernel takes, else None (``warn``: with a
+    warning where the kernel cannot be compiled)."""
     matrix = system.operator.matrix
     if system.operator.callable or not host_formulation(system.device) or system.dtype not in SOLVE_DTYPES:
         return None
     if matrix.layout not in (torch.strided, torch.sparse_csr):
         return None
-    return native.load("dcdm_cg", [FUSED_SOURCE], method=CG.name, fallback="the unfused iteration")
+    return native.load("dcdm_cg", [FUSED_SOURCE], method=CG.name, fallback="the unfused iteration", warn=warn)
 
 
 def _one_rhs_fused(system: LinearSystem, kernels: Any) -> Iterator[Iterate]:
-    """One right-hand side, one kernel call per iteration (``fused=True`` on the CPU)."""
+    """One right-hand side, one kernel call per iteration (on the CPU, unless ``fused=False``)."""
     operator, b = system.operator, system.rhs[0]
     matrix = operator.matrix
     if matrix.layout == torch.sparse_csr:
         crow, col, values = matrix.crow_indices(), matrix.col_indices(), matrix.values()
         step, operands = kernels.cg_csr_step, (crow.contiguous(), col.contiguous(), values.contiguous())
     else:
-        step, operands = kernels.cg_dense_step, (matrix.contiguous(),)
+        # A symmetric A's transpose holds the same matrix: a transposed view is read as it lies, not copied
+        rows = matrix if matrix.is_contiguous() or not matrix.mT.is_contiguous() else matrix.mT
+        step, operands = kernels.cg_dense_step, (rows.contiguous(),)
     x = system.initial[0].clone(memory_format=torch.contiguous_format)
     r = (b - operator.vector(x)).contiguous()
     rr = torch.mv(r.unsqueeze(0), r).item()

@@ -4,6 +4,7 @@ against the CPU one; the randomised symmetry check (refuses a non-symmetric A, n
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 
 import numpy as np
@@ -295,14 +296,14 @@ def test_fused_equals_the_unfused_iteration(
 ) -> None:
     calls = calls_of_the_kernel(monkeypatch, None)
     b, x0 = rhs(256, 3), rhs(256, 4)
-    plain = cg(matrix, b, x0, tol=1e-10)
+    plain = cg(matrix, b, x0, tol=1e-10, fused=False)
     fused = cg(matrix, b, x0, tol=1e-10, fused=True)
     assert calls == [1], name
     # Late iterates part by rounding (a random spectrum loses A-orthogonality): the count may move by one.
     assert plain.converged and fused.converged and abs(plain.iterations - fused.iterations) <= 1
     torch.testing.assert_close(fused.solution, plain.solution, rtol=0, atol=1e-8 * plain.solution.norm().item())
     for k in (1, 2, 9):  # iterate by iterate
-        one = cg(matrix, b, tol=0.0, max_iter=k).solution
+        one = cg(matrix, b, tol=0.0, max_iter=k, fused=False).solution
         other = cg(matrix, b, tol=0.0, max_iter=k, fused=True).solution
         torch.testing.assert_close(other, one, rtol=0, atol=1e-13 * one.norm().item())
 
@@ -332,7 +333,7 @@ def test_fused_answer_does_not_depend_on_the_number_of_threads(monkeypatch: pyte
     for single, double in zip(one, two, strict=True):
         assert torch.equal(single.solution, double.solution)
         assert torch.equal(single.residuals, double.residuals)
-    plain = cg(matrix, b, tol=0.0, max_iter=40)
+    plain = cg(matrix, b, tol=0.0, max_iter=40, fused=False)
     torch.testing.assert_close(one[0].solution, plain.solution, rtol=0, atol=1e-12 * plain.solution.norm().item())
 
 
@@ -353,8 +354,8 @@ def test_what_the_kernel_does_not_take_runs_unfused(case: str, monkeypatch: pyte
         "callable": ((lambda v: matrix @ v, b), {}),
         "recompute": ((matrix, b), {"recompute_residual": True}),
     }[case]
-    plain = cg(*args[0], tol=1e-10, **args[1])
-    fused = cg(*args[0], tol=1e-10, fused=True, **args[1])
+    plain = cg(*args[0], tol=1e-10, fused=False, **args[1])
+    fused = cg(*args[0], tol=1e-10, **args[1])
     assert calls == []
     assert torch.equal(plain.solution, fused.solution)
 
@@ -363,8 +364,8 @@ def test_without_a_compiler_it_warns_once_and_runs_unfused(monkeypatch: pytest.M
     monkeypatch.setenv("CXX", "/nonexistent/c++")
     real_load = native.load
 
-    def fresh_load(name: str, sources: list, *, method: str, fallback: str):
-        return real_load(name + "_without_compiler", sources, method=method, fallback=fallback)
+    def fresh_load(name: str, sources: list, **options: object):
+        return real_load(name + "_without_compiler", sources, **options)
 
     monkeypatch.setattr(cg_module.native, "load", fresh_load)
     matrix, b = poisson_csr(8, torch.int32), rhs(64, 8)
@@ -375,5 +376,61 @@ def test_without_a_compiler_it_warns_once_and_runs_unfused(monkeypatch: pytest.M
     with warnings.catch_warnings():
         warnings.simplefilter("error", KernelUnavailableWarning)
         again = cg(matrix, b, tol=1e-10, fused=True)
-    plain = cg(matrix, b, tol=1e-10)
+    plain = cg(matrix, b, tol=1e-10, fused=False)
     assert torch.equal(fused.solution, plain.solution) and torch.equal(again.solution, plain.solution)
+
+
+def test_the_default_runs_the_kernel_where_it_applies(monkeypatch: pytest.MonkeyPatch, kernel: None) -> None:
+    """``fused=None`` (the default) takes the kernel for one b and a dense or CSR A on the CPU; False never."""
+    calls = calls_of_the_kernel(monkeypatch, None)
+    matrix, b = poisson_csr(16, torch.int32), rhs(256, 11)
+    default = cg(matrix, b, tol=1e-10)
+    assert calls == [1]
+    plain = cg(matrix, b, tol=1e-10, fused=False)
+    assert calls == [1]
+    assert default.converged and abs(default.iterations - plain.iterations) <= 1
+    torch.testing.assert_close(default.solution, plain.solution, rtol=0, atol=1e-10 * plain.solution.norm().item())
+
+
+def test_without_a_compiler_the_default_is_quiet_and_fused_true_still_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    real_load = native.load
+
+    def fresh_load(name: str, sources: list, **options: object):
+        return real_load(name + "_quiet_without_compiler", sources, **options)
+
+    monkeypatch.setattr(cg_module.native, "load", fresh_load)
+    matrix, b = poisson_csr(8, torch.int32), rhs(64, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KernelUnavailableWarning)
+        quiet = cg(matrix, b, tol=1e-10)
+    with pytest.warns(KernelUnavailableWarning, match=r"^cg: the fused kernel .* falling back to the unfused"):
+        loud = cg(matrix, b, tol=1e-10, fused=True)
+    assert torch.equal(quiet.solution, loud.solution)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 63, 130])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_dense_kernel_reads_the_upper_triangle(
+    n: int, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch, kernel: None
+) -> None:
+    """One dense step against ``A @ p`` in float64, with a grain small enough for several triangle blocks (rows
+    in fours and the rest one by one), and with the lower triangle poisoned: the kernel must not read it."""
+    monkeypatch.setattr(cg_module, "FUSED_GRAIN", 16)
+    generator = torch.Generator().manual_seed(n)
+    factor = torch.randn(n, n, generator=generator, dtype=torch.float64)
+    exact = factor @ factor.T + n * torch.eye(n, dtype=torch.float64)
+    matrix = exact.to(dtype)
+    matrix = torch.triu(matrix) + torch.tril(torch.full_like(matrix, math.nan), -1)
+    p = torch.randn(n, generator=generator, dtype=torch.float64).to(dtype)
+    x, r, q = torch.zeros(n, dtype=dtype), p.clone(), torch.empty(n, dtype=dtype)
+    rr = float(r.double() @ r.double())
+    kernels = cg_module._fused_kernels(
+        LinearSystem("cg", torch.eye(2, dtype=dtype), torch.ones(2, dtype=dtype), None, None)
+    )
+    curvature, _ = kernels.cg_dense_step(matrix, x, r, p.clone(), q, rr, cg_module.FUSED_GRAIN)
+    product = torch.triu(exact.to(dtype).double()) + torch.triu(exact.to(dtype).double(), 1).T
+    expected = product @ p.double()
+    tolerance = 4 * n * torch.finfo(dtype).eps * (product.abs() @ p.double().abs()).max().item()
+    assert (q.double() - expected).abs().max().item() <= tolerance
+    assert abs(curvature - float(p.double() @ expected)) <= tolerance * p.double().abs().sum().item()

@@ -29,6 +29,7 @@ from an accelerator: see :class:`DiffusersDenoiser` for how a sigma outside the 
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -150,6 +151,7 @@ class DiffusersDenoiser(nn.Module):
         sigmas = ((1 - alphas_cumprod) / alphas_cumprod).sqrt()
         self.sigma_min, self.sigma_max = sigmas[0].item(), sigmas[-1].item()
         self.register_buffer("log_sigmas", sigmas.log(), persistent=False)
+        self._log_sigma_list: list[float] = self.log_sigmas.tolist()  # the same table, for one sigma on the host
 
     def extra_repr(self) -> str:
         return (
@@ -172,6 +174,45 @@ class DiffusersDenoiser(nn.Module):
         from gradhub_diffusion.samplers import edm_sigmas
 
         return edm_sigmas(n, sigma_min=self.sigma_min, sigma_max=self.sigma_max, rho=rho)
+
+    def _host_timestep(self, sigma: float) -> float:
+        """:meth:`timestep` of one sigma, in Python floats (float64, the table's dtype): the same interpolation."""
+        table = self._log_sigma_list
+        log_sigma = min(max(math.log(sigma), table[0]), table[-1])
+        low = min(max(bisect.bisect_left(table, log_sigma) - 1, 0), len(table) - 2)
+        below, above = table[low], table[low + 1]
+        t = low + min(max((log_sigma - below) / (above - below), 0.0), 1.0)
+        return float(round(t)) if self.quantize else t
+
+    def _host_coefficients(self, sigma: float) -> tuple[float, float, float]:
+        """:meth:`_coefficients` of one sigma, in Python floats."""
+        c_in = 1.0 / math.sqrt(1.0 + sigma * sigma)
+        if self.prediction_type == "epsilon":
+            return 1.0, -sigma, c_in
+        if self.prediction_type == "v_prediction":
+            return c_in * c_in, -sigma * c_in, c_in
+        return 0.0, 1.0, c_in
+
+    def _one_host_sigma(self, sigma: Any, x: Tensor) -> float | None:
+        """The one noise level of a call whose sigma is on the host (a number, or a tensor of shape (), (1,) or
+        (batch,) holding one value, what every sampler passes, where :func:`host_formulation` says sigma may be
+        read: the CPU), checked against the range; None otherwise."""
+        if isinstance(sigma, Tensor):
+            if not host_formulation(sigma.device) or sigma.dim() > 1 or not sigma.is_floating_point():
+                return None
+            if sigma.dim() == 1 and sigma.numel() not in (1, x.shape[0]):
+                return None  # the tensor path names the shapes
+            values = sigma.detach().reshape(-1).tolist()
+            if not values or any(value != values[0] for value in values):
+                return None
+            value, slack = values[0], _slack(sigma.dtype)
+        elif isinstance(sigma, (int, float)) and not isinstance(sigma, bool):
+            value, slack = float(sigma), _slack(torch.float64)
+        else:
+            return None
+        if not self._inside(value, value, slack):
+            self._check_range(torch.tensor([value], dtype=torch.float64, device="cpu"), slack)
+        return value
 
     def timestep(self, sigma: Tensor) -> Tensor:
         """The network's (fractional) timestep for each sigma: log-sigma interpolated between the discrete levels."""
@@ -270,6 +311,9 @@ class DiffusersDenoiser(nn.Module):
         if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() < 1 or x.shape[0] < 1:
             shown = f"{x.dtype} tensor of shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
             raise UnsupportedInputError(ADAPTER, "x", shown, "x must be a real floating tensor (batch, ...)")
+        one = self._one_host_sigma(sigma, x)
+        if one is not None:
+            return self._forward_one_sigma(x, one, model_kwargs)
         sigma, slack = self._sigma(sigma, x)
         c_skip, c_out, c_in = self._coefficients(sigma)
         timestep = self.timestep(sigma).expand(x.shape[0])
@@ -288,6 +332,23 @@ class DiffusersDenoiser(nn.Module):
             inside = (sigma >= self.sigma_min * (1 - slack)) & (sigma <= self.sigma_max * (1 + slack))
             denoised = torch.where(_per_sample(inside, x), denoised, math.nan)
         return denoised
+
+    def _forward_one_sigma(self, x: Tensor, sigma: float, model_kwargs: dict[str, Any]) -> Tensor:
+        """:meth:`forward` for one noise level known on the host: the coefficients and the timestep as Python
+        floats (the same formulas, in float64), about a dozen small tensor operations fewer per call."""
+        c_skip, c_out, c_in = self._host_coefficients(sigma)
+        timestep = torch.full(
+            (x.shape[0],),
+            self._host_timestep(sigma),
+            dtype=torch.promote_types(x.dtype, torch.float32),
+            device=x.device,
+        )
+        output = self.model((x * c_in).to(self._network_dtype(x)), timestep, **model_kwargs)
+        output = self._output(output, x).to(x.dtype)
+        denoised = output * c_out
+        if c_skip == 1.0:
+            return denoised + x
+        return denoised + x * c_skip if c_skip != 0.0 else denoised
 
 
 def _slack(dtype: torch.dtype) -> float:

@@ -301,3 +301,36 @@ def test_missing_diffusers(monkeypatch: pytest.MonkeyPatch) -> None:
         match=r"DiffusersDenoiser: building a scheduler from its config needs diffusers.*pip install diffusers",
     ):
         fresh.DiffusersDenoiser(lambda sample, t: sample, {"num_train_timesteps": 10})
+
+
+class PerSampleNetwork(nn.Module):
+    """A network whose output for each sample depends on that sample and its own timestep only."""
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x) * (1 + t.reshape(-1, *([1] * (x.dim() - 1))) / 1000) - 0.1 * x
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+@pytest.mark.parametrize("quantize", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_one_sigma_on_the_host_equals_the_per_sample_path(
+    diffusers: Any, prediction_type: str, quantize: bool, dtype: torch.dtype
+) -> None:
+    """A sampler's call (one sigma: a number, or a CPU tensor of equal entries) takes the host path, with its
+    coefficients and timestep in Python floats; per-sample sigmas take the tensor path. Both are the same
+    formulas in float64, so each sample agrees to its dtype's rounding."""
+    denoiser = DiffusersDenoiser(PerSampleNetwork(), diffusers.DDPMScheduler(), prediction_type=prediction_type)
+    denoiser.quantize = quantize
+    sigmas = torch.tensor([denoiser.sigma_min * 1.5, 0.37, 2.9, denoiser.sigma_max * 0.99], dtype=torch.float64)
+    x = torch.randn(4, 3, 5, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(dtype)
+    per_sample = denoiser(x, sigmas)  # different sigmas: the tensor path
+    tolerance = 8 * torch.finfo(dtype).eps
+    for index, sigma in enumerate(sigmas.tolist()):
+        for given in (sigma, torch.tensor(sigma, dtype=torch.float64), torch.full((1,), sigma, dtype=dtype)):
+            alone = denoiser(x[index : index + 1], given)
+            assert alone.dtype == dtype
+            torch.testing.assert_close(alone[0], per_sample[index], rtol=tolerance, atol=tolerance)
+        timestep = denoiser.timestep(torch.tensor([sigma], dtype=torch.float64)).item()
+        assert denoiser._host_timestep(sigma) == pytest.approx(timestep, rel=1e-12, abs=1e-9)
+    with pytest.raises(UnsupportedInputError, match=r"sigma must lie in the scheduler's range"):
+        denoiser(x, torch.full((4,), denoiser.sigma_max * 2))

@@ -11,7 +11,7 @@ with 8 steps, and what it does besides the model calls must not grow with the nu
   every operator's outputs.
 
 Both counts run with ``check_finite=False``: with ``check_finite=True`` the core's frame reads the
-model outputs' non-finite counts back once per call (counted separately below).
+model outputs' extremes (min, max) back once per call (counted separately below).
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def test_no_tensor_made_off_device_per_step(name: str, prediction: str) -> None:
 
 
 def test_the_frames_finite_check_is_one_read_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the default check_finite=True the frame reads the model outputs' non-finite counts once per call."""
+    """With the default check_finite=True the frame reads the model outputs' extremes once per call."""
     x_T = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
     for steps in (4, 8):
         with counted_read_backs() as checked:

@@ -85,7 +85,8 @@ def lanczos(
     Where ``beta_j`` falls below 100 eps(product_dtype) times the largest coefficient so far,
     the Krylov space is invariant: ``beta_j`` is set to 0 and ``q_{j+1}`` is a fresh random unit
     vector (drawn from ``generator`` then, and only then) orthogonalised against the basis, so
-    every row yields ``steps`` Ritz values. Deciding that reads one flag per step on the host.
+    every row yields ``steps`` Ritz values. Each step reads its scalars (alpha_j, |w| before and
+    after reorthogonalisation) to the host once, together, and decides both tests there.
     """
     require_generator("lanczos", generator, start, "start")
     rows, dim = start.shape
@@ -97,11 +98,15 @@ def lanczos(
     copied = work != product_dtype
     residual = torch.empty(rows, dim, dtype=work, device=device) if copied else None
     low = torch.empty(rows, dim, dtype=product_dtype, device=device) if copied else None
-    alphas = torch.zeros(rows, steps, dtype=torch.float64, device=device)
-    betas = torch.zeros(rows, max(steps - 1, 0), dtype=torch.float64, device=device)
-    scale = torch.zeros(rows, dtype=torch.float64, device=device)
     tolerance = 100 * torch.finfo(product_dtype).eps
     kappa = min(2**-0.5, 100 * torch.finfo(work).eps / torch.finfo(product_dtype).eps)
+    # The scalars (alpha_j, the norms, beta_j) are read to the host once per step, together, and the
+    # bookkeeping (the scale, the DGKS test, the breakdown test, the coefficients) is done there in floats:
+    # a dozen tensor operations a step instead of thirty.
+    alpha_list = [[0.0] * steps for _ in range(rows)]
+    beta_list = [[0.0] * max(steps - 1, 0) for _ in range(rows)]
+    scale = [0.0] * rows
+    previous_beta: Tensor | None = None  # beta_{j-1} per row, in the basis dtype, on the device
     with tracker(progress, total=steps, task=task) as bar:
         for step in range(steps):
             vector = basis[:, step]
@@ -110,37 +115,50 @@ def lanczos(
             else:
                 residual = matvec(vector)
             alpha = torch.bmm(vector.unsqueeze(1), residual.unsqueeze(-1)).view(rows)
-            alphas[:, step] = alpha
-            scale = torch.maximum(scale, alphas[:, step].abs())
             if step == steps - 1:
-                bar.update(alpha=alpha[0])
+                for row, value in enumerate(alpha.tolist()):
+                    alpha_list[row][step] = value
+                bar.update(alpha=alpha_list[0][step])
                 break
             # the three-term recurrence w -= beta_{j-1} q_{j-1} + alpha_j q_j as one product with the two rows
             recent = max(step - 1, 0)
-            coefficients = torch.stack([betas[:, step - 1].to(work), alpha], -1) if step > 0 else alpha[:, None]
+            coefficients = torch.stack([previous_beta, alpha], -1) if previous_beta is not None else alpha[:, None]
             residual.unsqueeze(1).baddbmm_(coefficients.unsqueeze(1), basis[:, recent : step + 1], alpha=-1)
             recurrence_norm = torch.linalg.vector_norm(residual, dim=-1)
             _reorthogonalise_(basis[:, : step + 1], residual)
             beta = torch.linalg.vector_norm(residual, dim=-1)
-            again = beta < kappa * recurrence_norm
-            broken = beta <= tolerance * torch.maximum(scale, beta)
-            twice, any_broken = torch.stack([again.any(), broken.any()]).tolist()  # the step's one host read
-            if twice:
+            read = torch.stack([alpha, recurrence_norm, beta]).tolist()  # the step's one host read
+            again = False
+            for row in range(rows):
+                alpha_list[row][step] = read[0][row]
+                scale[row] = max(scale[row], abs(read[0][row]))
+                again = again or read[2][row] < kappa * read[1][row]
+            if again:
                 _reorthogonalise_(basis[:, : step + 1], residual)
                 beta = torch.linalg.vector_norm(residual, dim=-1)
-                broken = beta <= tolerance * torch.maximum(scale, beta)
-                any_broken = bool(broken.any())
-            beta = beta.double()
-            scale = torch.maximum(scale, beta)
-            betas[:, step] = torch.where(broken, torch.zeros_like(beta), beta)
-            torch.div(residual, beta.clamp_min(1e-300)[:, None].to(work), out=basis[:, step + 1])
-            if any_broken:
-                index = broken.nonzero().squeeze(-1)
-                fresh = torch.randn(index.numel(), dim, dtype=work, device=device, generator=generator)
+                read[2] = beta.tolist()
+            broken = []
+            for row, value in enumerate(read[2]):
+                if value <= tolerance * max(scale[row], value):  # also for value = 0
+                    broken.append(row)
+                else:
+                    beta_list[row][step] = value
+                scale[row] = max(scale[row], value)
+            if rows == 1:
+                torch.div(residual, max(read[2][0], 1e-300), out=basis[:, step + 1])
+            else:
+                torch.div(residual, beta.clamp_min(1e-300)[:, None], out=basis[:, step + 1])
+            previous_beta = beta
+            if broken:  # an invariant subspace: beta_j = 0 and a fresh vector, drawn only now
+                index = torch.tensor(broken, device=device)
+                previous_beta = beta.index_fill(0, index, 0.0)
+                fresh = torch.randn(len(broken), dim, dtype=work, device=device, generator=generator)
                 for _ in range(2):  # a random vector against the whole basis: twice is enough (ibid.)
                     _reorthogonalise_(basis[index, : step + 1], fresh)
                 basis[index, step + 1] = fresh / torch.linalg.vector_norm(fresh, dim=-1, keepdim=True)
-            bar.update(alpha=alpha[0], beta=beta[0])
+            bar.update(alpha=alpha_list[0][step], beta=read[2][0])
+    alphas = torch.tensor(alpha_list, dtype=torch.float64, device=device).reshape(rows, steps)
+    betas = torch.tensor(beta_list, dtype=torch.float64, device=device).reshape(rows, max(steps - 1, 0))
     return alphas, betas
 
 

@@ -18,6 +18,8 @@
 // once each (scipy's cg, and the unfused path: seven passes over n plus A).
 #include "gradhub_kernels.h"
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
 #include <tuple>
 
@@ -88,6 +90,65 @@ void check_vectors(const at::Tensor& x, const at::Tensor& r, const at::Tensor& p
   }
 }
 
+// Row bounds of blocks of about `grain` multiply-adds each over the upper triangle (row i holds n - i
+// entries): block k ends where the rows above it hold k/count of the triangle. Depends on n and grain only.
+std::vector<int64_t> triangle_blocks(int64_t n, int64_t grain) {
+  const double total = 0.5 * static_cast<double>(n) * static_cast<double>(n + 1);
+  const int64_t count = std::max<int64_t>(
+      1, std::min<int64_t>(n, static_cast<int64_t>(std::ceil(total / static_cast<double>(std::max<int64_t>(1, grain))))));
+  std::vector<int64_t> bounds{0};
+  for (int64_t k = 1; k < count; ++k) {
+    const auto bound = n - static_cast<int64_t>(std::llround(static_cast<double>(n) *
+                                                             std::sqrt(1.0 - static_cast<double>(k) / count)));
+    if (bound > bounds.back() && bound < n) bounds.push_back(bound);
+  }
+  bounds.push_back(n);
+  return bounds;
+}
+
+// s[begin..n) = the contributions of rows [begin, end) of the upper triangle of a symmetric A to A p:
+// each entry a_ij (j >= i) is read once and used twice, s_i += a_ij p_j and (j > i) s_j += a_ij p_i,
+// four rows per pass (four dot products and one update of s[j] per element of p).
+template <typename T>
+void upper_rows(const T* a, const T* p, double* s, int64_t n, int64_t begin, int64_t end) {
+  std::fill(s + begin, s + n, 0.0);
+  int64_t i = begin;
+  for (; i + 4 <= end; i += 4) {
+    const T *r0 = a + i * n, *r1 = r0 + n, *r2 = r1 + n, *r3 = r2 + n;
+    const double p0 = p[i], p1 = p[i + 1], p2 = p[i + 2], p3 = p[i + 3];
+    // the 4 x 4 block on the diagonal (upper half): rows i..i+3, columns i..i+3
+    double d0 = r0[i] * p0 + r0[i + 1] * p1 + r0[i + 2] * p2 + r0[i + 3] * p3;
+    double d1 = r0[i + 1] * p0 + r1[i + 1] * p1 + r1[i + 2] * p2 + r1[i + 3] * p3;
+    double d2 = r0[i + 2] * p0 + r1[i + 2] * p1 + r2[i + 2] * p2 + r2[i + 3] * p3;
+    double d3 = r0[i + 3] * p0 + r1[i + 3] * p1 + r2[i + 3] * p2 + r3[i + 3] * p3;
+#pragma omp simd reduction(+ : d0, d1, d2, d3)
+    for (int64_t j = i + 4; j < n; ++j) {
+      const double pj = p[j], v0 = r0[j], v1 = r1[j], v2 = r2[j], v3 = r3[j];
+      d0 += v0 * pj;
+      d1 += v1 * pj;
+      d2 += v2 * pj;
+      d3 += v3 * pj;
+      s[j] += v0 * p0 + v1 * p1 + v2 * p2 + v3 * p3;
+    }
+    s[i] += d0;
+    s[i + 1] += d1;
+    s[i + 2] += d2;
+    s[i + 3] += d3;
+  }
+  for (; i < end; ++i) {
+    const T* row = a + i * n;
+    const double pi = p[i];
+    double d = static_cast<double>(row[i]) * pi;
+#pragma omp simd reduction(+ : d)
+    for (int64_t j = i + 1; j < n; ++j) {
+      const double v = row[j];
+      d += v * static_cast<double>(p[j]);
+      s[j] += v * pi;
+    }
+    s[i] += d;
+  }
+}
+
 std::tuple<double, double> cg_dense_step(const at::Tensor& A, at::Tensor& x, at::Tensor& r, at::Tensor& p,
                                          at::Tensor& q, double rr, int64_t grain) {
   TORCH_CHECK(A.device().is_cpu() && A.dim() == 2 && A.size(0) == A.size(1) && A.is_contiguous(),
@@ -97,41 +158,32 @@ std::tuple<double, double> cg_dense_step(const at::Tensor& A, at::Tensor& x, at:
               dtype);
   const int64_t n = A.size(0);
   check_vectors(x, r, p, q, n, dtype);
+  const std::vector<int64_t> bounds = triangle_blocks(n, grain);
+  const auto count = static_cast<int64_t>(bounds.size()) - 1;
+  // one row of partial products per block (block k writes entries bounds[k]..n), kept by the calling
+  // thread between calls so an iteration allocates nothing
+  thread_local std::vector<double> scratch;
+  scratch.resize(static_cast<size_t>(std::max<int64_t>(1, count * n)));
+  double* partial = scratch.data();
   double curvature = 0.0, rr_new = 0.0;
   gradhub::dispatch_floating(dtype, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* a = A.data_ptr<T>();
     T *xs = x.data_ptr<T>(), *rs = r.data_ptr<T>(), *ps = p.data_ptr<T>(), *qs = q.data_ptr<T>();
-    curvature = blockwise_sum(row_blocks(n, n, grain), n, [&](int64_t begin, int64_t end) {
+    const auto rows = [&](int64_t first, int64_t last) {
+      for (int64_t k = first; k < last; ++k) upper_rows(a, ps, partial + k * n, n, bounds[k], bounds[k + 1]);
+    };
+    if (count == 1) {
+      rows(0, 1);
+    } else {
+      at::parallel_for(0, count, 1, rows);
+    }
+    // q_i = the blocks' partials in block order (block k holds entries bounds[k]..n), and p^T q beside it
+    curvature = blockwise_sum(row_blocks(n, count, grain), n, [&](int64_t begin, int64_t end) {
       double sum = 0.0;
-      int64_t i = begin;
-      for (; i + 8 <= end; i += 8) {  // eight rows per pass over p: eight independent sums, p read once
-        const T* r0 = a + i * n;
-        double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, a4 = 0.0, a5 = 0.0, a6 = 0.0, a7 = 0.0;
-#pragma omp simd reduction(+ : a0, a1, a2, a3, a4, a5, a6, a7)
-        for (int64_t j = 0; j < n; ++j) {
-          const double pj = static_cast<double>(ps[j]);
-          a0 += static_cast<double>(r0[j]) * pj;
-          a1 += static_cast<double>(r0[n + j]) * pj;
-          a2 += static_cast<double>(r0[2 * n + j]) * pj;
-          a3 += static_cast<double>(r0[3 * n + j]) * pj;
-          a4 += static_cast<double>(r0[4 * n + j]) * pj;
-          a5 += static_cast<double>(r0[5 * n + j]) * pj;
-          a6 += static_cast<double>(r0[6 * n + j]) * pj;
-          a7 += static_cast<double>(r0[7 * n + j]) * pj;
-        }
-        const double products[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
-        for (int64_t m = 0; m < 8; ++m) {
-          const T product = static_cast<T>(products[m]);
-          qs[i + m] = product;
-          sum += static_cast<double>(ps[i + m]) * static_cast<double>(product);
-        }
-      }
-      for (; i < end; ++i) {
-        const T* row = a + i * n;
+      for (int64_t i = begin; i < end; ++i) {
         double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-        for (int64_t j = 0; j < n; ++j) acc += static_cast<double>(row[j]) * static_cast<double>(ps[j]);
+        for (int64_t k = 0; k < count && bounds[k] <= i; ++k) acc += partial[k * n + i];
         const T product = static_cast<T>(acc);
         qs[i] = product;
         sum += static_cast<double>(ps[i]) * static_cast<double>(product);
