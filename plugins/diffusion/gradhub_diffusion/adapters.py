@@ -345,10 +345,9 @@ class DiffusersDenoiser(nn.Module):
         )
         output = self.model((x * c_in).to(self._network_dtype(x)), timestep, **model_kwargs)
         output = self._output(output, x).to(x.dtype)
-        denoised = output * c_out
-        if c_skip == 1.0:
-            return denoised + x
-        return denoised + x * c_skip if c_skip != 0.0 else denoised
+        if c_skip == 0.0:  # "sample": the output is x0 (c_out = 1)
+            return output * c_out if c_out != 1.0 else output
+        return torch.add(x if c_skip == 1.0 else x * c_skip, output, alpha=c_out)  # c_skip x + c_out F, one pass
 
 
 def _slack(dtype: torch.dtype) -> float:
