@@ -162,12 +162,14 @@ def dpmpp_2m(call: SamplerCall, x: Tensor, sigma: float, sigma_next: float, *, p
     if sigma_next == 0:
         return denoised
     h = call.memory["h"] = math.log(sigma / sigma_next)
+    # x_i = (sigma_i / sigma_{i-1}) x - (e^{-h} - 1) D, with D's two terms folded into the coefficients (floats,
+    # float64 on the host): two or three tensor operations a step
+    step = -math.expm1(-h)
+    x_next = x * (sigma_next / sigma)
     if previous is None:
-        combined = denoised
-    else:
-        r = previous_h / h
-        combined = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * previous
-    return (sigma_next / sigma) * x - math.expm1(-h) * combined
+        return x_next.add_(denoised, alpha=step)
+    half_inverse_r = h / (2 * previous_h)  # 1 / (2r), r = h_{i-1} / h_i
+    return x_next.add_(denoised, alpha=step * (1 + half_inverse_r)).add_(previous, alpha=-step * half_inverse_r)
 
 
 @sampler(EULER_MARUYAMA_SDE, grid="sigmas")
