@@ -123,7 +123,8 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
         "ddim: denoiser returns NaN",
         lambda: _get("ddim")(lambda x, t: x * NAN, torch.randn(2, 2), _grid(0.9, 0.0)),
         UnsupportedInputError,
-        r"^ddim: unsupported model output at step 0 \(t=0.9\): a tensor with non-finite entries \(NaN; min nan, max nan\)",
+        r"^ddim: unsupported model output at step 0 \(t=0.9\): a tensor with non-finite entries "
+        r"\(NaN; min nan, max nan\)",
     ),
     (
         "euler_ode: grid increases",

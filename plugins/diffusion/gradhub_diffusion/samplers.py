@@ -227,8 +227,8 @@ def ddim(
     a_t, s_t, a_s, s_s, transition = _coefficients(now, then)
     denoised = path.to_x0(call.model(x, t), x, now, prediction)
     c = eta * math.sqrt(transition * s_s**2 / s_t**2)
-    # with eps = (x - alpha_t x0) / sigma_t: x_s = (alpha_s - alpha_t k) x0 + k x + c z, k = sqrt(sigma_s^2 - c^2) / sigma_t,
-    # the coefficients in float64 on the host, two tensor operations
+    # with eps = (x - alpha_t x0) / sigma_t: x_s = (alpha_s - alpha_t k) x0 + k x + c z,
+    # k = sqrt(sigma_s^2 - c^2) / sigma_t; the coefficients in float64 on the host, two tensor operations
     k = math.sqrt(max(s_s**2 - c**2, 0.0)) / s_t
     x = torch.add(x * k, denoised, alpha=a_s - a_t * k)
     return x + c * call.noise(x) if c > 0 else x
