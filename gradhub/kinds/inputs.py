@@ -106,14 +106,13 @@ def require_finite(method: str, name: str, value: torch.Tensor) -> None:
     """No NaN or infinity in ``value`` (one host sync), or an error counting the bad entries."""
     if (value.is_floating_point() or value.is_complex()) and not bool(all_finite(value)):
         bad = ~torch.isfinite(value)  # the error path: count them
-        if bool(bad.any()):
-            first = value.reshape(-1)[bad.reshape(-1)][0].item()
-            raise UnsupportedInputError(
-                method,
-                f"{name} values",
-                f"{int(bad.sum())} of {value.numel()} entries non-finite (first: {first!r})",
-                f"{name} must be finite",
-            )
+        first = value.reshape(-1)[bad.reshape(-1)][0].item()
+        raise UnsupportedInputError(
+            method,
+            f"{name} values",
+            f"{int(bad.sum())} of {value.numel()} entries non-finite (first: {first!r})",
+            f"{name} must be finite",
+        )
 
 
 class DeferredCheck:

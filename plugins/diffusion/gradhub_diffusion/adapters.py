@@ -184,15 +184,6 @@ class DiffusersDenoiser(nn.Module):
         t = low + min(max((log_sigma - below) / (above - below), 0.0), 1.0)
         return float(round(t)) if self.quantize else t
 
-    def _host_coefficients(self, sigma: float) -> tuple[float, float, float]:
-        """:meth:`_coefficients` of one sigma, in Python floats."""
-        c_in = 1.0 / math.sqrt(1.0 + sigma * sigma)
-        if self.prediction_type == "epsilon":
-            return 1.0, -sigma, c_in
-        if self.prediction_type == "v_prediction":
-            return c_in * c_in, -sigma * c_in, c_in
-        return 0.0, 1.0, c_in
-
     def _one_host_sigma(self, sigma: Any, x: Tensor) -> float | None:
         """The one noise level of a call whose sigma is on the host (a number, or a tensor of shape (), (1,) or
         (batch,) holding one value, what every sampler passes, where :func:`host_formulation` says sigma may be
@@ -269,14 +260,16 @@ class DiffusersDenoiser(nn.Module):
                 "build the grid with denoiser.sigmas(n) or edm_sigmas(n, sigma_min=..., sigma_max=...)",
             )
 
-    def _coefficients(self, sigma: Tensor) -> tuple[float | Tensor, Tensor, Tensor]:
-        """``(c_skip, c_out, c_in)`` in float64 (Karras et al. 2022, Table 1, with sigma_data = 1 for the VP scale)."""
-        c_in = (1 + sigma.square()).rsqrt()
+    def _coefficients(self, sigma: Any) -> tuple[Any, Any, Any]:
+        """``(c_skip, c_out, c_in)`` (Karras et al. 2022, Table 1, with sigma_data = 1 for the VP scale), for sigma
+        a float64 tensor (the per-sample path) or a Python float (one sigma on the host); c_skip and, for "sample",
+        c_out are plain numbers."""
+        c_in = (1 + sigma * sigma) ** -0.5
         if self.prediction_type == "epsilon":  # x0 = x - sigma eps
             return 1.0, -sigma, c_in
         if self.prediction_type == "v_prediction":  # x0 = sqrt(abar) x_vp - sqrt(1 - abar) v
-            return c_in.square(), -sigma * c_in, c_in
-        return 0.0, torch.ones_like(sigma), c_in  # "sample": the network's output is x0
+            return c_in * c_in, -sigma * c_in, c_in
+        return 0.0, 1.0, c_in  # "sample": the network's output is x0
 
     def _output(self, output: Any, x: Tensor) -> Tensor:
         if not isinstance(output, Tensor):
@@ -323,7 +316,7 @@ class DiffusersDenoiser(nn.Module):
             scaled.to(network_dtype), timestep.to(torch.promote_types(x.dtype, torch.float32)), **model_kwargs
         )
         output = self._output(output, x).to(x.dtype)
-        denoised = _per_sample(c_out, x) * output
+        denoised = _per_sample(c_out, x) * output if isinstance(c_out, Tensor) else output * c_out
         if not isinstance(c_skip, float):
             denoised = denoised + _per_sample(c_skip, x) * x
         elif c_skip != 0.0:
@@ -336,7 +329,7 @@ class DiffusersDenoiser(nn.Module):
     def _forward_one_sigma(self, x: Tensor, sigma: float, model_kwargs: dict[str, Any]) -> Tensor:
         """:meth:`forward` for one noise level known on the host: the coefficients and the timestep as Python
         floats (the same formulas, in float64), about a dozen small tensor operations fewer per call."""
-        c_skip, c_out, c_in = self._host_coefficients(sigma)
+        c_skip, c_out, c_in = self._coefficients(sigma)
         timestep = torch.full(
             (x.shape[0],),
             self._host_timestep(sigma),

@@ -101,12 +101,19 @@ void check_vectors(const at::Tensor& x, const at::Tensor& r, const at::Tensor& p
   }
 }
 
-// Row bounds of blocks of about `grain` multiply-adds each over the upper triangle (row i holds n - i
-// entries): block k ends where the rows above it hold k/count of the triangle. Depends on n and grain only.
+// At most this many blocks over the triangle: each block keeps a row of n partial products (the scratch is
+// count * n doubles, and the final sum reads count entries per row), so the count must not grow with n^2 / grain
+// (a 30,000^2 matrix would have wanted 6,867 blocks and 1.6 GB of scratch). 64 keeps it below 64 n doubles,
+// under 1/100 of A's size above n = 6,400, and still gives every thread of a 64-core machine a block.
+constexpr int64_t kMaxTriangleBlocks = 64;
+
+// Row bounds of blocks of about `grain` multiply-adds each (at most kMaxTriangleBlocks of them) over the upper
+// triangle (row i holds n - i entries): block k ends where the rows above it hold k/count of the triangle.
+// Depends on n and grain only, not on the number of threads.
 std::vector<int64_t> triangle_blocks(int64_t n, int64_t grain) {
   const double total = 0.5 * static_cast<double>(n) * static_cast<double>(n + 1);
-  const int64_t count = std::max<int64_t>(
-      1, std::min<int64_t>(n, static_cast<int64_t>(std::ceil(total / static_cast<double>(std::max<int64_t>(1, grain))))));
+  const auto wanted = static_cast<int64_t>(std::ceil(total / static_cast<double>(std::max<int64_t>(1, grain))));
+  const int64_t count = std::max<int64_t>(1, std::min({n, wanted, kMaxTriangleBlocks}));
   std::vector<int64_t> bounds{0};
   for (int64_t k = 1; k < count; ++k) {
     const auto bound = n - static_cast<int64_t>(std::llround(static_cast<double>(n) *
