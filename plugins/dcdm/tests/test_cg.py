@@ -389,7 +389,7 @@ def test_the_default_runs_the_kernel_where_it_applies(monkeypatch: pytest.Monkey
     plain = cg(matrix, b, tol=1e-10, fused=False)
     assert calls == [1]
     assert default.converged and abs(default.iterations - plain.iterations) <= 1
-    torch.testing.assert_close(default.solution, plain.solution, rtol=0, atol=1e-10 * plain.solution.norm().item())
+    torch.testing.assert_close(default.solution, plain.solution, rtol=0, atol=1e-8 * plain.solution.norm().item())
 
 
 def test_without_a_compiler_the_default_is_quiet_and_fused_true_still_warns(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -324,7 +324,8 @@ def test_one_sigma_on_the_host_equals_the_per_sample_path(
     sigmas = torch.tensor([denoiser.sigma_min * 1.5, 0.37, 2.9, denoiser.sigma_max * 0.99], dtype=torch.float64)
     x = torch.randn(4, 3, 5, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(dtype)
     per_sample = denoiser(x, sigmas)  # different sigmas: the tensor path
-    tolerance = 8 * torch.finfo(dtype).eps
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-12  # rounding (tanh vectorised or not, log, pow); a wrong
+    # coefficient or timestep differs by far more
     for index, sigma in enumerate(sigmas.tolist()):
         for given in (sigma, torch.tensor(sigma, dtype=torch.float64), torch.full((1,), sigma, dtype=dtype)):
             alone = denoiser(x[index : index + 1], given)
